@@ -1,0 +1,63 @@
+//! `fc-host run [AGENT.wasm] --policy FILE [--brain SPEC] [--task TEXT]`.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use femtoclaw_runtime::prelude::*;
+
+use crate::exit;
+
+/// Run an agent under a policy.
+#[derive(clap::Args)]
+pub struct RunCommand {
+    /// An agent component (`agent` world); the built-in agent if omitted.
+    agent: Option<PathBuf>,
+    /// The policy file.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// The brain: `scripted:FILE` (a JSON script) or `PATH.wasm` (a
+    /// component of the `brain` world). Defaults to the policy's [brain].
+    #[arg(long, value_name = "SPEC")]
+    brain: Option<String>,
+    /// The task handed to the agent.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    task: String,
+}
+
+impl RunCommand {
+    pub fn execute(self) -> anyhow::Result<u8> {
+        let policy = Policy::load(&self.policy)?;
+        let mut plan = RunPlan::new(policy, self.task);
+        if let Some(agent) = self.agent {
+            plan.agent = ComponentRef::File(agent);
+        }
+        plan.brain = self.brain.as_deref().map(parse_brain).transpose()?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let outcome = runtime.block_on(async { Runtime::new()?.run(plan).await })?;
+        match outcome.answer {
+            Ok(answer) => {
+                println!("{answer}");
+                Ok(exit::OK)
+            }
+            Err(error) => {
+                eprintln!("fc-host: the agent failed: {error}");
+                Ok(exit::AGENT_ERROR)
+            }
+        }
+    }
+}
+
+fn parse_brain(spec: &str) -> anyhow::Result<BrainChoice> {
+    if let Some(file) = spec.strip_prefix("scripted:") {
+        return Ok(BrainChoice::Scripted(PathBuf::from(file)));
+    }
+    if spec.ends_with(".wasm") {
+        return Ok(BrainChoice::Component(PathBuf::from(spec)));
+    }
+    bail!(femtoclaw_runtime::RunError::Config(format!(
+        "unknown --brain `{spec}` (expected `scripted:FILE` or `PATH.wasm`)"
+    )))
+}

@@ -1,0 +1,35 @@
+//! Exit codes, documented in `--help` and README.md.
+
+use femtoclaw_runtime::RunError;
+
+/// The agent finished and its answer is on stdout.
+pub const OK: u8 = 0;
+/// The agent finished with its own error (printed on stderr).
+pub const AGENT_ERROR: u8 = 1;
+/// Bad command line, policy, brain script or configuration.
+pub const USAGE: u8 = 2;
+/// A budget or limit stopped the run (steps, tool calls, fuel, time, memory).
+pub const LIMIT: u8 = 3;
+/// A guest trapped where the run could not go on.
+pub const TRAP: u8 = 4;
+/// A component was refused: not a component, or not of its world.
+pub const COMPONENT: u8 = 5;
+/// A failure of fc-host itself.
+pub const INTERNAL: u8 = 70;
+
+pub const HELP: &str = "Exit codes: 0 success, 1 the agent's own error, 2 usage, policy or \
+configuration error, 3 a budget or limit stopped the run, 4 a guest trapped, 5 a component \
+was refused, 70 internal error.";
+
+/// The exit code for an error that ended a command.
+pub fn for_error(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<RunError>() {
+        Some(RunError::Policy(_) | RunError::Config(_)) => USAGE,
+        Some(RunError::Component { .. }) => COMPONENT,
+        Some(RunError::Limit(_)) => LIMIT,
+        Some(RunError::Trap { .. }) => TRAP,
+        Some(_) => INTERNAL,
+        None if e.downcast_ref::<femtoclaw_policy::PolicyError>().is_some() => USAGE,
+        None => INTERNAL,
+    }
+}

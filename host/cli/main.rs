@@ -1,0 +1,55 @@
+//! `fc-host`: run AI agents under a deny-by-default policy.
+//!
+//! A thin dispatcher over `femtoclaw-runtime`: one clap subcommand per file
+//! in `commands/`. stdout carries only the agent's final answer; logs go to
+//! stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod commands;
+mod exit;
+mod logging;
+
+use commands::Command;
+
+/// fc-host: the FemtoClaw runtime. The model proposes; fc-host decides.
+#[derive(Parser)]
+#[command(name = "fc-host", version, about, after_help = exit::HELP)]
+struct Cli {
+    /// Log filter for stderr (`error`, `warn`, `info`, `debug`, `trace`, or a
+    /// `RUST_LOG`-style directive). Defaults to `RUST_LOG`, else `info`.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Pretty)]
+    log_format: logging::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format) {
+        eprintln!("fc-host: {e:#}");
+        return ExitCode::from(exit::USAGE);
+    }
+    match cli.command.execute() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = exit::for_error(&e);
+            eprintln!("fc-host: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

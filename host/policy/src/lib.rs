@@ -1,0 +1,32 @@
+//! FemtoClaw policy files.
+//!
+//! A policy is one TOML file that names everything the components of a run
+//! may touch. It is parsed once into a typed [`Policy`]: unknown keys, bad
+//! values and unsafe or conflicting grants are errors that name the file, the
+//! line and the key. Nothing is granted by default.
+//!
+//! ```toml
+//! version = 1
+//! [limits]
+//! max-steps = 16
+//! [brain]
+//! kind = "scripted"
+//! script = "brain.json"
+//! [capabilities.fs]
+//! component = "builtin:fs"
+//! tools = ["read_file", "list_dir"]
+//! mounts = [{ guest = "/data", host = "data", mode = "ro" }]
+//! ```
+
+#![deny(missing_docs)]
+
+mod error;
+mod model;
+mod parse;
+mod raw;
+
+pub use error::{PolicyError, Result};
+pub use model::{
+    BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentSource, Limits, Mount, MountMode,
+    Policy,
+};

@@ -1,0 +1,315 @@
+//! Raw policy → validated [`Policy`]. One function, used both by runs and by
+//! `fc-host policy check`.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::model::*;
+use crate::raw::*;
+use crate::{PolicyError, Result};
+
+/// The only policy format version this build reads.
+const VERSION: i64 = 1;
+
+/// Carries what every error needs: the file and its text (for line numbers).
+struct Ctx<'a> {
+    path: &'a Path,
+    dir: PathBuf,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Result<T> {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        Err(PolicyError::Invalid {
+            path: self.path.to_owned(),
+            line,
+            key: key.to_owned(),
+            message: message.into(),
+        })
+    }
+
+    /// A path from the policy, relative to the policy's directory.
+    fn resolve(&self, value: &str) -> PathBuf {
+        self.dir.join(value)
+    }
+}
+
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let cx = Ctx { path, dir, text };
+
+    if *raw.version.get_ref() != VERSION {
+        return cx.err(
+            raw.version.span(),
+            "version",
+            format!(
+                "unsupported policy version `{}` (this fc-host reads version {VERSION})",
+                raw.version.get_ref()
+            ),
+        );
+    }
+    let limits = match raw.limits {
+        Some(l) => limits(&cx, l)?,
+        None => Limits::default(),
+    };
+    let brain = raw.brain.map(|b| brain(&cx, b)).transpose()?;
+    let mut capabilities = BTreeMap::new();
+    for (name, cap) in raw.capabilities {
+        let grant = capability(&cx, &name, cap)?;
+        capabilities.insert(name.into_inner(), grant);
+    }
+    Ok(Policy {
+        path: path.to_owned(),
+        limits,
+        brain,
+        capabilities,
+    })
+}
+
+fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
+    let mut out = Limits::default();
+    if let Some(v) = raw.max_steps {
+        out.max_steps = positive(cx, &v, "limits.max-steps")?;
+    }
+    if let Some(v) = raw.max_tool_calls {
+        out.max_tool_calls = positive(cx, &v, "limits.max-tool-calls")?;
+    }
+    Ok(out)
+}
+
+/// Limits are never zero (zero would read as "unlimited" somewhere) and never
+/// negative.
+fn positive(cx: &Ctx, v: &Spanned<i64>, key: &str) -> Result<u32> {
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => cx.err(
+            v.span(),
+            key,
+            format!("must be between 1 and {}, got `{}`", u32::MAX, v.get_ref()),
+        ),
+    }
+}
+
+fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
+    match raw.kind.get_ref().as_str() {
+        "scripted" => {
+            let Some(script) = raw.script else {
+                return cx.err(
+                    raw.kind.span(),
+                    "brain.script",
+                    "a scripted brain needs `script = \"FILE.json\"`",
+                );
+            };
+            let file = cx.resolve(script.get_ref());
+            if !file.is_file() {
+                return cx.err(
+                    script.span(),
+                    "brain.script",
+                    format!("script file `{}` does not exist", file.display()),
+                );
+            }
+            Ok(BrainSpec::Scripted { script: file })
+        }
+        other => cx.err(
+            raw.kind.span(),
+            "brain.kind",
+            format!("unknown brain kind `{other}` (expected `scripted`)"),
+        ),
+    }
+}
+
+fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<CapabilityGrant> {
+    let key = format!("capabilities.{}", name.get_ref());
+    if !is_identifier(name.get_ref()) {
+        return cx.err(
+            name.span(),
+            &key,
+            "capability names use lowercase letters, digits, `_` and `-`, starting with a letter",
+        );
+    }
+    let component = component(cx, &raw.component, &format!("{key}.component"))?;
+
+    let tools_key = format!("{key}.tools");
+    let mut tools = Vec::new();
+    for tool in raw.tools.get_ref() {
+        let t = tool.get_ref();
+        if t.contains('*') {
+            return cx.err(
+                tool.span(),
+                &tools_key,
+                "wildcards are not allowed: list each tool the agent may call by name",
+            );
+        }
+        if !is_identifier(t) {
+            return cx.err(tool.span(), &tools_key, format!("`{t}` is not a tool name"));
+        }
+        if tools.contains(t) {
+            return cx.err(
+                tool.span(),
+                &tools_key,
+                format!("tool `{t}` is listed twice"),
+            );
+        }
+        tools.push(t.clone());
+    }
+
+    let mounts_key = format!("{key}.mounts");
+    let mut mounts: Vec<Mount> = Vec::new();
+    for m in &raw.mounts {
+        let mount = mount(cx, m.get_ref(), &mounts_key)?;
+        if let Some(other) = mounts.iter().find(|o| nested(&o.guest, &mount.guest)) {
+            return cx.err(
+                m.get_ref().guest.span(),
+                &mounts_key,
+                format!("guest path `{}` overlaps the mount at `{}`: each guest path may be granted once", mount.guest, other.guest),
+            );
+        }
+        mounts.push(mount);
+    }
+    Ok(CapabilityGrant {
+        component,
+        tools,
+        mounts,
+    })
+}
+
+fn component(cx: &Ctx, raw: &Spanned<String>, key: &str) -> Result<ComponentSource> {
+    if let Some(name) = raw.get_ref().strip_prefix("builtin:") {
+        if !BUILTIN_CAPABILITIES.contains(&name) {
+            return cx.err(
+                raw.span(),
+                key,
+                format!(
+                    "unknown built-in `{name}` (built-ins: {})",
+                    BUILTIN_CAPABILITIES.join(", ")
+                ),
+            );
+        }
+        return Ok(ComponentSource::Builtin(name.to_owned()));
+    }
+    let file = cx.resolve(raw.get_ref());
+    if !file.is_file() {
+        return cx.err(
+            raw.span(),
+            key,
+            format!("component file `{}` does not exist", file.display()),
+        );
+    }
+    Ok(ComponentSource::File(file))
+}
+
+fn mount(cx: &Ctx, raw: &RawMount, key: &str) -> Result<Mount> {
+    let guest = raw.guest.get_ref();
+    let Some(guest) = normal_guest_path(guest) else {
+        return cx.err(
+            raw.guest.span(),
+            key,
+            format!("guest path `{guest}` must be absolute and normalised (no `.`, `..` or `//`)"),
+        );
+    };
+    let mode = match raw.mode.get_ref().as_str() {
+        "ro" => MountMode::ReadOnly,
+        "rw" => MountMode::ReadWrite,
+        other => {
+            return cx.err(
+                raw.mode.span(),
+                key,
+                format!("mode `{other}` is not `ro` or `rw`"),
+            );
+        }
+    };
+    let host = cx.resolve(raw.host.get_ref());
+    // The grant root itself must be a real directory: a symlink could be
+    // swapped later to point anywhere.
+    match std::fs::symlink_metadata(&host) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return cx.err(
+                raw.host.span(),
+                key,
+                format!(
+                    "mount root `{}` is a symlink: name the real directory",
+                    host.display()
+                ),
+            );
+        }
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return cx.err(
+                raw.host.span(),
+                key,
+                format!("mount root `{}` is not a directory", host.display()),
+            );
+        }
+        Err(_) => {
+            return cx.err(
+                raw.host.span(),
+                key,
+                format!("mount directory `{}` does not exist", host.display()),
+            );
+        }
+    }
+    let host = host.canonicalize().or_else(|e| {
+        cx.err(
+            raw.host.span(),
+            key,
+            format!("cannot resolve `{}`: {e}", host.display()),
+        )
+    })?;
+    Ok(Mount { guest, host, mode })
+}
+
+/// `/a/b` stays `/a/b`; a trailing `/` is dropped; anything relative or with
+/// `.`/`..`/empty components is refused.
+fn normal_guest_path(p: &str) -> Option<String> {
+    if !p.starts_with('/') || p.contains("//") {
+        return None;
+    }
+    let trimmed = if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    };
+    let ok = Path::new(trimmed)
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !trimmed.split('/').any(|s| s == "." || s == "..");
+    ok.then(|| trimmed.to_owned())
+}
+
+/// Whether one guest path is the other or lies inside it.
+fn nested(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner == outer
+            || outer == "/"
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    inside(a, b) || inside(b, a)
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}

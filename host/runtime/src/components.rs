@@ -1,0 +1,117 @@
+//! Loading components: built-ins embedded in the binary or `.wasm` files.
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use crate::{RunError, Runtime};
+
+/// Components embedded in `fc-host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// The default tool-using agent (`builtin:agent`).
+    Agent,
+    /// The scripted brain (`builtin:scripted`).
+    ScriptedBrain,
+    /// The `fs` capability (`builtin:fs`).
+    Fs,
+}
+
+impl Builtin {
+    fn bytes(self) -> &'static [u8] {
+        use crate::artifacts::*;
+        match self {
+            Builtin::Agent => AGENT_DEFAULT_BYTES,
+            Builtin::ScriptedBrain => BRAIN_SCRIPTED_BYTES,
+            Builtin::Fs => CAP_FS_BYTES,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Builtin::Agent => "builtin:agent",
+            Builtin::ScriptedBrain => "builtin:scripted",
+            Builtin::Fs => "builtin:fs",
+        }
+    }
+
+    /// The built-in capability called `name` in `builtin:NAME`.
+    pub fn capability(name: &str) -> Option<Builtin> {
+        (name == "fs").then_some(Builtin::Fs)
+    }
+}
+
+/// Where a component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentRef {
+    /// Embedded in the binary.
+    Builtin(Builtin),
+    /// A component file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for ComponentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentRef::Builtin(b) => f.write_str(b.name()),
+            ComponentRef::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Component files larger than this are refused before parsing.
+const MAX_COMPONENT_BYTES: u64 = 128 << 20;
+
+/// A compiled component and what identifies it.
+pub(crate) struct Loaded {
+    pub component: Component,
+    /// `builtin:fs` or the file path.
+    pub label: String,
+    /// sha256 of the component's bytes, hex.
+    pub hash: String,
+}
+
+impl Runtime {
+    /// Reads and compiles a component.
+    pub(crate) fn load(&self, source: &ComponentRef) -> Result<Loaded, RunError> {
+        let label = source.to_string();
+        let reject = |message: String| RunError::Component {
+            component: label.clone(),
+            message,
+        };
+        let owned;
+        let bytes: &[u8] = match source {
+            ComponentRef::Builtin(b) => b.bytes(),
+            ComponentRef::File(path) => {
+                let meta =
+                    std::fs::metadata(path).map_err(|e| reject(format!("cannot read: {e}")))?;
+                if meta.len() > MAX_COMPONENT_BYTES {
+                    return Err(reject(format!(
+                        "{} bytes exceed the cap of {MAX_COMPONENT_BYTES}",
+                        meta.len()
+                    )));
+                }
+                owned = std::fs::read(path).map_err(|e| reject(format!("cannot read: {e}")))?;
+                &owned
+            }
+        };
+        if is_core_module(bytes) {
+            return Err(reject("this is a core WebAssembly module, not a component (build for `wasm32-wasip2` or run `wasm-tools component new`)".into()));
+        }
+        let hash = hex::encode(Sha256::digest(bytes));
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| reject(format!("not a valid WebAssembly component: {e:#}")))?;
+        Ok(Loaded {
+            component,
+            label,
+            hash,
+        })
+    }
+}
+
+/// A core module starts with the wasm magic and version 1; a component has
+/// the same magic with a different version/layer field.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}

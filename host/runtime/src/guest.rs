@@ -1,0 +1,270 @@
+//! What every component's store holds, and the guard around every call into
+//! a guest: fuel, a wall-time deadline, memory limits, and the translation of
+//! a failure into a limit stop or a trap.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::StopReason;
+use crate::bindings::agent::femtoclaw::runtime::{log, types};
+use crate::engine::EPOCH_TICK;
+
+/// Budgets for one store. Defaults are documented in docs/policy.md.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Linear memory, bytes, over all memories of the component.
+    pub memory: usize,
+    /// Fuel (roughly wasm instructions) per call into the guest.
+    pub fuel: u64,
+    /// Wall time per call into the guest.
+    pub wall: Duration,
+}
+
+impl Budget {
+    pub(crate) const CAPABILITY: Budget = Budget {
+        memory: 256 << 20,
+        fuel: 2_000_000_000,
+        wall: Duration::from_secs(30),
+    };
+    pub(crate) const AGENT: Budget = Budget {
+        memory: 256 << 20,
+        fuel: 10_000_000_000,
+        wall: Duration::from_secs(600),
+    };
+}
+
+/// Core instances, tables and memories one component may create. Small
+/// components need a handful; the caps stop instantiation bombs.
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Log lines a component may emit per store before lines are dropped.
+const MAX_LOG_LINES: u32 = 1000;
+/// Bytes of one log line kept; the rest is cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// The data of a component's store.
+pub(crate) struct GuestState<D> {
+    /// Who this is in logs: `agent`, `brain`, `capability fs`.
+    pub name: String,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log_lines: u32,
+    log_dropped: u32,
+    /// Per-world host state.
+    pub data: D,
+}
+
+impl<D: Send> GuestState<D> {
+    /// A store for one component instance, with memory and table limits.
+    pub(crate) fn store(
+        engine: &Engine,
+        name: String,
+        wasi: WasiCtx,
+        budget: Budget,
+        data: D,
+    ) -> Store<Self> {
+        let limiter = Limiter {
+            memory: budget.memory,
+            hit: None,
+        };
+        let state = GuestState {
+            name,
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            log_lines: 0,
+            log_dropped: 0,
+            data,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+}
+
+impl<D: Send> WasiView for GuestState<D> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl<D: Send> types::Host for GuestState<D> {}
+
+impl<D: Send> log::Host for GuestState<D> {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.log_lines >= MAX_LOG_LINES {
+            self.log_dropped += 1;
+            return Ok(());
+        }
+        self.log_lines += 1;
+        let message = sanitize(&message, MAX_LOG_LINE);
+        let component = self.name.as_str();
+        match level {
+            log::Level::Trace => {
+                tracing::trace!(target: "femtoclaw::guest", component, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "femtoclaw::guest", component, "{message}")
+            }
+            log::Level::Info => tracing::info!(target: "femtoclaw::guest", component, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "femtoclaw::guest", component, "{message}"),
+            log::Level::Error => {
+                tracing::error!(target: "femtoclaw::guest", component, "{message}")
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D> Drop for GuestState<D> {
+    fn drop(&mut self) {
+        if self.log_dropped > 0 {
+            tracing::warn!(target: "femtoclaw::guest", component = %self.name, dropped = self.log_dropped, "log lines dropped over the cap");
+        }
+    }
+}
+
+/// Makes guest text safe for one log line: control characters (newlines,
+/// ANSI escapes) become visible escapes and the length is capped.
+pub(crate) fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() >= max {
+            out.push_str("…[cut]");
+            break;
+        }
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Memory and table limits; remembers which one was hit so that a guest that
+/// aborts after a failed `memory.grow` is reported as a limit stop.
+struct Limiter {
+    memory: usize,
+    hit: Option<String>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.hit = Some(format!("memory limit of {} MiB", self.memory >> 20));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.hit = Some(format!("table limit of {MAX_TABLE_ELEMENTS} elements"));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// How a call into a guest failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A budget stopped it (fuel, wall time, memory).
+    Limit(String),
+    /// The guest trapped or was refused by the engine.
+    Trap(String),
+    /// A host call ended the run because a run budget ran out.
+    Stop(StopReason),
+}
+
+/// Arms a store for one call: fresh fuel, a fresh deadline, no limit hit.
+pub(crate) fn arm<D>(store: &mut Store<GuestState<D>>, budget: Budget) {
+    store.data_mut().limiter.hit = None;
+    store
+        .set_fuel(budget.fuel)
+        .expect("invariant: fuel is enabled on the engine");
+    let ticks = (budget.wall.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+}
+
+/// Runs a guest call under its budget and sorts out how it failed.
+pub(crate) async fn guarded<D, R>(
+    store: &mut Store<GuestState<D>>,
+    budget: Budget,
+    call: impl AsyncFnOnce(&mut Store<GuestState<D>>) -> wasmtime::Result<R>,
+) -> Result<R, Failure> {
+    arm(store, budget);
+    let result = tokio::time::timeout(budget.wall, call(store)).await;
+    match result {
+        Err(_) => Err(Failure::Limit(format!(
+            "wall-time limit of {:?}",
+            budget.wall
+        ))),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(classify(error, store.data().limiter.hit.clone(), budget)),
+    }
+}
+
+fn classify(error: wasmtime::Error, limit_hit: Option<String>, budget: Budget) -> Failure {
+    if let Some(reason) = error.downcast_ref::<StopReason>() {
+        return Failure::Stop(reason.clone());
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            return Failure::Limit(format!("fuel budget of {} exhausted", budget.fuel));
+        }
+        Some(Trap::Interrupt) => {
+            return Failure::Limit(format!("wall-time limit of {:?}", budget.wall));
+        }
+        _ => {}
+    }
+    if let Some(limit) = limit_hit {
+        return Failure::Limit(limit);
+    }
+    Failure::Trap(format!("{error:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn sanitize_escapes_control_characters_and_caps() {
+        let s = sanitize("a\nb\x1b[2J\"} {\"level\":\"ERROR\"}", 100);
+        assert!(!s.contains('\n') && !s.contains('\x1b'), "{s}");
+        assert!(s.starts_with("a\\nb\\u{1b}[2J"), "{s}");
+        assert_eq!(
+            sanitize(&"x".repeat(50), 10),
+            format!("{}…[cut]", "x".repeat(10))
+        );
+    }
+}

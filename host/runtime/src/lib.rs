@@ -1,0 +1,51 @@
+//! FemtoClaw runtime: the wasmtime host that stands between a model and the
+//! world.
+//!
+//! A run wires three kinds of components, each in its own store: the agent
+//! (empty WASI view; acts only through `tools` and thinks only through
+//! `inference`), the brain (proposes the next turn) and the capabilities
+//! (the only code that touches files or services, with exactly the handles
+//! the policy grants). Every tool call goes through the [`gate`] and the
+//! protocol validator before a capability runs it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), femtoclaw_runtime::RunError> {
+//! use femtoclaw_runtime::prelude::*;
+//! let policy = Policy::load("examples/hello/policy.toml")?;
+//! let runtime = Runtime::new()?;
+//! let outcome = runtime.run(RunPlan::new(policy, "list the files")).await?;
+//! println!("{}", outcome.answer.unwrap_or_else(|e| e));
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod agent;
+mod bindings;
+mod brain;
+mod capability;
+mod components;
+mod engine;
+mod error;
+pub mod gate;
+mod guest;
+mod run;
+mod virt;
+
+pub use components::{Builtin, ComponentRef};
+pub use engine::Runtime;
+pub use error::{RunError, StopReason};
+pub use run::{BrainChoice, RunOutcome, RunPlan, RunStats};
+pub(crate) use virt::{VirtualClock, seeded_rng};
+
+/// Paths of every guest component built from `guests/` (for tests and tools).
+#[doc(hidden)]
+pub mod artifacts {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The names an embedding program needs.
+pub mod prelude {
+    pub use crate::{BrainChoice, ComponentRef, RunError, RunOutcome, RunPlan, Runtime};
+    pub use femtoclaw_policy::Policy;
+}
