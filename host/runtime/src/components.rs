@@ -96,6 +96,11 @@ impl Runtime {
                 &owned
             }
         };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(reject(
+                "not a WebAssembly file (it lacks the `\\0asm` header)".into(),
+            ));
+        }
         if is_core_module(bytes) {
             return Err(reject("this is a core WebAssembly module, not a component (build for `wasm32-wasip2` or run `wasm-tools component new`)".into()));
         }

@@ -88,15 +88,7 @@ impl Runtime {
         };
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, policy = %plan.policy.path.display(), agent = %plan.agent, "run started");
 
-        let mut gate = Gate::default();
-        let mut capabilities = BTreeMap::new();
-        for (name, grant) in &plan.policy.capabilities {
-            let (instance, specs) = CapabilityInstance::start(self, name, grant).await?;
-            gate.register(&plan.policy, name, specs)?;
-            capabilities.insert(name.clone(), instance);
-        }
-        let brain = BrainInstance::start(self, &brain_choice).await?;
-
+        // Check the agent before starting anything else.
         let loaded = self.load(&plan.agent)?;
         let mut linker = Linker::new(&self.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking the agent: {e:#}"));
@@ -108,6 +100,15 @@ impl Runtime {
         };
         let pre = AgentPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
             .map_err(reject)?;
+
+        let mut gate = Gate::default();
+        let mut capabilities = BTreeMap::new();
+        for (name, grant) in &plan.policy.capabilities {
+            let (instance, specs) = CapabilityInstance::start(self, name, grant).await?;
+            gate.register(&plan.policy, name, specs)?;
+            capabilities.insert(name.clone(), instance);
+        }
+        let brain = BrainInstance::start(self, &brain_choice).await?;
 
         // The agent's WASI view is empty: no preopens, no environment, no
         // network, stdin closed; its clocks and random source are virtual

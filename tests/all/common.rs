@@ -1,0 +1,152 @@
+//! A scratch directory with a policy, a brain script and data, and a way to
+//! run `fc-host` on it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+pub use femtoclaw_runtime::artifacts;
+
+/// The exit codes of `fc-host` (see README.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const USAGE: i32 = 2;
+    pub const LIMIT: i32 = 3;
+    pub const COMPONENT: i32 = 5;
+}
+
+pub fn fc_host() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-host"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// What a finished `fc-host` printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Every stderr line parsed as JSON (the run used `--log-format json`).
+    pub fn events(&self) -> Vec<Value> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// Log events whose `message` is `message`.
+    pub fn events_named(&self, message: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["message"] == message)
+            .collect()
+    }
+
+    /// The answer of the `agent-echo` test agent: one entry per tool call.
+    pub fn transcript(&self) -> Vec<Value> {
+        assert_eq!(self.code, exit::OK, "fc-host failed: {self:#?}");
+        match serde_json::from_str(self.stdout.trim()) {
+            Ok(Value::Array(entries)) => entries,
+            _ => panic!("stdout is not a transcript: {self:#?}"),
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("fc-host runs");
+    Output {
+        code: out.status.code().expect("fc-host exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A temporary directory holding a policy and what it refers to.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating parent directories) and returns its path.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    /// Writes `brain.json` with these turns and `policy.toml` with this text.
+    pub fn setup(&self, policy: &str, turns: Value) -> PathBuf {
+        self.write("brain.json", &turns.to_string());
+        self.write("policy.toml", policy)
+    }
+
+    /// `fc-host --log-format json run AGENT --policy policy.toml`.
+    pub fn run_with(&self, agent: Option<&str>) -> Output {
+        let mut cmd = fc_host();
+        cmd.args(["--log-format", "json", "run"]);
+        if let Some(agent) = agent {
+            cmd.arg(agent);
+        }
+        cmd.arg("--policy")
+            .arg(self.path("policy.toml"))
+            .args(["--task", "test"]);
+        run(&mut cmd)
+    }
+
+    /// Runs the `agent-echo` test agent.
+    pub fn run_echo(&self) -> Output {
+        self.run_with(Some(artifacts::AGENT_ECHO))
+    }
+}
+
+/// One scripted turn calling these tools with these arguments (a string is
+/// passed as raw JSON text), followed by nothing else.
+pub fn calls(calls: &[(&str, Value)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(n, a)| serde_json::json!({ "name": n, "arguments": a }))
+        .collect();
+    serde_json::json!([{ "content": null, "tool_calls": calls }, { "content": "done" }])
+}
+
+/// A policy header with a scripted brain and these extra lines.
+pub fn policy(body: &str) -> String {
+    format!("version = 1\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n{body}\n")
+}
+
+pub fn assert_no_canary(out: &Output, canary: &str) {
+    assert!(
+        !out.stdout.contains(canary),
+        "canary leaked to stdout: {out:#?}"
+    );
+    assert!(
+        !out.stderr.contains(canary),
+        "canary leaked to stderr: {out:#?}"
+    );
+}

@@ -1,0 +1,93 @@
+//! Components that are not components, or not of the right world, are
+//! refused with a clear message and their own exit code.
+
+use crate::common::*;
+
+fn refused(agent: &str) -> Output {
+    let s = Scratch::new();
+    s.setup(&policy(""), serde_json::json!([{ "content": "done" }]));
+    let out = s.run_with(Some(agent));
+    assert_eq!(out.code, exit::COMPONENT, "{out:#?}");
+    assert!(out.stdout.is_empty());
+    out
+}
+
+#[test]
+fn garbage_is_not_a_component() {
+    let s = Scratch::new();
+    let path = s.write("garbage.wasm", "this is not wasm at all");
+    let out = refused(path.to_str().unwrap());
+    assert!(
+        out.stderr.contains("not a WebAssembly file"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("garbage.wasm"), "{}", out.stderr);
+}
+
+#[test]
+fn a_core_module_is_not_a_component() {
+    let s = Scratch::new();
+    let path = s.path("core.wasm");
+    std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+    let out = refused(path.to_str().unwrap());
+    assert!(
+        out.stderr
+            .contains("core WebAssembly module, not a component"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_component_of_another_world_is_refused() {
+    let out = refused(artifacts::CAP_FS);
+    assert!(
+        out.stderr.contains("does not fit the `agent` world"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_missing_agent_file_is_refused() {
+    let out = refused("/nonexistent/agent.wasm");
+    assert!(
+        out.stderr.contains("/nonexistent/agent.wasm"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_capability_of_another_world_is_refused() {
+    let s = Scratch::new();
+    s.setup(
+        &policy(&format!(
+            "[capabilities.x]\ncomponent = {:?}\ntools = [\"run\"]\n",
+            artifacts::AGENT_DEFAULT
+        )),
+        serde_json::json!([{ "content": "done" }]),
+    );
+    let out = s.run_with(None);
+    assert_eq!(out.code, exit::COMPONENT, "{out:#?}");
+    assert!(
+        out.stderr.contains("does not fit the `capability` world"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_truncated_component_is_refused() {
+    let s = Scratch::new();
+    let bytes = std::fs::read(artifacts::AGENT_DEFAULT).unwrap();
+    let path = s.path("truncated.wasm");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = refused(path.to_str().unwrap());
+    assert!(
+        out.stderr.contains("not a valid WebAssembly component"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,66 @@
+//! The hello example, exactly as the README runs it.
+
+use crate::common::*;
+
+#[test]
+fn hello_example_prints_its_answer_and_refuses_what_the_policy_does_not_grant() {
+    let out = run(fc_host().args([
+        "--log-format",
+        "json",
+        "run",
+        "--policy",
+        "examples/hello/policy.toml",
+        "--task",
+        "What is in /data?",
+    ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert!(
+        out.stdout
+            .starts_with("/data holds notes.txt and todo.txt."),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "stdout is the answer only: {out:#?}"
+    );
+
+    let decisions: Vec<_> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["target"] == "femtoclaw::decision")
+        .collect();
+    let summary: Vec<(String, String)> = decisions
+        .iter()
+        .map(|e| {
+            (
+                e["tool"].as_str().unwrap().to_owned(),
+                e["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("fs.list_dir", "allow"),
+        ("fs.read_file", "allow"),
+        ("fs.write_file", "deny"),
+        ("fs.read_file", "allow"),
+    ];
+    assert_eq!(
+        summary,
+        expect.map(|(t, d)| (t.to_owned(), d.to_owned())),
+        "{out:#?}"
+    );
+    assert_eq!(decisions[2]["rule"], "capabilities.fs.tools");
+
+    // The read of /etc/passwd was allowed by the gate (the tool is granted)
+    // and refused by the sandbox: its result is a `denied` error.
+    let finished = out.events_named("tool call finished");
+    assert!(
+        finished[2]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("ToolError::Denied"),
+        "{finished:#?}"
+    );
+    assert!(!out.stderr.contains("root:x:0:0"), "{out:#?}");
+}

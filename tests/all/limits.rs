@@ -1,0 +1,58 @@
+//! Run budgets stop the run with the limit exit code.
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn looping_brain(turns: usize) -> serde_json::Value {
+    let turn = json!({ "content": null, "tool_calls": [{ "name": "fs.list_dir", "arguments": { "path": "/d" } }] });
+    serde_json::Value::Array(vec![turn; turns])
+}
+
+#[test]
+fn the_step_budget_stops_a_run() {
+    let s = Scratch::new();
+    s.mkdir("d");
+    let fs = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\nmounts = [{ guest = \"/d\", host = \"d\", mode = \"ro\" }]\n";
+    s.setup(
+        &policy(&format!("[limits]\nmax-steps = 3\n{fs}")),
+        looping_brain(10),
+    );
+    let out = s.run_with(None);
+    assert_eq!(out.code, exit::LIMIT, "{out:#?}");
+    assert!(
+        out.stderr.contains("`limits.max-steps` = 3"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(out.events_named("tool call allowed").len(), 3);
+}
+
+#[test]
+fn the_tool_call_budget_stops_a_run() {
+    let s = Scratch::new();
+    s.mkdir("d");
+    let fs = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\nmounts = [{ guest = \"/d\", host = \"d\", mode = \"ro\" }]\n";
+    s.setup(
+        &policy(&format!("[limits]\nmax-tool-calls = 2\n{fs}")),
+        looping_brain(10),
+    );
+    let out = s.run_with(None);
+    assert_eq!(out.code, exit::LIMIT, "{out:#?}");
+    assert!(
+        out.stderr.contains("`limits.max-tool-calls` = 2"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.events_named("tool call allowed").len(), 2);
+}
+
+#[test]
+fn an_exhausted_script_is_the_agents_own_error() {
+    let s = Scratch::new();
+    s.setup(&policy(""), json!([]));
+    let out = s.run_with(None);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stderr.contains("Exhausted"), "{}", out.stderr);
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: they drive the real `fc-host` binary on real components
+//! built from `guests/`.
+
+mod common;
+mod components;
+mod denied;
+mod hello;
+mod limits;
+mod policy_errors;
+mod protocol;
