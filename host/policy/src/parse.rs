@@ -313,3 +313,97 @@ fn is_identifier(s: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Policy> {
+        parse(&dir.join("policy.toml"), text)
+    }
+
+    #[test]
+    fn the_default_policy_grants_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = parse_in(dir.path(), "version = 1\n").unwrap();
+        assert!(p.capabilities.is_empty());
+        assert_eq!(p.brain, None);
+        assert_eq!(p.limits, Limits::default());
+    }
+
+    #[test]
+    fn mounts_are_resolved_against_the_policy_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let text = "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data/\", host = \"data\", mode = \"rw\" }]\n";
+        let p = parse_in(dir.path(), text).unwrap();
+        let m = &p.capabilities["fs"].mounts[0];
+        assert_eq!(m.guest, "/data");
+        assert_eq!(m.host, dir.path().join("data").canonicalize().unwrap());
+        assert_eq!(m.mode, MountMode::ReadWrite);
+    }
+
+    #[test]
+    fn overlapping_guest_paths_and_symlink_roots_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
+        let cap = |mounts: &str| {
+            format!(
+                "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = []\nmounts = [{mounts}]\n"
+            )
+        };
+        for (mounts, expect) in [
+            (
+                r#"{ guest = "/d", host = "a", mode = "ro" }, { guest = "/d", host = "a", mode = "rw" }"#,
+                "overlaps",
+            ),
+            (
+                r#"{ guest = "/d", host = "a", mode = "ro" }, { guest = "/d/sub", host = "a", mode = "rw" }"#,
+                "overlaps",
+            ),
+            (
+                r#"{ guest = "/", host = "a", mode = "ro" }, { guest = "/x", host = "a", mode = "ro" }"#,
+                "overlaps",
+            ),
+            (
+                r#"{ guest = "/d", host = "link", mode = "ro" }"#,
+                "is a symlink",
+            ),
+        ] {
+            let err = parse_in(dir.path(), &cap(mounts)).unwrap_err().to_string();
+            assert!(err.contains(expect), "{mounts}: {err}");
+            assert!(err.contains("line 5"), "{err}");
+        }
+        // Siblings that share a prefix are not nested.
+        let ok = cap(
+            r#"{ guest = "/d", host = "a", mode = "ro" }, { guest = "/dd", host = "a", mode = "ro" }"#,
+        );
+        assert!(parse_in(dir.path(), &ok).is_ok());
+    }
+
+    #[test]
+    fn guest_paths_are_normalised_or_refused() {
+        assert_eq!(normal_guest_path("/a/b/").as_deref(), Some("/a/b"));
+        assert_eq!(normal_guest_path("/").as_deref(), Some("/"));
+        for bad in ["a", "/a/../b", "/a/./b", "//a", "", "/a//b"] {
+            assert_eq!(normal_guest_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line_of_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse_in(
+            dir.path(),
+            "version = 1\n\n[limits]\nmax-steps = 1\nmax-tool-calls = 0\n",
+        )
+        .unwrap_err();
+        match err {
+            PolicyError::Invalid { line, key, .. } => {
+                assert_eq!((line, key.as_str()), (5, "limits.max-tool-calls"))
+            }
+            other => panic!("{other}"),
+        }
+    }
+}
