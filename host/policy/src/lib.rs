@@ -24,9 +24,10 @@ mod error;
 mod model;
 mod parse;
 mod raw;
+mod units;
 
 pub use error::{PolicyError, Result};
 pub use model::{
-    BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentSource, Limits, Mount, MountMode,
-    Policy,
+    BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
+    HostPattern, Limits, Mount, MountMode, NetPattern, Policy, SecretSource,
 };

@@ -1,18 +1,22 @@
 //! The validated policy: every field already parsed and checked.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
 
 /// Names accepted after `builtin:` in a capability's `component`.
-pub const BUILTIN_CAPABILITIES: &[&str] = &["fs"];
+pub const BUILTIN_CAPABILITIES: &[&str] = &["fs", "http"];
 
 /// A validated policy. The default grants nothing: no capabilities, no brain,
 /// and the limits of [`Limits::default`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Policy {
     /// The file it was read from (empty for a policy built in code).
     pub path: PathBuf,
-    /// Run budgets.
+    /// Run budgets and component limits.
     pub limits: Limits,
     /// The brain, if the policy names one (`--brain` can supply or replace it).
     pub brain: Option<BrainSpec>,
@@ -20,13 +24,25 @@ pub struct Policy {
     pub capabilities: BTreeMap<String, CapabilityGrant>,
 }
 
-/// Run budgets. A budget that runs out stops the run with the limit outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Run budgets and the default limits of every component. A budget that
+/// runs out stops the run (or the call) with the limit outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Limits {
     /// Brain turns per run (`max-steps`, default 16).
     pub max_steps: u32,
-    /// Tool calls per run, allowed or not (`max-tool-calls`, default 32).
+    /// Tool calls per run, refused ones included (`max-tool-calls`, default 32).
     pub max_tool_calls: u32,
+    /// Wall time of the whole run (`run-timeout`, default 600 s).
+    #[serde(with = "secs")]
+    pub run_timeout: Duration,
+    /// Bytes of one tool result (`max-tool-output`, default 1 MiB).
+    pub max_tool_output: u64,
+    /// Log lines one component may emit per run (`max-log-lines`, default 1000).
+    pub max_log_lines: u32,
+    /// Limits of each component unless its own `[capabilities.NAME.limits]`
+    /// narrows them.
+    pub component: ComponentLimits,
 }
 
 impl Default for Limits {
@@ -34,12 +50,50 @@ impl Default for Limits {
         Limits {
             max_steps: 16,
             max_tool_calls: 32,
+            run_timeout: Duration::from_secs(600),
+            max_tool_output: 1 << 20,
+            max_log_lines: 1000,
+            component: ComponentLimits::default(),
         }
     }
 }
 
+/// What one component may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ComponentLimits {
+    /// Linear memory in bytes, all memories together (`memory`, default 256 MiB).
+    pub memory: u64,
+    /// Fuel (about one unit per wasm instruction) per call (`fuel`,
+    /// default 2·10⁹).
+    pub fuel: u64,
+    /// Wall time per call (`call-timeout`, default 30 s).
+    #[serde(with = "secs")]
+    pub call_timeout: Duration,
+}
+
+impl Default for ComponentLimits {
+    fn default() -> Self {
+        ComponentLimits {
+            memory: 256 << 20,
+            fuel: 2_000_000_000,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}
+
 /// Which brain proposes the agent's next turns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum BrainSpec {
     /// Replays the turns of a JSON script file in order.
     Scripted {
@@ -49,7 +103,8 @@ pub enum BrainSpec {
 }
 
 /// Where a component's code comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ComponentSource {
     /// A component embedded in `fc-host` (`builtin:NAME`).
     Builtin(String),
@@ -58,7 +113,8 @@ pub enum ComponentSource {
 }
 
 /// Everything one capability is granted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct CapabilityGrant {
     /// Its code.
     pub component: ComponentSource,
@@ -66,10 +122,68 @@ pub struct CapabilityGrant {
     pub tools: Vec<String>,
     /// Host directories it sees, by guest path.
     pub mounts: Vec<Mount>,
+    /// Outgoing HTTP(S) destinations it may reach.
+    pub net: Vec<NetPattern>,
+    /// Names of host environment variables passed to it.
+    pub env: Vec<String>,
+    /// Secrets injected into its environment, by variable name.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Per-tool call quotas per run.
+    pub max_calls: BTreeMap<String, u32>,
+    /// Its limits (the run's component limits, narrowed by its own table).
+    pub limits: ComponentLimits,
+}
+
+/// Where a secret's value comes from. The value itself never appears in a
+/// policy, a log or a journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// A host environment variable.
+    Env(String),
+    /// A file (absolute path); its content with trailing newlines removed.
+    File(PathBuf),
+}
+
+/// One allowed outgoing destination: `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetPattern {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host this pattern names.
+    pub host: HostPattern,
+    /// The port (the scheme's default when the pattern names none).
+    pub port: u16,
+}
+
+/// The host part of a [`NetPattern`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostPattern {
+    /// A DNS name, lowercase (`api.github.com`).
+    Name(String),
+    /// Any subdomain of a name (`*.example.com` matches `a.example.com`,
+    /// not `example.com`).
+    Subdomains(String),
+    /// An IP address, written literally in the pattern. Only a literal (or
+    /// the name `localhost`) grants a private, loopback or link-local address.
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for NetPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match &self.host {
+            HostPattern::Name(n) => n.clone(),
+            HostPattern::Subdomains(n) => format!("*.{n}"),
+            HostPattern::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            HostPattern::Ip(ip) => ip.to_string(),
+        };
+        write!(f, "{}://{host}:{}", self.scheme, self.port)
+    }
 }
 
 /// A host directory made visible to a capability.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mount {
     /// Absolute, normalised guest path (`/data`).
     pub guest: String,
@@ -80,7 +194,8 @@ pub struct Mount {
 }
 
 /// Access mode of a mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MountMode {
     /// Files and directories can be read, never changed.
     ReadOnly,

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::model::*;
 use crate::raw::*;
-use crate::{PolicyError, Result};
+use crate::{PolicyError, Result, units};
 
 /// The only policy format version this build reads.
 const VERSION: i64 = 1;
@@ -18,6 +18,8 @@ struct Ctx<'a> {
     path: &'a Path,
     dir: PathBuf,
     text: &'a str,
+    /// The run's limits, which capability limits start from.
+    limits: Limits,
 }
 
 impl Ctx<'_> {
@@ -56,7 +58,12 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
     } else {
         dir
     };
-    let cx = Ctx { path, dir, text };
+    let mut cx = Ctx {
+        path,
+        dir,
+        text,
+        limits: Limits::default(),
+    };
 
     if *raw.version.get_ref() != VERSION {
         return cx.err(
@@ -72,6 +79,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         Some(l) => limits(&cx, l)?,
         None => Limits::default(),
     };
+    cx.limits = limits;
     let brain = raw.brain.map(|b| brain(&cx, b)).transpose()?;
     let mut capabilities = BTreeMap::new();
     for (name, cap) in raw.capabilities {
@@ -94,7 +102,69 @@ fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
     if let Some(v) = raw.max_tool_calls {
         out.max_tool_calls = positive(cx, &v, "limits.max-tool-calls")?;
     }
+    if let Some(v) = raw.max_log_lines {
+        out.max_log_lines = positive(cx, &v, "limits.max-log-lines")?;
+    }
+    if let Some(v) = &raw.run_timeout {
+        out.run_timeout = typed(cx, v, "limits.run-timeout", units::duration)?;
+    }
+    if let Some(v) = &raw.max_tool_output {
+        out.max_tool_output = size(cx, v, "limits.max-tool-output")?;
+    }
+    let overrides = RawComponentLimits {
+        memory: raw.memory,
+        fuel: raw.fuel,
+        call_timeout: raw.call_timeout,
+    };
+    out.component = component_limits(cx, ComponentLimits::default(), &overrides, "limits")?;
     Ok(out)
+}
+
+/// Applies `[…limits]` keys over `base`.
+fn component_limits(
+    cx: &Ctx,
+    base: ComponentLimits,
+    raw: &RawComponentLimits,
+    table: &str,
+) -> Result<ComponentLimits> {
+    let mut out = base;
+    if let Some(v) = &raw.memory {
+        out.memory = size(cx, v, &format!("{table}.memory"))?;
+    }
+    if let Some(v) = &raw.fuel {
+        out.fuel = match u64::try_from(*v.get_ref()) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return cx.err(
+                    v.span(),
+                    &format!("{table}.fuel"),
+                    format!("must be a positive integer, got `{}`", v.get_ref()),
+                );
+            }
+        };
+    }
+    if let Some(v) = &raw.call_timeout {
+        out.call_timeout = typed(cx, v, &format!("{table}.call-timeout"), units::duration)?;
+    }
+    Ok(out)
+}
+
+fn size(cx: &Ctx, v: &Spanned<RawSize>, key: &str) -> Result<u64> {
+    let parsed = match v.get_ref() {
+        RawSize::Bytes(n) if *n > 0 => Ok(*n as u64),
+        RawSize::Bytes(n) => Err(format!("must be larger than 0, got `{n}`")),
+        RawSize::Text(t) => units::size(t),
+    };
+    parsed.or_else(|m| cx.err(v.span(), key, m))
+}
+
+fn typed<T>(
+    cx: &Ctx,
+    v: &Spanned<String>,
+    key: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T> {
+    parse(v.get_ref()).or_else(|m| cx.err(v.span(), key, m))
 }
 
 /// Limits are never zero (zero would read as "unlimited" somewhere) and never
@@ -186,11 +256,99 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
         }
         mounts.push(mount);
     }
+
+    let net_key = format!("{key}.net");
+    let mut net: Vec<NetPattern> = Vec::new();
+    for pattern in &raw.net {
+        let p = typed(cx, pattern, &net_key, units::net_pattern)?;
+        if net.contains(&p) {
+            return cx.err(
+                pattern.span(),
+                &net_key,
+                format!("`{}` is listed twice", pattern.get_ref()),
+            );
+        }
+        net.push(p);
+    }
+
+    let env_key = format!("{key}.env");
+    let mut env: Vec<String> = Vec::new();
+    for var in &raw.env {
+        if !is_env_name(var.get_ref()) || env.contains(var.get_ref()) {
+            return cx.err(
+                var.span(),
+                &env_key,
+                format!(
+                    "`{}` is not a variable name, or is listed twice",
+                    var.get_ref()
+                ),
+            );
+        }
+        env.push(var.get_ref().clone());
+    }
+
+    let secrets_key = format!("{key}.secrets");
+    let mut secrets = BTreeMap::new();
+    for (name, source) in &raw.secrets {
+        if !is_env_name(name.get_ref()) || env.contains(name.get_ref()) {
+            return cx.err(
+                name.span(),
+                &secrets_key,
+                format!(
+                    "`{}` is not a variable name, or is also in `env`",
+                    name.get_ref()
+                ),
+            );
+        }
+        let source = match (&source.get_ref().env, &source.get_ref().file) {
+            (Some(var), None) if is_env_name(var) => SecretSource::Env(var.clone()),
+            (None, Some(file)) => SecretSource::File(cx.resolve(file)),
+            _ => {
+                let msg = format!(
+                    "secret `{}` needs exactly one of `env = \"VAR\"` or `file = \"PATH\"`",
+                    name.get_ref()
+                );
+                return cx.err(source.span(), &secrets_key, msg);
+            }
+        };
+        secrets.insert(name.get_ref().clone(), source);
+    }
+
+    let calls_key = format!("{key}.max-calls");
+    let mut max_calls = BTreeMap::new();
+    for (tool, n) in &raw.max_calls {
+        if !tools.contains(tool.get_ref()) {
+            return cx.err(
+                tool.span(),
+                &calls_key,
+                format!("`{}` is not in `{tools_key}`", tool.get_ref()),
+            );
+        }
+        max_calls.insert(tool.get_ref().clone(), positive(cx, n, &calls_key)?);
+    }
+
+    let limits = match &raw.limits {
+        Some(l) => component_limits(cx, cx.limits.component, l, &format!("{key}.limits"))?,
+        None => cx.limits.component,
+    };
     Ok(CapabilityGrant {
         component,
         tools,
         mounts,
+        net,
+        env,
+        secrets,
+        max_calls,
+        limits,
     })
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn component(cx: &Ctx, raw: &Spanned<String>, key: &str) -> Result<ComponentSource> {

@@ -23,6 +23,37 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawLimits {
     pub max_steps: Option<Spanned<i64>>,
     pub max_tool_calls: Option<Spanned<i64>>,
+    pub run_timeout: Option<Spanned<String>>,
+    pub max_tool_output: Option<Spanned<RawSize>>,
+    pub max_log_lines: Option<Spanned<i64>>,
+    pub memory: Option<Spanned<RawSize>>,
+    pub fuel: Option<Spanned<i64>>,
+    pub call_timeout: Option<Spanned<String>>,
+}
+
+/// Per-component overrides of the run's component limits.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawComponentLimits {
+    pub memory: Option<Spanned<RawSize>>,
+    pub fuel: Option<Spanned<i64>>,
+    pub call_timeout: Option<Spanned<String>>,
+}
+
+/// A size: bytes as an integer, or a string with a unit (`"64MiB"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+/// Where a secret's value comes from.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSecret {
+    pub env: Option<String>,
+    pub file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +70,15 @@ pub(crate) struct RawCapability {
     pub tools: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub mounts: Vec<Spanned<RawMount>>,
+    #[serde(default)]
+    pub net: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<Spanned<String>, Spanned<RawSecret>>,
+    #[serde(default)]
+    pub max_calls: BTreeMap<Spanned<String>, Spanned<i64>>,
+    pub limits: Option<RawComponentLimits>,
 }
 
 #[derive(Deserialize)]

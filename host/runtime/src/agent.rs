@@ -14,13 +14,10 @@ use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Inv
 use crate::bindings::{BrainError, Completion, Message, ToolError, ToolSpec};
 use crate::brain::{BrainInstance, failure_text};
 use crate::capability::CapabilityInstance;
-use crate::gate::{Decision, Gate};
+use crate::gate::{Decision, Gate, GrantedTool};
 use crate::guest::{Failure, GuestState};
+use crate::redact::Redactor;
 use crate::{RunStats, StopReason};
-
-/// Tool results larger than this are refused (the model cannot use more, and
-/// a capability must not be able to flood the host).
-const MAX_TOOL_OUTPUT: usize = 1 << 20;
 
 /// What the agent's imports act on.
 pub(crate) struct AgentHost {
@@ -30,6 +27,8 @@ pub(crate) struct AgentHost {
     pub capabilities: BTreeMap<String, CapabilityInstance>,
     pub brain: BrainInstance,
     pub stats: RunStats,
+    /// Calls per tool address so far, for `max-calls` quotas.
+    pub calls_per_tool: BTreeMap<String, u32>,
 }
 
 impl tools::Host for GuestState<AgentHost> {
@@ -42,6 +41,7 @@ impl tools::Host for GuestState<AgentHost> {
         name: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, ToolError>> {
+        let redact = self.redact.clone();
         let host = &mut self.data;
         let max = host.policy.limits.max_tool_calls;
         if host.stats.tool_calls >= max {
@@ -62,44 +62,34 @@ impl tools::Host for GuestState<AgentHost> {
                 return Ok(Err(error));
             }
         };
+        if let Some(error) = quota_exhausted(&host.policy, &mut host.calls_per_tool, tool, &name) {
+            host.stats.refused += 1;
+            tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", rule = %format!("capabilities.{}.max-calls", tool.capability), "tool call quota exhausted");
+            return Ok(Err(error));
+        }
         let capability = host
             .capabilities
             .get_mut(&tool.capability)
             .expect("invariant: granted tools have an instance");
         let call = Invocation {
-            tool: tool
-                .spec
-                .name
-                .split_once('.')
-                .map_or("", |(_, t)| t)
-                .to_owned(),
+            tool: tool.spec.name[tool.capability.len() + 1..].to_owned(),
             // The capability receives exactly the value that was validated.
             arguments: arguments.to_string(),
             idempotency_key: format!("{}:{step}", host.run_id),
         };
         tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
         let started = Instant::now();
-        let result = match capability.invoke(call).await {
-            Ok(Ok(output)) if output.len() > MAX_TOOL_OUTPUT => {
-                Err(ToolError::LimitExceeded(format!(
-                    "`{name}` returned {} bytes, over the cap of {MAX_TOOL_OUTPUT}",
-                    output.len()
-                )))
-            }
-            Ok(Ok(output)) => Gate::check_output(
-                tool,
-                &output,
-                JsonLimits {
-                    max_bytes: MAX_TOOL_OUTPUT,
-                    ..JsonLimits::default()
-                },
-            )
-            .map(|()| output),
-            Ok(Err(error)) => Err(error),
+        let outcome = capability.invoke(call).await;
+        let max_output = usize::try_from(host.policy.limits.max_tool_output).unwrap_or(usize::MAX);
+        let result = match outcome {
+            Ok(Ok(output)) => checked_output(tool, output, max_output, &redact),
+            Ok(Err(error)) => Err(redact_error(&redact, error)),
             Err(Failure::Limit(m)) => {
                 Err(ToolError::LimitExceeded(format!("`{name}` stopped: {m}")))
             }
-            Err(Failure::Trap(m)) => Err(ToolError::Failed(format!("`{name}` trapped: {m}"))),
+            Err(Failure::Trap(m)) => Err(ToolError::Failed(
+                redact.apply(&format!("`{name}` trapped: {m}")).into_owned(),
+            )),
             Err(Failure::Stop(r)) => return Err(wasmtime::Error::new(r)),
         };
         let elapsed_us = started.elapsed().as_micros() as u64;
@@ -112,6 +102,65 @@ impl tools::Host for GuestState<AgentHost> {
             }
         }
         Ok(result)
+    }
+}
+
+/// Counts a call against the tool's `max-calls` quota; the error if it is
+/// used up.
+fn quota_exhausted(
+    policy: &Policy,
+    used: &mut BTreeMap<String, u32>,
+    tool: &GrantedTool,
+    name: &str,
+) -> Option<ToolError> {
+    let short = &tool.spec.name[tool.capability.len() + 1..];
+    let quota = *policy.capabilities[&tool.capability].max_calls.get(short)?;
+    let used = used.entry(name.to_owned()).or_default();
+    if *used >= quota {
+        let rule = format!("capabilities.{}.max-calls", tool.capability);
+        return Some(ToolError::LimitExceeded(format!(
+            "`{name}` may be called {quota} times per run (`{rule}`)"
+        )));
+    }
+    *used += 1;
+    None
+}
+
+/// A capability's result as the agent may see it: within the size cap,
+/// strict JSON that satisfies the output schema, and without secrets.
+fn checked_output(
+    tool: &GrantedTool,
+    output: String,
+    max: usize,
+    redact: &Redactor,
+) -> Result<String, ToolError> {
+    let name = &tool.spec.name;
+    if output.len() > max {
+        return Err(ToolError::LimitExceeded(format!(
+            "`{name}` returned {} bytes, over `limits.max-tool-output` ({max})",
+            output.len()
+        )));
+    }
+    Gate::check_output(
+        tool,
+        &output,
+        JsonLimits {
+            max_bytes: max,
+            ..JsonLimits::default()
+        },
+    )?;
+    Ok(redact.apply_json(&output))
+}
+
+/// A capability's error with the run's secrets removed.
+fn redact_error(redact: &Redactor, error: ToolError) -> ToolError {
+    let r = |m: String| redact.apply(&m).into_owned();
+    match error {
+        ToolError::Denied(m) => ToolError::Denied(r(m)),
+        ToolError::InvalidArguments(m) => ToolError::InvalidArguments(r(m)),
+        ToolError::UnknownTool(m) => ToolError::UnknownTool(r(m)),
+        ToolError::LimitExceeded(m) => ToolError::LimitExceeded(r(m)),
+        ToolError::Failed(m) => ToolError::Failed(r(m)),
     }
 }
 
@@ -134,6 +183,7 @@ impl inference::Host for GuestState<AgentHost> {
         let started = Instant::now();
         let result = match host.brain.complete(request).await {
             Ok(result) => result,
+            Err(Failure::Stop(r)) => return Err(wasmtime::Error::new(r)),
             Err(f) => Err(BrainError::Provider(format!(
                 "brain failed: {}",
                 failure_text(&f)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use femtoclaw_policy::Limits;
 use serde_json::Value;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -13,7 +14,9 @@ use crate::bindings::brain::exports::femtoclaw::runtime::model::Request;
 use crate::bindings::brain::femtoclaw::runtime::brain_config;
 use crate::bindings::brain::{Brain, BrainPre};
 use crate::bindings::{BrainError, Completion};
-use crate::guest::{Budget, Failure, GuestState, guarded};
+use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
+use crate::net::NetGate;
+use crate::redact::Redactor;
 use crate::{BrainChoice, Builtin, ComponentRef, RunError, Runtime};
 
 /// Settings the brain can read through `brain-config`.
@@ -34,10 +37,16 @@ pub(crate) struct BrainInstance {
     failed: Option<Failure>,
     /// sha256 of its component.
     pub hash: String,
+    budget: Budget,
 }
 
 impl BrainInstance {
-    pub(crate) async fn start(rt: &Runtime, choice: &BrainChoice) -> Result<Self, RunError> {
+    pub(crate) async fn start(
+        rt: &Runtime,
+        choice: &BrainChoice,
+        limits: &Limits,
+        redact: Redactor,
+    ) -> Result<Self, RunError> {
         let (source, settings) = match choice {
             BrainChoice::Scripted(path) => {
                 let script = load_script(path)?;
@@ -52,6 +61,7 @@ impl BrainInstance {
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking the brain: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
         Brain::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
         let reject = |e: wasmtime::Error| RunError::Component {
             component: loaded.label.clone(),
@@ -59,28 +69,38 @@ impl BrainInstance {
         };
         let pre = BrainPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
             .map_err(reject)?;
-        // The brain's WASI view is empty, like the agent's: its only input is
-        // the request and its settings.
-        let mut store = GuestState::store(
-            &rt.engine,
-            "brain".into(),
-            WasiCtx::builder().build(),
-            Budget::CAPABILITY,
-            BrainHost { settings },
-        );
-        let bindings = guarded(&mut store, Budget::CAPABILITY, async |s| {
-            pre.instantiate_async(s).await
-        })
-        .await
-        .map_err(|f| RunError::Trap {
-            component: "brain".into(),
-            message: failure_text(&f),
-        })?;
+        let budget = Budget::from(limits.component);
+        // The brain's WASI view is empty, like the agent's; a provider brain
+        // gets its network grant in the NetGate.
+        let setup = Setup {
+            name: "brain".into(),
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .max_random_size(MAX_RANDOM_SIZE)
+                .build(),
+            budget,
+            max_log_lines: limits.max_log_lines,
+            net: NetGate {
+                component: "brain".into(),
+                patterns: Default::default(),
+                max_body: limits.max_tool_output,
+            },
+            redact,
+        };
+        let mut store = GuestState::store(&rt.engine, setup, BrainHost { settings });
+        let bindings = guarded(&mut store, budget, async |s| pre.instantiate_async(s).await)
+            .await
+            .map_err(|f| RunError::Trap {
+                component: "brain".into(),
+                message: failure_text(&f),
+            })?;
         Ok(BrainInstance {
             store,
             bindings,
             failed: None,
             hash: loaded.hash,
+            budget,
         })
     }
 
@@ -92,7 +112,7 @@ impl BrainInstance {
             return Err(f.clone());
         }
         let bindings = &self.bindings;
-        let result = guarded(&mut self.store, Budget::CAPABILITY, async |s| {
+        let result = guarded(&mut self.store, self.budget, async |s| {
             bindings
                 .femtoclaw_runtime_model()
                 .call_complete(s, &request)

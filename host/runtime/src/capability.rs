@@ -1,28 +1,76 @@
 //! Capability instances: each in its own store, with a WASI context the gate
 //! builds from the policy's grants and nothing else.
 
-use femtoclaw_policy::{CapabilityGrant, ComponentSource, MountMode};
+use std::sync::Arc;
+
+use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, SecretSource};
 use wasmtime::Store;
-use wasmtime::component::Linker;
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Invocation;
 use crate::bindings::capability::{Capability, CapabilityPre};
 use crate::bindings::{ToolError, ToolSpec};
-use crate::guest::{Budget, Failure, GuestState, guarded};
+use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
+use crate::net::NetGate;
+use crate::redact::{MIN_SECRET_LEN, Redactor};
 use crate::{Builtin, ComponentRef, RunError, Runtime};
 
 type CapStore = Store<GuestState<()>>;
 
-/// One granted capability, instantiated lazily again after a failure.
+/// One granted capability, instantiated again after a failure.
 pub(crate) struct CapabilityInstance {
     /// Name in the policy (the tools' prefix).
     pub name: String,
     /// sha256 of its component.
     pub hash: String,
-    grant: CapabilityGrant,
     pre: CapabilityPre<GuestState<()>>,
     live: Option<(CapStore, Capability)>,
+    mounts: Vec<Mount>,
+    /// Granted variables and secrets, resolved once at run start.
+    env: Vec<(String, String)>,
+    budget: Budget,
+    net: NetGate,
+    max_log_lines: u32,
+    redact: Redactor,
+}
+
+/// The values of a grant's `env` and `secrets`, read from the host once.
+/// Returns the variables to set and the secret `(name, value)` pairs.
+pub(crate) fn resolve_env(
+    name: &str,
+    grant: &CapabilityGrant,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), RunError> {
+    let mut vars = Vec::new();
+    for var in &grant.env {
+        // A granted variable the host does not set is simply absent.
+        if let Ok(value) = std::env::var(var) {
+            vars.push((var.clone(), value));
+        }
+    }
+    let mut secrets = Vec::new();
+    for (var, source) in &grant.secrets {
+        let key = format!("capabilities.{name}.secrets.{var}");
+        let value = match source {
+            SecretSource::Env(from) => std::env::var(from).map_err(|_| {
+                RunError::Config(format!("`{key}`: the host variable `{from}` is not set"))
+            })?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    RunError::Config(format!("`{key}`: cannot read `{}`: {e}", path.display()))
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        };
+        if value.len() < MIN_SECRET_LEN {
+            return Err(RunError::Config(format!(
+                "`{key}`: a secret must be at least {MIN_SECRET_LEN} bytes"
+            )));
+        }
+        vars.push((var.clone(), value.clone()));
+        secrets.push((var.clone(), value));
+    }
+    Ok((vars, secrets))
 }
 
 impl CapabilityInstance {
@@ -32,6 +80,10 @@ impl CapabilityInstance {
         rt: &Runtime,
         name: &str,
         grant: &CapabilityGrant,
+        env: Vec<(String, String)>,
+        max_log_lines: u32,
+        max_body: u64,
+        redact: Redactor,
     ) -> Result<(Self, Vec<ToolSpec>), RunError> {
         let source = match &grant.component {
             ComponentSource::Builtin(b) => {
@@ -45,22 +97,32 @@ impl CapabilityInstance {
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        Capability::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+        Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
         let reject = |e: wasmtime::Error| RunError::Component {
             component: loaded.label.clone(),
             message: format!("does not fit the `capability` world: {e:#}"),
         };
         let pre = linker.instantiate_pre(&loaded.component).map_err(reject)?;
         let pre = CapabilityPre::new(pre).map_err(reject)?;
+        let component = format!("capability {name}");
+        let net = NetGate {
+            component: component.clone(),
+            patterns: Arc::new(grant.net.clone()),
+            max_body,
+        };
         let mut cap = CapabilityInstance {
             name: name.to_owned(),
             hash: loaded.hash,
-            grant: grant.clone(),
             pre,
             live: None,
+            mounts: grant.mounts.clone(),
+            env,
+            budget: grant.limits.into(),
+            net,
+            max_log_lines,
+            redact,
         };
-        let component = format!("capability {name}");
         let specs = cap
             .with_instance(async |store, bindings| {
                 bindings
@@ -91,24 +153,27 @@ impl CapabilityInstance {
     }
 
     /// Calls into the live instance (instantiating one if needed) under the
-    /// capability budget. A failed call leaves the instance in an unknown
+    /// capability's budget. A failed call leaves the instance in an unknown
     /// state, so it is dropped and the next call gets a fresh one.
     async fn with_instance<R>(
         &mut self,
         call: impl AsyncFnOnce(&mut CapStore, &Capability) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
         if self.live.is_none() {
-            let wasi = wasi_for(&self.grant)
+            let wasi = self
+                .wasi()
                 .map_err(|e| Failure::Trap(format!("preparing grants: {e:#}")))?;
-            let mut store = GuestState::store(
-                self.pre.engine(),
-                format!("capability {}", self.name),
+            let setup = Setup {
+                name: format!("capability {}", self.name),
                 wasi,
-                Budget::CAPABILITY,
-                (),
-            );
+                budget: self.budget,
+                max_log_lines: self.max_log_lines,
+                net: self.net.clone(),
+                redact: self.redact.clone(),
+            };
+            let mut store = GuestState::store(self.pre.engine(), setup, ());
             let pre = self.pre.clone();
-            let bindings = guarded(&mut store, Budget::CAPABILITY, async |s| {
+            let bindings = guarded(&mut store, self.budget, async |s| {
                 pre.instantiate_async(s).await
             })
             .await?;
@@ -116,27 +181,32 @@ impl CapabilityInstance {
         }
         let (store, bindings) = self.live.as_mut().expect("invariant: instantiated above");
         let bindings = &*bindings;
-        let result = guarded(store, Budget::CAPABILITY, async |s| call(s, bindings).await).await;
+        let result = guarded(store, self.budget, async |s| call(s, bindings).await).await;
         if result.is_err() {
             self.live = None;
         }
         result
     }
-}
 
-/// The capability's whole view of the world: its mounts, nothing else. No
-/// environment, no arguments, no network, no name lookups, stdin closed.
-fn wasi_for(grant: &CapabilityGrant) -> wasmtime::Result<WasiCtx> {
-    let mut wasi = WasiCtxBuilder::new();
-    for mount in &grant.mounts {
-        let perms = match mount.mode {
-            MountMode::ReadOnly => FsPerms::ReadOnly,
-            MountMode::ReadWrite => FsPerms::ReadWrite,
-        };
-        wasi.preopened_dir(&mount.host, &mount.guest, perms)?;
+    /// The capability's whole view of the world: its mounts (cap-std
+    /// directories; `ro` refuses every mutation), its granted variables and
+    /// secrets, and nothing else: no arguments, stdin closed, no sockets, no
+    /// name lookups. HTTP goes through the [`NetGate`].
+    fn wasi(&self) -> wasmtime::Result<WasiCtx> {
+        let mut wasi = WasiCtxBuilder::new();
+        for mount in &self.mounts {
+            let perms = match mount.mode {
+                MountMode::ReadOnly => FsPerms::ReadOnly,
+                MountMode::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&mount.host, &mount.guest, perms)?;
+        }
+        wasi.envs(&self.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .max_random_size(MAX_RANDOM_SIZE);
+        Ok(wasi.build())
     }
-    wasi.allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    Ok(wasi.build())
 }

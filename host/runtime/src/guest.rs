@@ -5,15 +5,19 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use femtoclaw_policy::ComponentLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::StopReason;
 use crate::bindings::agent::femtoclaw::runtime::{log, types};
 use crate::engine::EPOCH_TICK;
+use crate::net::NetGate;
+use crate::redact::Redactor;
 
-/// Budgets for one store. Defaults are documented in docs/policy.md.
+/// Budgets for one store, from the policy (docs/policy.md lists defaults).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     /// Linear memory, bytes, over all memories of the component.
@@ -24,17 +28,31 @@ pub(crate) struct Budget {
     pub wall: Duration,
 }
 
-impl Budget {
-    pub(crate) const CAPABILITY: Budget = Budget {
-        memory: 256 << 20,
-        fuel: 2_000_000_000,
-        wall: Duration::from_secs(30),
-    };
-    pub(crate) const AGENT: Budget = Budget {
-        memory: 256 << 20,
-        fuel: 10_000_000_000,
-        wall: Duration::from_secs(600),
-    };
+impl From<ComponentLimits> for Budget {
+    fn from(l: ComponentLimits) -> Budget {
+        let memory = usize::try_from(l.memory).unwrap_or(usize::MAX);
+        Budget {
+            memory,
+            fuel: l.fuel,
+            wall: l.call_timeout,
+        }
+    }
+}
+
+/// Everything a component's store is built from.
+pub(crate) struct Setup {
+    /// Who this is in logs: `agent`, `brain`, `capability fs`.
+    pub name: String,
+    /// Its WASI view, built from its grants.
+    pub wasi: WasiCtx,
+    /// Its limits.
+    pub budget: Budget,
+    /// Log lines it may emit.
+    pub max_log_lines: u32,
+    /// Its network grant (no patterns: no network).
+    pub net: NetGate,
+    /// The run's secret values, removed from everything it says.
+    pub redact: Redactor,
 }
 
 /// Core instances, tables and memories one component may create. Small
@@ -43,48 +61,65 @@ const MAX_INSTANCES: usize = 64;
 const MAX_TABLES: usize = 64;
 const MAX_MEMORIES: usize = 16;
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
-/// Log lines a component may emit per store before lines are dropped.
-const MAX_LOG_LINES: u32 = 1000;
 /// Bytes of one log line kept; the rest is cut.
 const MAX_LOG_LINE: usize = 4096;
+
+// WASI host-allocation limits, set explicitly (never the defaults) so that a
+// guest cannot make the host allocate without bound:
+/// Handles in a component's resource table (files, streams, pollables, fields).
+const MAX_RESOURCES: usize = 4096;
+/// Bytes a guest may pass to the host in one import call.
+const HOSTCALL_FUEL: usize = 8 << 20;
+/// Bytes of one `get-random-bytes` call.
+pub(crate) const MAX_RANDOM_SIZE: u64 = 1 << 20;
+/// Bytes of all HTTP fields (headers) of one request or response.
+const MAX_HTTP_FIELDS_SIZE: usize = 64 << 10;
 
 /// The data of a component's store.
 pub(crate) struct GuestState<D> {
     /// Who this is in logs: `agent`, `brain`, `capability fs`.
     pub name: String,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    net: NetGate,
     table: ResourceTable,
     limiter: Limiter,
     log_lines: u32,
+    max_log_lines: u32,
     log_dropped: u32,
+    /// Secret values to keep out of every output.
+    pub redact: Redactor,
     /// Per-world host state.
     pub data: D,
 }
 
 impl<D: Send> GuestState<D> {
-    /// A store for one component instance, with memory and table limits.
-    pub(crate) fn store(
-        engine: &Engine,
-        name: String,
-        wasi: WasiCtx,
-        budget: Budget,
-        data: D,
-    ) -> Store<Self> {
+    /// A store for one component instance, with its limits applied.
+    pub(crate) fn store(engine: &Engine, setup: Setup, data: D) -> Store<Self> {
         let limiter = Limiter {
-            memory: budget.memory,
+            memory: setup.budget.memory,
             hit: None,
         };
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_SIZE);
         let state = GuestState {
-            name,
-            wasi,
-            table: ResourceTable::new(),
+            name: setup.name,
+            wasi: setup.wasi,
+            http,
+            net: setup.net,
+            table,
             limiter,
             log_lines: 0,
+            max_log_lines: setup.max_log_lines,
             log_dropped: 0,
+            redact: setup.redact,
             data,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         store
     }
 }
@@ -98,16 +133,26 @@ impl<D: Send> WasiView for GuestState<D> {
     }
 }
 
+impl<D: Send> WasiHttpView for GuestState<D> {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.net,
+        }
+    }
+}
+
 impl<D: Send> types::Host for GuestState<D> {}
 
 impl<D: Send> log::Host for GuestState<D> {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        if self.log_lines >= MAX_LOG_LINES {
+        if self.log_lines >= self.max_log_lines {
             self.log_dropped += 1;
             return Ok(());
         }
         self.log_lines += 1;
-        let message = sanitize(&message, MAX_LOG_LINE);
+        let message = sanitize(&self.redact.apply(&message), MAX_LOG_LINE);
         let component = self.name.as_str();
         match level {
             log::Level::Trace => {

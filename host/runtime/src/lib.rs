@@ -29,6 +29,8 @@ mod engine;
 mod error;
 pub mod gate;
 mod guest;
+mod net;
+mod redact;
 mod run;
 mod virt;
 

@@ -11,9 +11,11 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::agent::AgentHost;
 use crate::bindings::agent::{Agent, AgentPre};
 use crate::brain::BrainInstance;
-use crate::capability::CapabilityInstance;
+use crate::capability::{CapabilityInstance, resolve_env};
 use crate::gate::Gate;
-use crate::guest::{Budget, Failure, GuestState, guarded};
+use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
+use crate::net::NetGate;
+use crate::redact::Redactor;
 use crate::{Builtin, ComponentRef, RunError, Runtime};
 
 /// Which brain a run uses.
@@ -101,14 +103,35 @@ impl Runtime {
         let pre = AgentPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
             .map_err(reject)?;
 
+        // Secrets are read once; every store redacts all of them.
+        let mut env = BTreeMap::new();
+        let mut secrets = Vec::new();
+        for (name, grant) in &plan.policy.capabilities {
+            let (vars, secret_values) = resolve_env(name, grant)?;
+            env.insert(name.clone(), vars);
+            secrets.extend(secret_values);
+        }
+        let redact = Redactor::new(secrets);
+        let limits = plan.policy.limits;
+
         let mut gate = Gate::default();
         let mut capabilities = BTreeMap::new();
         for (name, grant) in &plan.policy.capabilities {
-            let (instance, specs) = CapabilityInstance::start(self, name, grant).await?;
+            let vars = env.remove(name).unwrap_or_default();
+            let (instance, specs) = CapabilityInstance::start(
+                self,
+                name,
+                grant,
+                vars,
+                limits.max_log_lines,
+                limits.max_tool_output,
+                redact.clone(),
+            )
+            .await?;
             gate.register(&plan.policy, name, specs)?;
             capabilities.insert(name.clone(), instance);
         }
-        let brain = BrainInstance::start(self, &brain_choice).await?;
+        let brain = BrainInstance::start(self, &brain_choice, &limits, redact.clone()).await?;
 
         // The agent's WASI view is empty: no preopens, no environment, no
         // network, stdin closed; its clocks and random source are virtual
@@ -122,6 +145,7 @@ impl Runtime {
             .secure_random(crate::seeded_rng(0))
             .insecure_random(crate::seeded_rng(1))
             .insecure_random_seed(2)
+            .max_random_size(MAX_RANDOM_SIZE)
             .build();
         let host = AgentHost {
             run_id: run_id.clone(),
@@ -130,10 +154,28 @@ impl Runtime {
             capabilities,
             brain,
             stats: Default::default(),
+            calls_per_tool: Default::default(),
         };
-        let mut store = GuestState::store(&self.engine, "agent".into(), wasi, Budget::AGENT, host);
+        // The agent's run is one call: its wall budget is the run's.
+        let budget = Budget {
+            wall: limits.run_timeout,
+            ..Budget::from(limits.component)
+        };
+        let setup = Setup {
+            name: "agent".into(),
+            wasi,
+            budget,
+            max_log_lines: limits.max_log_lines,
+            net: NetGate {
+                component: "agent".into(),
+                patterns: Default::default(),
+                max_body: 0,
+            },
+            redact,
+        };
+        let mut store = GuestState::store(&self.engine, setup, host);
         let task = plan.task;
-        let result = guarded(&mut store, Budget::AGENT, async |s| {
+        let result = guarded(&mut store, budget, async |s| {
             let agent = pre.instantiate_async(&mut *s).await?;
             agent.femtoclaw_runtime_runner().call_run(s, &task).await
         })

@@ -1,0 +1,110 @@
+//! Secret values are removed from everything a guest or the host says: log
+//! lines, tool results and errors, brain output, run errors.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// The secret values of a run, each with the name that replaces it.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor(Arc<Vec<(String, String)>>);
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.0.len())
+    }
+}
+
+/// Secrets shorter than this are refused: redacting them would mangle
+/// ordinary text, and they are too weak to be worth protecting.
+pub(crate) const MIN_SECRET_LEN: usize = 8;
+
+impl Redactor {
+    /// A redactor for these `(name, value)` pairs.
+    pub(crate) fn new(secrets: Vec<(String, String)>) -> Redactor {
+        let mut pairs: Vec<(String, String)> = secrets
+            .into_iter()
+            .map(|(name, value)| (value, format!("[redacted:{name}]")))
+            .collect();
+        // Longest first, so a secret containing another is replaced whole.
+        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Redactor(Arc::new(pairs))
+    }
+
+    /// `text` with every secret value replaced by its name.
+    pub(crate) fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for (value, replacement) in self.0.iter() {
+            if out.contains(value.as_str()) {
+                out = Cow::Owned(out.replace(value.as_str(), replacement));
+            }
+        }
+        out
+    }
+
+    /// Redacts a JSON text. Secrets are replaced inside the parsed strings
+    /// (a secret may appear escaped in the text), and the result re-encoded.
+    pub(crate) fn apply_json(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            return text.to_owned();
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(mut value) => {
+                self.walk(&mut value);
+                value.to_string()
+            }
+            Err(_) => self.apply(text).into_owned(),
+        }
+    }
+
+    fn walk(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.apply(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.walk(v)),
+            Value::Object(map) => {
+                let redacted: serde_json::Map<String, Value> = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        self.walk(&mut v);
+                        (self.apply(&k).into_owned(), v)
+                    })
+                    .collect();
+                *map = redacted;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_every_secret_in_text_and_json() {
+        let r = Redactor::new(vec![
+            ("TOKEN".into(), "s3cr3t-value".into()),
+            ("Q".into(), "quote\"secret".into()),
+        ]);
+        assert_eq!(
+            r.apply("a s3cr3t-value b s3cr3t-value"),
+            "a [redacted:TOKEN] b [redacted:TOKEN]"
+        );
+        let json = r#"{"v":"x quote\"secret y","s3cr3t-value":[1,"s3cr3t-value"]}"#;
+        let out = r.apply_json(json);
+        assert!(
+            !out.contains("s3cr3t") && !out.contains("quote\\\"secret"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[redacted:Q]") && out.contains("[redacted:TOKEN]"),
+            "{out}"
+        );
+        assert_eq!(Redactor::default().apply_json("{\"a\":1}"), "{\"a\":1}");
+    }
+}
