@@ -12,6 +12,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("AGENT_DEFAULT", "agent_default"),
     ("BRAIN_SCRIPTED", "brain_scripted"),
     ("CAP_FS", "cap_fs"),
+    ("CAP_HTTP", "cap_http"),
 ];
 
 fn main() {

@@ -6,5 +6,7 @@ mod components;
 mod denied;
 mod hello;
 mod limits;
+mod net;
 mod policy_errors;
 mod protocol;
+mod server;

@@ -35,6 +35,7 @@ impl RunCommand {
 
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .enable_io()
             .build()?;
         let outcome = runtime.block_on(async { Runtime::new()?.run(plan).await })?;
         match outcome.answer {

@@ -16,6 +16,8 @@ pub enum Builtin {
     ScriptedBrain,
     /// The `fs` capability (`builtin:fs`).
     Fs,
+    /// The `http` capability (`builtin:http`).
+    Http,
 }
 
 impl Builtin {
@@ -25,6 +27,7 @@ impl Builtin {
             Builtin::Agent => AGENT_DEFAULT_BYTES,
             Builtin::ScriptedBrain => BRAIN_SCRIPTED_BYTES,
             Builtin::Fs => CAP_FS_BYTES,
+            Builtin::Http => CAP_HTTP_BYTES,
         }
     }
 
@@ -33,12 +36,17 @@ impl Builtin {
             Builtin::Agent => "builtin:agent",
             Builtin::ScriptedBrain => "builtin:scripted",
             Builtin::Fs => "builtin:fs",
+            Builtin::Http => "builtin:http",
         }
     }
 
     /// The built-in capability called `name` in `builtin:NAME`.
     pub fn capability(name: &str) -> Option<Builtin> {
-        (name == "fs").then_some(Builtin::Fs)
+        match name {
+            "fs" => Some(Builtin::Fs),
+            "http" => Some(Builtin::Http),
+            _ => None,
+        }
     }
 }
 

@@ -24,6 +24,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Response headers accepted per response.
 const MAX_RESPONSE_HEADERS: usize = 100;
+/// Headers hyper parses before giving up with a protocol error.
+const HYPER_MAX_HEADERS: usize = 1024;
 /// Connect and first-byte timeout when the guest sets none.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -251,7 +253,10 @@ where
 {
     let (sender, conn) = tokio::time::timeout(
         timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        hyper::client::conn::http1::Builder::new()
+            // Parse generously so that our own cap, below, decides and says so.
+            .max_headers(HYPER_MAX_HEADERS)
+            .handshake(TokioIo::new(stream)),
     )
     .await
     .map_err(|_| Error::ConnectionTimeout)??;
