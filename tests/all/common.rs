@@ -13,6 +13,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const USAGE: i32 = 2;
     pub const LIMIT: i32 = 3;
+    pub const TRAP: i32 = 4;
     pub const COMPONENT: i32 = 5;
 }
 

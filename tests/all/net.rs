@@ -71,6 +71,12 @@ fn only_the_allowlist_is_reachable() {
     // final hop of the allowed redirect.
     assert_eq!(other.connections(), 0);
     assert_eq!(server.connections(), 4);
+    let first = server.requests.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(
+        first.starts_with("get / http/1.1"),
+        "origin-form request line: {first}"
+    );
+    assert!(first.contains(&format!("host: 127.0.0.1:{p}")), "{first}");
     let denials = out
         .events()
         .into_iter()

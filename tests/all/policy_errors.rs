@@ -117,6 +117,96 @@ fn bad_values() {
 }
 
 #[test]
+fn unsafe_or_conflicting_grants() {
+    let http =
+        "version = 1\n[capabilities.http]\ncomponent = \"builtin:http\"\ntools = [\"get\"]\n";
+    check_fails(
+        &format!("{http}net = [\"*\"]\n"),
+        &["`capabilities.http.net`", "would allow every host"],
+    );
+    check_fails(
+        &format!("{http}net = [\"https://*\"]\n"),
+        &["would allow every host"],
+    );
+    check_fails(
+        &format!("{http}net = [\"ftp://example.com\"]\n"),
+        &["scheme `ftp`"],
+    );
+    check_fails(
+        &format!("{http}net = [\"https://example.com/path\"]\n"),
+        &["no path"],
+    );
+    check_fails(
+        &format!(
+            "version = 1\n{FS}mounts = [{{ guest = \"/d\", host = \"data\", mode = \"ro\" }}, {{ guest = \"/d\", host = \"data\", mode = \"rw\" }}]\n"
+        ),
+        &["overlaps the mount at `/d`"],
+    );
+    check_fails(
+        "version = 1\n[limits]\nmemory = 0\n",
+        &["`limits.memory`", "larger than 0"],
+    );
+    check_fails("version = 1\n[limits]\nfuel = -5\n", &["`limits.fuel`"]);
+    check_fails(
+        "version = 1\n[limits]\ncall-timeout = \"0s\"\n",
+        &["`limits.call-timeout`"],
+    );
+    check_fails(
+        "version = 1\n[limits]\nmemory = \"1GB\"\n",
+        &["unknown size unit `GB`"],
+    );
+    check_fails(
+        &format!("version = 1\n{FS}max-calls = {{ list_dir = 2 }}\n"),
+        &["`list_dir` is not in `capabilities.fs.tools`"],
+    );
+    check_fails(
+        &format!("version = 1\n{FS}secrets = {{ T = {{ env = \"A\", file = \"b\" }} }}\n"),
+        &["exactly one of"],
+    );
+}
+
+#[test]
+fn a_symlink_as_mount_root_is_refused() {
+    let s = Scratch::new();
+    s.mkdir("real");
+    std::os::unix::fs::symlink(s.path("real"), s.path("link")).unwrap();
+    let file = s.write(
+        "policy.toml",
+        &format!(
+            "version = 1\n{FS}mounts = [{{ guest = \"/d\", host = \"link\", mode = \"ro\" }}]\n"
+        ),
+    );
+    let out = run(fc_host().args(["policy", "check"]).arg(&file));
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    assert!(
+        out.stderr.contains("is a symlink: name the real directory"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn explain_shows_effective_grants_with_defaults() {
+    let out = run(fc_host().args(["policy", "explain", "examples/hello/policy.toml"]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    for expect in [
+        "max-steps 8",
+        "fs.read_file, fs.list_dir",
+        "mount /data ->",
+        "(ro)",
+        "net: none",
+        "memory 256 MiB",
+    ] {
+        assert!(out.stdout.contains(expect), "`{expect}` in {}", out.stdout);
+    }
+    let out = run(fc_host().args(["policy", "explain", "--json", "examples/hello/policy.toml"]));
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["capabilities"]["fs"]["mounts"][0]["mode"], "read-only");
+    assert_eq!(v["limits"]["component"]["fuel"], 2_000_000_000u64);
+    assert_eq!(v["capabilities"]["fs"]["limits"]["call-timeout"], "30000ms");
+}
+
+#[test]
 fn not_toml() {
     check_fails("version = 1\n[limits\n", &["line 2"]);
 }

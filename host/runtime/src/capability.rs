@@ -35,12 +35,12 @@ pub(crate) struct CapabilityInstance {
     redact: Redactor,
 }
 
+/// `(name, value)` pairs of environment variables.
+pub(crate) type Vars = Vec<(String, String)>;
+
 /// The values of a grant's `env` and `secrets`, read from the host once.
 /// Returns the variables to set and the secret `(name, value)` pairs.
-pub(crate) fn resolve_env(
-    name: &str,
-    grant: &CapabilityGrant,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), RunError> {
+pub(crate) fn resolve_env(name: &str, grant: &CapabilityGrant) -> Result<(Vars, Vars), RunError> {
     let mut vars = Vec::new();
     for var in &grant.env {
         // A granted variable the host does not set is simply absent.

@@ -43,6 +43,9 @@ impl Runtime {
             .wasm_relaxed_simd(true)
             .relaxed_simd_deterministic(true)
             .cranelift_nan_canonicalization(true)
+            // Guest backtraces cost time on every trap and would put guest
+            // internals into messages; the trap kind is what users need.
+            .wasm_backtrace_max_frames(None)
             .max_wasm_stack(512 << 10)
             .async_stack_size(2 << 20);
         let engine = Engine::new(&config)

@@ -283,24 +283,89 @@ fn classify(error: wasmtime::Error, limit_hit: Option<String>, budget: Budget) -
     if let Some(reason) = error.downcast_ref::<StopReason>() {
         return Failure::Stop(reason.clone());
     }
-    match error.downcast_ref::<Trap>() {
+    let trap = error.downcast_ref::<Trap>().copied();
+    match trap {
         Some(Trap::OutOfFuel) => {
-            return Failure::Limit(format!("fuel budget of {} exhausted", budget.fuel));
+            Failure::Limit(format!("fuel budget of {} exhausted", budget.fuel))
         }
-        Some(Trap::Interrupt) => {
-            return Failure::Limit(format!("wall-time limit of {:?}", budget.wall));
+        Some(Trap::Interrupt) => Failure::Limit(format!("wall-time limit of {:?}", budget.wall)),
+        // A guest that aborts after a refused `memory.grow` hit the limit.
+        _ if limit_hit.is_some() => Failure::Limit(limit_hit.unwrap_or_default()),
+        Some(Trap::StackOverflow) => {
+            Failure::Trap("stack overflow (wasm call stack exhausted)".into())
         }
-        _ => {}
+        Some(trap) => Failure::Trap(format!("wasm trap: {trap}")),
+        // Not a trap: an error raised by the host or the engine; its root
+        // cause is the useful part.
+        None => Failure::Trap(error.root_cause().to_string()),
     }
-    if let Some(limit) = limit_hit {
-        return Failure::Limit(limit);
-    }
-    Failure::Trap(format!("{error:#}"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::*;
+    use crate::Runtime;
+    use wasmtime::component::{Component, Linker};
+
+    fn setup(budget: Budget) -> Setup {
+        Setup {
+            name: "bomb".into(),
+            wasi: WasiCtx::builder().build(),
+            budget,
+            max_log_lines: 1,
+            net: NetGate {
+                component: "bomb".into(),
+                patterns: Default::default(),
+                max_body: 0,
+            },
+            redact: Redactor::default(),
+        }
+    }
+
+    async fn instantiate(rt: &Runtime, wat: &str) -> Result<(), Failure> {
+        let budget = Budget {
+            memory: 16 << 20,
+            fuel: 10_000_000,
+            wall: Duration::from_secs(5),
+        };
+        let component = Component::new(&rt.engine, wat).unwrap();
+        let linker = Linker::new(&rt.engine);
+        let mut store = GuestState::store(&rt.engine, setup(budget), ());
+        guarded(&mut store, budget, async |s| {
+            linker.instantiate_async(s, &component).await.map(|_| ())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn table_memory_and_instance_bombs_are_refused() {
+        let rt = Runtime::new().unwrap();
+        let table =
+            "(component (core module $m (table 2000000 funcref)) (core instance (instantiate $m)))";
+        let err = instantiate(&rt, table).await.unwrap_err();
+        assert_eq!(
+            err,
+            Failure::Limit(format!("table limit of {MAX_TABLE_ELEMENTS} elements"))
+        );
+
+        let memory = "(component (core module $m (memory 1024)) (core instance (instantiate $m)))";
+        let err = instantiate(&rt, memory).await.unwrap_err();
+        assert_eq!(err, Failure::Limit("memory limit of 16 MiB".into()));
+
+        let many: String = (0..MAX_INSTANCES + 1)
+            .map(|_| "(core instance (instantiate $m))")
+            .collect();
+        let err = instantiate(&rt, &format!("(component (core module $m) {many})"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Failure::Trap(m) if m.contains("instance")),
+            "{err:?}"
+        );
+
+        // Within the limits the same shapes instantiate.
+        instantiate(&rt, "(component (core module $m (table 10 funcref) (memory 1)) (core instance (instantiate $m)))").await.unwrap();
+    }
 
     #[test]
     fn sanitize_escapes_control_characters_and_caps() {

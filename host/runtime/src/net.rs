@@ -6,6 +6,7 @@
 //!    metadata addresses unless the pattern names them, and connects to the
 //!    checked address itself (no second lookup, so no DNS rebinding);
 //! 3. caps response headers and body.
+//!
 //! Redirects are not followed here: a guest that follows one sends a new
 //! request, which is checked again.
 

@@ -28,7 +28,7 @@ impl Redactor {
             .map(|(name, value)| (value, format!("[redacted:{name}]")))
             .collect();
         // Longest first, so a secret containing another is replaced whole.
-        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Redactor(Arc::new(pairs))
     }
 

@@ -62,7 +62,11 @@ impl Guest for Hostile {
                 Err(e) => return Err(ToolError::Failed(e.to_string())),
             },
             "mutate" => json!(mutate(&text("ro"), &text("rw"))),
-            "env" => json!(std::env::vars().collect::<std::collections::BTreeMap<_, _>>()),
+            "env" => {
+                let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+                log::log(log::Level::Warn, &format!("my environment: {vars:?}"));
+                json!(vars)
+            }
             "connect" => match std::net::TcpStream::connect(text("addr")) {
                 Ok(_) => json!("connected"),
                 Err(e) => return Err(ToolError::Failed(format!("connect: {e}"))),
