@@ -56,3 +56,37 @@ fn an_exhausted_script_is_the_agents_own_error() {
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.contains("Exhausted"), "{}", out.stderr);
 }
+
+#[test]
+fn a_per_tool_quota_refuses_further_calls_and_the_run_goes_on() {
+    let s = Scratch::new();
+    s.write("d/a.txt", "a");
+    let fs = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"list_dir\"]\nmax-calls = { read_file = 2 }\nmounts = [{ guest = \"/d\", host = \"d\", mode = \"ro\" }]\n";
+    let read = ("fs.read_file", json!({ "path": "/d/a.txt" }));
+    s.setup(
+        &policy(fs),
+        calls(&[
+            read.clone(),
+            read.clone(),
+            read,
+            ("fs.list_dir", json!({ "path": "/d" })),
+        ]),
+    );
+    let out = s.run_echo();
+    let t = out.transcript();
+    let kinds: Vec<&str> = t
+        .iter()
+        .map(|e| e["error"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(kinds, ["ok", "ok", "limit_exceeded", "ok"], "{t:#?}");
+    assert!(
+        t[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`capabilities.fs.max-calls`"),
+        "{t:#?}"
+    );
+    let denied = out.events_named("tool call quota exhausted");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["rule"], "capabilities.fs.max-calls");
+}
