@@ -1,0 +1,110 @@
+//! What the journal stores: runs and their events.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Started and not finished: still going, or killed.
+    Running,
+    /// The agent returned an answer.
+    Ok,
+    /// The agent returned its own error.
+    AgentError,
+    /// A budget or limit stopped it.
+    Limit,
+    /// A guest trapped.
+    Trap,
+    /// The host failed (a component refused, a journal error, …).
+    Failed,
+}
+
+/// A run's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run id.
+    pub id: String,
+    /// Start time, seconds since the Unix epoch.
+    pub started: u64,
+    /// Its status.
+    pub status: RunStatus,
+    /// The agent component (`builtin:agent` or a path).
+    pub agent: String,
+    /// sha256 of the agent component.
+    pub agent_hash: String,
+    /// sha256 of the policy text.
+    pub policy_hash: String,
+    /// Everything the runtime needs to replay or resume the run (policy
+    /// text and path, task, brain, seeds); opaque to the journal.
+    pub plan: Value,
+    /// The final answer or error, once finished.
+    pub outcome: Option<String>,
+}
+
+/// A change to durable memory, applied in the same transaction as the
+/// event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryEffect {
+    /// Store `value` under `key` in `scope`.
+    Set {
+        /// Whose memory (an agent's component hash).
+        scope: String,
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Remove `key` from `scope`.
+    Delete {
+        /// Whose memory.
+        scope: String,
+        /// The key.
+        key: String,
+    },
+}
+
+/// One journaled event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the run, from 0.
+    pub seq: u64,
+    /// What happened (`inference`, `tool-call`, `tool-result`, …).
+    pub kind: String,
+    /// Its data.
+    pub data: Value,
+    /// Hash of the previous event (64 zeros for the first).
+    pub prev: String,
+    /// This event's hash: sha256 over `prev`, `seq`, `kind` and `data`.
+    pub hash: String,
+}
+
+/// The `prev` of a run's first event.
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl Event {
+    /// Builds the event that follows `prev`.
+    pub(crate) fn new(seq: u64, kind: &str, data: Value, prev: &str) -> Event {
+        let hash = Event::digest(seq, kind, &data, prev);
+        Event {
+            seq,
+            kind: kind.to_owned(),
+            data,
+            prev: prev.to_owned(),
+            hash,
+        }
+    }
+
+    /// `serde_json` maps are sorted, so the encoding of `data` is canonical.
+    pub(crate) fn digest(seq: u64, kind: &str, data: &Value, prev: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(seq.to_be_bytes());
+        h.update((kind.len() as u64).to_be_bytes());
+        h.update(kind.as_bytes());
+        h.update(data.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+}
