@@ -14,12 +14,19 @@ pub const LIMIT: u8 = 3;
 pub const TRAP: u8 = 4;
 /// A component was refused: not a component, or not of its world.
 pub const COMPONENT: u8 = 5;
+/// A replay did not match its journal.
+pub const DIVERGENCE: u8 = 6;
+/// The journal is corrupt, tampered with, busy, or has no such run.
+pub const JOURNAL: u8 = 7;
+/// A resumed run met a `write` call of unknown outcome, and the policy says fail.
+pub const UNCERTAIN: u8 = 8;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
 pub const HELP: &str = "Exit codes: 0 success, 1 the agent's own error, 2 usage, policy or \
 configuration error, 3 a budget or limit stopped the run, 4 a guest trapped, 5 a component \
-was refused, 70 internal error.";
+was refused, 6 a replay diverged from its journal, 7 journal error (corrupt, tampered, busy, \
+unknown run), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"`, 70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
@@ -28,6 +35,9 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         Some(RunError::Component { .. }) => COMPONENT,
         Some(RunError::Limit(_)) => LIMIT,
         Some(RunError::Trap { .. }) => TRAP,
+        Some(RunError::Divergence { .. }) => DIVERGENCE,
+        Some(RunError::Journal(_)) => JOURNAL,
+        Some(RunError::Uncertain(_)) => UNCERTAIN,
         Some(_) => INTERNAL,
         None if e.downcast_ref::<femtoclaw_policy::PolicyError>().is_some() => USAGE,
         None => INTERNAL,

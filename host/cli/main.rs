@@ -11,6 +11,7 @@ use clap::Parser;
 mod commands;
 mod exit;
 mod logging;
+mod state;
 
 use commands::Command;
 

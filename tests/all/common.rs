@@ -17,10 +17,17 @@ pub mod exit {
     pub const COMPONENT: i32 = 5;
 }
 
+/// `fc-host` with a state directory of its own (tests run in parallel, and
+/// a journal is held by one process at a time).
 pub fn fc_host() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-host"));
-    cmd.env_remove("RUST_LOG");
+    cmd.env_remove("RUST_LOG").env("FC_STATE_DIR", fresh_dir());
     cmd
+}
+
+/// A new empty directory that outlives the test (for state directories).
+pub fn fresh_dir() -> PathBuf {
+    tempfile::tempdir().unwrap().keep()
 }
 
 /// What a finished `fc-host` printed.

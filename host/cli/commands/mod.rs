@@ -1,8 +1,10 @@
 //! One file per subcommand.
 
+mod journal;
 mod policy;
-mod run;
+pub mod run;
 
+pub use journal::{InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
 
@@ -11,7 +13,15 @@ pub use run::RunCommand;
 pub enum Command {
     /// Run an agent under a policy; prints its final answer on stdout.
     Run(RunCommand),
-    /// Check a policy file.
+    /// List the journaled runs.
+    Runs(RunsCommand),
+    /// Print a run's timeline.
+    Inspect(InspectCommand),
+    /// Re-run a journaled run from its journal, checking every step.
+    Replay(ReplayCommand),
+    /// Continue a killed run from where its journal ends.
+    Resume(ResumeCommand),
+    /// Check or explain a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
@@ -21,6 +31,10 @@ impl Command {
     pub fn execute(self) -> anyhow::Result<u8> {
         match self {
             Command::Run(c) => c.execute(),
+            Command::Runs(c) => c.execute(),
+            Command::Inspect(c) => c.execute(),
+            Command::Replay(c) => c.execute(),
+            Command::Resume(c) => c.execute(),
             Command::Policy(c) => c.execute(),
         }
     }

@@ -6,6 +6,7 @@ use anyhow::bail;
 use femtoclaw_runtime::prelude::*;
 
 use crate::exit;
+use crate::state::StateArgs;
 
 /// Run an agent under a policy.
 #[derive(clap::Args)]
@@ -22,6 +23,8 @@ pub struct RunCommand {
     /// The task handed to the agent.
     #[arg(long, value_name = "TEXT", default_value = "")]
     task: String,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 impl RunCommand {
@@ -32,21 +35,34 @@ impl RunCommand {
             plan.agent = ComponentRef::File(agent);
         }
         plan.brain = self.brain.as_deref().map(parse_brain).transpose()?;
+        plan.state = Some(self.state.dir()?);
+        let run_id = femtoclaw_runtime::new_run_id();
+        eprintln!("fc-host: run {run_id}");
+        plan.run_id = Some(run_id);
+        let outcome = block_on(async { Runtime::new()?.run(plan).await })?;
+        Ok(print_answer(outcome))
+    }
+}
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .enable_io()
-            .build()?;
-        let outcome = runtime.block_on(async { Runtime::new()?.run(plan).await })?;
-        match outcome.answer {
-            Ok(answer) => {
-                println!("{answer}");
-                Ok(exit::OK)
-            }
-            Err(error) => {
-                eprintln!("fc-host: the agent failed: {error}");
-                Ok(exit::AGENT_ERROR)
-            }
+/// Runs a future on a small single-threaded runtime (timers and sockets on).
+pub fn block_on<T>(f: impl Future<Output = Result<T, RunError>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build()?;
+    Ok(runtime.block_on(f)?)
+}
+
+/// Prints the answer on stdout (or the agent's error on stderr).
+pub fn print_answer(outcome: RunOutcome) -> u8 {
+    match outcome.answer {
+        Ok(answer) => {
+            println!("{answer}");
+            exit::OK
+        }
+        Err(error) => {
+            eprintln!("fc-host: the agent failed: {error}");
+            exit::AGENT_ERROR
         }
     }
 }
@@ -58,7 +74,7 @@ fn parse_brain(spec: &str) -> anyhow::Result<BrainChoice> {
     if spec.ends_with(".wasm") {
         return Ok(BrainChoice::Component(PathBuf::from(spec)));
     }
-    bail!(femtoclaw_runtime::RunError::Config(format!(
+    bail!(RunError::Config(format!(
         "unknown --brain `{spec}` (expected `scripted:FILE` or `PATH.wasm`)"
     )))
 }

@@ -16,12 +16,31 @@ pub const BUILTIN_CAPABILITIES: &[&str] = &["fs", "http"];
 pub struct Policy {
     /// The file it was read from (empty for a policy built in code).
     pub path: PathBuf,
+    /// The file's text, as parsed (journaled with each run, so that a run
+    /// can be resumed under exactly the policy it started with).
+    #[serde(skip)]
+    pub text: String,
     /// Run budgets and component limits.
     pub limits: Limits,
     /// The brain, if the policy names one (`--brain` can supply or replace it).
     pub brain: Option<BrainSpec>,
     /// Capabilities by name, the prefix of their tools' addresses.
     pub capabilities: BTreeMap<String, CapabilityGrant>,
+    /// What a resumed run does with a `write` call whose outcome is unknown
+    /// (`[journal] on-uncertain`, default `fail`).
+    pub on_uncertain: OnUncertain,
+}
+
+/// What to do with a `write` tool call that was started but whose result
+/// was never journaled (the process died in between).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnUncertain {
+    /// Stop the resumed run and say so: a person decides.
+    #[default]
+    Fail,
+    /// Run the call again with the same idempotency key.
+    Retry,
 }
 
 /// Run budgets and the default limits of every component. A budget that

@@ -86,11 +86,27 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         let grant = capability(&cx, &name, cap)?;
         capabilities.insert(name.into_inner(), grant);
     }
+    let on_uncertain = match raw.journal.and_then(|j| j.on_uncertain) {
+        None => OnUncertain::Fail,
+        Some(v) => match v.get_ref().as_str() {
+            "fail" => OnUncertain::Fail,
+            "retry" => OnUncertain::Retry,
+            other => {
+                return cx.err(
+                    v.span(),
+                    "journal.on-uncertain",
+                    format!("`{other}` is not `fail` or `retry`"),
+                );
+            }
+        },
+    };
     Ok(Policy {
         path: path.to_owned(),
+        text: text.to_owned(),
         limits,
         brain,
         capabilities,
+        on_uncertain,
     })
 }
 

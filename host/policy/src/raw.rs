@@ -16,6 +16,14 @@ pub(crate) struct RawPolicy {
     pub brain: Option<RawBrain>,
     #[serde(default)]
     pub capabilities: BTreeMap<Spanned<String>, RawCapability>,
+    #[serde(default)]
+    pub journal: Option<RawJournal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawJournal {
+    pub on_uncertain: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -1,73 +1,195 @@
-//! The agent's host: `tools` and `inference` imports. Every tool call passes
-//! the gate and the validator before a capability runs it; budgets that run
-//! out end the run by trapping the agent with a [`StopReason`].
+//! The agent's host: `tools`, `inference` and `memory` imports. Every tool
+//! call passes the gate and the validator before a capability runs it; every
+//! input the agent receives is journaled (or, when replaying, taken from the
+//! journal); budgets that run out end the run with a [`StopReason`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use femtoclaw_policy::Policy;
+use femtoclaw_journal::MemoryEffect;
+use femtoclaw_policy::{OnUncertain, Policy};
 use femtoclaw_protocol::Limits as JsonLimits;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::bindings::agent::femtoclaw::runtime::{inference, tools};
+use crate::bindings::agent::femtoclaw::runtime::{inference, memory, tools};
 use crate::bindings::brain::exports::femtoclaw::runtime::model::Request;
 use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Invocation;
-use crate::bindings::{BrainError, Completion, Message, ToolError, ToolSpec};
+use crate::bindings::{BrainError, Completion, EffectClass, Message, ToolError, ToolSpec};
 use crate::brain::{BrainInstance, failure_text};
 use crate::capability::CapabilityInstance;
 use crate::gate::{Decision, Gate, GrantedTool};
 use crate::guest::{Failure, GuestState};
+use crate::record::{Next, Recorder};
 use crate::redact::Redactor;
 use crate::{RunStats, StopReason};
 
-/// What the agent's imports act on.
-pub(crate) struct AgentHost {
-    pub run_id: String,
-    pub policy: Policy,
+/// The components a live run calls (absent in a pure replay).
+pub(crate) struct Live {
     pub gate: Gate,
     pub capabilities: BTreeMap<String, CapabilityInstance>,
     pub brain: BrainInstance,
+}
+
+/// What the agent's imports act on.
+pub(crate) struct AgentHost {
+    pub policy: Policy,
+    /// The tools the agent may call (granted, or as recorded).
+    pub specs: Vec<ToolSpec>,
+    pub live: Option<Live>,
+    pub recorder: Recorder,
+    /// Whose durable memory this agent uses (its component's sha256).
+    pub memory_scope: String,
     pub stats: RunStats,
     /// Calls per tool address so far, for `max-calls` quotas.
     pub calls_per_tool: BTreeMap<String, u32>,
 }
 
+type HostResult<T> = wasmtime::Result<T>;
+
+fn halt<T>(reason: StopReason) -> HostResult<T> {
+    Err(wasmtime::Error::new(reason))
+}
+
 impl tools::Host for GuestState<AgentHost> {
-    async fn list(&mut self) -> wasmtime::Result<Vec<ToolSpec>> {
-        Ok(self.data.gate.specs())
+    async fn list(&mut self) -> HostResult<Vec<ToolSpec>> {
+        Ok(self.data.specs.clone())
     }
 
     async fn call(
         &mut self,
         name: String,
         arguments: String,
-    ) -> wasmtime::Result<Result<String, ToolError>> {
+    ) -> HostResult<Result<String, ToolError>> {
         let redact = self.redact.clone();
         let host = &mut self.data;
         let max = host.policy.limits.max_tool_calls;
         if host.stats.tool_calls >= max {
             tracing::warn!(target: "femtoclaw::decision", tool = %name, decision = "stop", rule = "limits.max-tool-calls", "tool-call budget exhausted");
-            return Err(wasmtime::Error::new(StopReason::MaxToolCalls(max)));
+            return halt(host.stop(StopReason::MaxToolCalls(max)));
         }
         host.stats.tool_calls += 1;
         let step = host.stats.tool_calls;
-        let (tool, arguments, rule) = match host.gate.decide(&host.policy, &name, &arguments) {
+        let key = format!("{}:{step}", host.recorder.run_id);
+        let same = |d: &Value| d["name"] == name && d["arguments"] == arguments;
+        let actual = || format!("tool call `{name}` with {arguments}");
+        match host.recorder.next("tool-call", same, actual) {
+            Err(reason) => halt(reason),
+            Ok(Next::Replay(_)) => match host.recorder.next("tool-result", |_| true, actual) {
+                Ok(Next::Replay(event)) => {
+                    if event.data["counted"] == true {
+                        *host.calls_per_tool.entry(name.clone()).or_default() += 1;
+                    }
+                    if event.data["refused"] == true {
+                        host.stats.refused += 1;
+                    }
+                    let result = serde_json::from_value::<Result<String, ToolError>>(
+                        event.data["result"].clone(),
+                    );
+                    result
+                        .or_else(|e| halt(StopReason::Journal(format!("event {}: {e}", event.seq))))
+                }
+                // The intent was journaled but not its result: the process
+                // died while the call ran.
+                Ok(Next::Live) => host.uncertain(&name, &arguments, step, key, &redact).await,
+                Err(reason) => halt(reason),
+            },
+            Ok(Next::Live) => {
+                let outcome = host
+                    .live_call(&name, &arguments, step, key, true, &redact)
+                    .await;
+                outcome.or_else(halt)
+            }
+        }
+    }
+}
+
+impl AgentHost {
+    /// Records a stop and returns it.
+    fn stop(&mut self, reason: StopReason) -> StopReason {
+        let replayed = matches!(
+            self.recorder.next("stop", |_| true, || reason.to_string()),
+            Ok(Next::Replay(_))
+        );
+        if !replayed {
+            let _ = self
+                .recorder
+                .record("stop", json!({ "reason": reason.to_string() }), None);
+        }
+        reason
+    }
+
+    /// A resumed run reached a call whose result was never journaled.
+    /// `pure` and `read` calls run again; a `write` follows the policy.
+    async fn uncertain(
+        &mut self,
+        name: &str,
+        arguments: &str,
+        step: u32,
+        key: String,
+        redact: &Redactor,
+    ) -> HostResult<Result<String, ToolError>> {
+        let effect = self.live.as_ref().and_then(|l| l.gate.effect(name));
+        if effect == Some(EffectClass::Write) && self.policy.on_uncertain == OnUncertain::Fail {
+            return halt(StopReason::Uncertain(format!(
+                "`{name}` (idempotency key `{key}`) may or may not have run before the process died; \
+                 `[journal] on-uncertain = \"fail\"`: check its effect, then set `retry` to run it again"
+            )));
+        }
+        tracing::warn!(target: "femtoclaw::decision", step, tool = %name, decision = "retry", rule = "journal.on-uncertain", key = %key, "running an uncertain call again");
+        self.live_call(name, arguments, step, key, false, redact)
+            .await
+            .or_else(halt)
+    }
+
+    /// Decides, journals and runs one call against the live capabilities.
+    async fn live_call(
+        &mut self,
+        name: &str,
+        arguments: &str,
+        step: u32,
+        key: String,
+        record_intent: bool,
+        redact: &Redactor,
+    ) -> Result<Result<String, ToolError>, StopReason> {
+        let live = self
+            .live
+            .as_mut()
+            .expect("invariant: live calls happen only with live components");
+        let decision = live.gate.decide(&self.policy, name, arguments);
+        let effect = match &decision {
+            Decision::Allow { tool, .. } => tool.spec.effect,
+            Decision::Refuse { .. } => EffectClass::Pure,
+        };
+        if record_intent {
+            self.recorder.record(
+                "tool-call",
+                json!({ "name": name, "arguments": arguments, "key": key, "effect": effect }),
+                None,
+            )?;
+        }
+        let (tool, arguments, rule) = match decision {
             Decision::Allow {
                 tool,
                 arguments,
                 rule,
             } => (tool, arguments, rule),
             Decision::Refuse { rule, error } => {
-                host.stats.refused += 1;
+                self.stats.refused += 1;
                 tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", %rule, error = ?error, "tool call refused");
-                return Ok(Err(error));
+                return self.finish_call(Err(error), false, true);
             }
         };
-        if let Some(error) = quota_exhausted(&host.policy, &mut host.calls_per_tool, tool, &name) {
-            host.stats.refused += 1;
+        if let Some(error) = quota_exhausted(&self.policy, &mut self.calls_per_tool, tool, name) {
+            self.stats.refused += 1;
             tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", rule = %format!("capabilities.{}.max-calls", tool.capability), "tool call quota exhausted");
-            return Ok(Err(error));
+            return self.finish_call(Err(error), false, true);
         }
-        let capability = host
+        if tool.spec.effect == EffectClass::Write {
+            // Output commit: the intent is durable before the effect happens.
+            self.recorder.sync()?;
+        }
+        let capability = live
             .capabilities
             .get_mut(&tool.capability)
             .expect("invariant: granted tools have an instance");
@@ -75,22 +197,22 @@ impl tools::Host for GuestState<AgentHost> {
             tool: tool.spec.name[tool.capability.len() + 1..].to_owned(),
             // The capability receives exactly the value that was validated.
             arguments: arguments.to_string(),
-            idempotency_key: format!("{}:{step}", host.run_id),
+            idempotency_key: key,
         };
         tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
         let started = Instant::now();
         let outcome = capability.invoke(call).await;
-        let max_output = usize::try_from(host.policy.limits.max_tool_output).unwrap_or(usize::MAX);
+        let max_output = usize::try_from(self.policy.limits.max_tool_output).unwrap_or(usize::MAX);
         let result = match outcome {
-            Ok(Ok(output)) => checked_output(tool, output, max_output, &redact),
-            Ok(Err(error)) => Err(redact_error(&redact, error)),
+            Ok(Ok(output)) => checked_output(tool, output, max_output, redact),
+            Ok(Err(error)) => Err(redact_error(redact, error)),
             Err(Failure::Limit(m)) => {
                 Err(ToolError::LimitExceeded(format!("`{name}` stopped: {m}")))
             }
             Err(Failure::Trap(m)) => Err(ToolError::Failed(
                 redact.apply(&format!("`{name}` trapped: {m}")).into_owned(),
             )),
-            Err(Failure::Stop(r)) => return Err(wasmtime::Error::new(r)),
+            Err(Failure::Stop(r)) => return Err(r),
         };
         let elapsed_us = started.elapsed().as_micros() as u64;
         match &result {
@@ -101,6 +223,18 @@ impl tools::Host for GuestState<AgentHost> {
                 tracing::info!(target: "femtoclaw::tool", step, tool = %name, outcome = "error", error = ?error, elapsed_us, "tool call finished")
             }
         }
+        self.finish_call(result, true, false)
+    }
+
+    /// Journals a call's result.
+    fn finish_call(
+        &mut self,
+        result: Result<String, ToolError>,
+        counted: bool,
+        refused: bool,
+    ) -> Result<Result<String, ToolError>, StopReason> {
+        let data = json!({ "result": result, "counted": counted, "refused": refused });
+        self.recorder.record("tool-result", data, None)?;
         Ok(result)
     }
 }
@@ -164,33 +298,170 @@ fn redact_error(redact: &Redactor, error: ToolError) -> ToolError {
     }
 }
 
+/// sha256 of a conversation: what the journal keeps of an inference request.
+fn digest(messages: &[Message]) -> String {
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(messages).expect("invariant: messages serialize"),
+    ))
+}
+
 impl inference::Host for GuestState<AgentHost> {
     async fn complete(
         &mut self,
         messages: Vec<Message>,
-    ) -> wasmtime::Result<Result<Completion, BrainError>> {
+    ) -> HostResult<Result<Completion, BrainError>> {
         let host = &mut self.data;
         let max = host.policy.limits.max_steps;
         if host.stats.steps >= max {
             tracing::warn!(target: "femtoclaw::decision", decision = "stop", rule = "limits.max-steps", "step budget exhausted");
-            return Err(wasmtime::Error::new(StopReason::MaxSteps(max)));
+            return halt(host.stop(StopReason::MaxSteps(max)));
         }
         host.stats.steps += 1;
-        let request = Request {
-            messages,
-            tools: host.gate.specs(),
-        };
-        let started = Instant::now();
-        let result = match host.brain.complete(request).await {
-            Ok(result) => result,
-            Err(Failure::Stop(r)) => return Err(wasmtime::Error::new(r)),
-            Err(f) => Err(BrainError::Provider(format!(
-                "brain failed: {}",
-                failure_text(&f)
-            ))),
-        };
-        let proposed = result.as_ref().map_or(0, |c| c.tool_calls.len());
-        tracing::info!(target: "femtoclaw::inference", step = host.stats.steps, component = %host.brain.hash, ok = result.is_ok(), proposed, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
-        Ok(result)
+        let request = digest(&messages);
+        let actual = || format!("an inference request with conversation sha256 {request}");
+        match host
+            .recorder
+            .next("inference", |d| d["request"] == request.as_str(), actual)
+        {
+            Err(reason) => halt(reason),
+            Ok(Next::Replay(event)) => {
+                let result = serde_json::from_value(event.data["result"].clone());
+                result.or_else(|e| halt(StopReason::Journal(format!("event {}: {e}", event.seq))))
+            }
+            Ok(Next::Live) => {
+                let live = host
+                    .live
+                    .as_mut()
+                    .expect("invariant: live inference happens only with live components");
+                let started = Instant::now();
+                let result = match live
+                    .brain
+                    .complete(Request {
+                        messages,
+                        tools: host.specs.clone(),
+                    })
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(Failure::Stop(r)) => return halt(r),
+                    Err(f) => Err(BrainError::Provider(format!(
+                        "brain failed: {}",
+                        failure_text(&f)
+                    ))),
+                };
+                let proposed = result.as_ref().map_or(0, |c| c.tool_calls.len());
+                tracing::info!(target: "femtoclaw::inference", step = host.stats.steps, component = %live.brain.hash, ok = result.is_ok(), proposed, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
+                if let Err(reason) = host.recorder.record(
+                    "inference",
+                    json!({ "request": request, "result": result }),
+                    None,
+                ) {
+                    return halt(reason);
+                }
+                Ok(result)
+            }
+        }
+    }
+}
+
+/// Memory keys and values above these sizes are refused.
+const MAX_MEMORY_KEY: usize = 256;
+const MAX_MEMORY_VALUE: usize = 64 << 10;
+const MAX_MEMORY_KEYS: usize = 1000;
+
+impl AgentHost {
+    /// One memory operation: replayed from the journal, or done live and
+    /// journaled (with its change to the store in the same transaction).
+    fn memory_op(
+        &mut self,
+        kind: &str,
+        request: Value,
+        live: impl FnOnce(&mut Self) -> Result<(Value, Option<MemoryEffect>), StopReason>,
+    ) -> HostResult<Value> {
+        let actual = || format!("{kind} {request}");
+        match self
+            .recorder
+            .next(kind, |d| d["request"] == request, actual)
+        {
+            Err(reason) => halt(reason),
+            Ok(Next::Replay(event)) => Ok(event.data["response"].clone()),
+            Ok(Next::Live) => {
+                let (response, effect) = live(self).or_else(halt)?;
+                self.recorder
+                    .record(
+                        kind,
+                        json!({ "request": request, "response": response }),
+                        effect,
+                    )
+                    .or_else(halt)?;
+                Ok(response)
+            }
+        }
+    }
+
+    fn memory_read<T>(
+        &mut self,
+        read: impl FnOnce(&femtoclaw_journal::Journal, &str) -> femtoclaw_journal::Result<T>,
+    ) -> Result<Option<T>, StopReason> {
+        let scope = self.memory_scope.clone();
+        match self.recorder.journal() {
+            Some(journal) => read(journal, &scope)
+                .map(Some)
+                .map_err(|e| StopReason::Journal(e.to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
+impl memory::Host for GuestState<AgentHost> {
+    fn get(&mut self, key: String) -> HostResult<Option<String>> {
+        let response = self.data.memory_op("memory-get", json!(key), |host| {
+            let value = host
+                .memory_read(|j, scope| j.memory_get(scope, &key))?
+                .flatten();
+            Ok((json!(value), None))
+        })?;
+        Ok(response.as_str().map(str::to_owned))
+    }
+
+    fn set(&mut self, key: String, value: String) -> HostResult<Result<(), String>> {
+        if key.len() > MAX_MEMORY_KEY || value.len() > MAX_MEMORY_VALUE {
+            return Ok(Err(format!(
+                "memory keys are at most {MAX_MEMORY_KEY} bytes and values at most {MAX_MEMORY_VALUE}"
+            )));
+        }
+        let scope = self.data.memory_scope.clone();
+        let request = json!({ "key": key, "value": value });
+        let response = self.data.memory_op("memory-set", request, |host| {
+            if host.recorder.journal().is_none() {
+                return Ok((json!("no state directory: memory is unavailable"), None));
+            }
+            Ok((Value::Null, Some(MemoryEffect::Set { scope, key, value })))
+        })?;
+        Ok(response.as_str().map_or(Ok(()), |e| Err(e.to_owned())))
+    }
+
+    fn delete(&mut self, key: String) -> HostResult<bool> {
+        let scope = self.data.memory_scope.clone();
+        let response = self.data.memory_op("memory-delete", json!(key), |host| {
+            let existed = host
+                .memory_read(|j, scope| j.memory_get(scope, &key))?
+                .flatten()
+                .is_some();
+            let effect = existed.then(|| MemoryEffect::Delete { scope, key });
+            Ok((json!(existed), effect))
+        })?;
+        Ok(response == true)
+    }
+
+    fn keys(&mut self, prefix: String) -> HostResult<Vec<String>> {
+        let response = self.data.memory_op("memory-keys", json!(prefix), |host| {
+            let mut keys = host
+                .memory_read(|j, scope| j.memory_list(scope, &prefix))?
+                .unwrap_or_default();
+            keys.truncate(MAX_MEMORY_KEYS);
+            Ok((json!(keys), None))
+        })?;
+        Ok(serde_json::from_value(response).unwrap_or_default())
     }
 }

@@ -14,6 +14,8 @@ pub mod agent {
             default: trappable,
         },
         exports: { default: async },
+        // Brain turns and tool results are journaled as JSON.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -45,6 +47,5 @@ pub mod brain {
     });
 }
 
-#[cfg(test)]
 pub use agent::femtoclaw::runtime::types::EffectClass;
 pub use agent::femtoclaw::runtime::types::{BrainError, Completion, Message, ToolError, ToolSpec};

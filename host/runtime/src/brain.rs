@@ -46,14 +46,17 @@ impl BrainInstance {
         choice: &BrainChoice,
         limits: &Limits,
         redact: Redactor,
+        start_turn: usize,
     ) -> Result<Self, RunError> {
         let (source, settings) = match choice {
             BrainChoice::Scripted(path) => {
                 let script = load_script(path)?;
-                (
-                    ComponentRef::Builtin(Builtin::ScriptedBrain),
-                    BTreeMap::from([("script".to_owned(), script)]),
-                )
+                // A resumed run continues the script where its journal ended.
+                let settings = BTreeMap::from([
+                    ("script".to_owned(), script),
+                    ("start-turn".to_owned(), start_turn.to_string()),
+                ]);
+                (ComponentRef::Builtin(Builtin::ScriptedBrain), settings)
             }
             BrainChoice::Component(path) => (ComponentRef::File(path.clone()), BTreeMap::new()),
         };

@@ -34,12 +34,30 @@ pub enum RunError {
         /// The trap.
         message: String,
     },
+    /// A replay did not match its journal.
+    #[error("replay diverged at event {event}: expected {expected}, but the agent made {actual}")]
+    Divergence {
+        /// The first event that does not match.
+        event: u64,
+        /// What the journal holds there.
+        expected: String,
+        /// What happened instead.
+        actual: String,
+    },
+    /// The journal could not be read or written (corrupt, tampered, busy,
+    /// unknown run, failed commit).
+    #[error("journal: {0}")]
+    Journal(String),
+    /// A resumed run found a `write` call whose outcome is unknown, and the
+    /// policy's `on-uncertain` says to fail rather than retry.
+    #[error("{0}")]
+    Uncertain(String),
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// A run budget that ran out; raised from a host call to end the run.
+/// Why a host call ended the run (raised as an error through the agent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StopReason {
@@ -49,4 +67,39 @@ pub enum StopReason {
     /// More tool calls than `limits.max-tool-calls`.
     #[error("tool-call budget exhausted (`limits.max-tool-calls` = {0})")]
     MaxToolCalls(u32),
+    /// The agent did not do what the journal recorded.
+    #[error("replay diverged at event {event}")]
+    Divergence {
+        /// The event.
+        event: u64,
+        /// What was recorded.
+        expected: String,
+        /// What happened.
+        actual: String,
+    },
+    /// The journal failed.
+    #[error("journal: {0}")]
+    Journal(String),
+    /// A write's outcome is unknown and the policy says fail.
+    #[error("{0}")]
+    Uncertain(String),
+}
+
+impl From<StopReason> for RunError {
+    fn from(reason: StopReason) -> RunError {
+        match reason {
+            StopReason::Divergence {
+                event,
+                expected,
+                actual,
+            } => RunError::Divergence {
+                event,
+                expected,
+                actual,
+            },
+            StopReason::Journal(m) => RunError::Journal(m),
+            StopReason::Uncertain(m) => RunError::Uncertain(m),
+            limit => RunError::Limit(limit.to_string()),
+        }
+    }
 }

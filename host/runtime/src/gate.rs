@@ -155,6 +155,11 @@ impl Gate {
         Decision::Refuse { rule, error }
     }
 
+    /// The effect class of a granted tool.
+    pub(crate) fn effect(&self, name: &str) -> Option<crate::bindings::EffectClass> {
+        self.granted.get(name).map(|t| t.spec.effect)
+    }
+
     /// Checks a capability's result: strict JSON that satisfies the tool's
     /// output schema, if it declared one.
     pub(crate) fn check_output(

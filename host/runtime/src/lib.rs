@@ -30,6 +30,7 @@ mod error;
 pub mod gate;
 mod guest;
 mod net;
+mod record;
 mod redact;
 mod run;
 mod virt;
@@ -37,7 +38,7 @@ mod virt;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
-pub use run::{BrainChoice, RunOutcome, RunPlan, RunStats};
+pub use run::{BrainChoice, RunOutcome, RunPlan, RunStats, new_run_id};
 pub(crate) use virt::{VirtualClock, seeded_rng};
 
 /// Paths of every guest component built from `guests/` (for tests and tools).

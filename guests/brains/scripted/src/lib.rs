@@ -24,7 +24,9 @@ impl Guest for Scripted {
     fn complete(_request: Request) -> Result<Completion, BrainError> {
         SCRIPT.with_borrow_mut(|script| {
             if script.is_none() {
-                *script = Some((load()?, 0));
+                // A resumed run continues the script where its journal ended.
+                let start = brain_config::get("start-turn").and_then(|t| t.parse().ok()).unwrap_or(0);
+                *script = Some((load()?, start));
             }
             let (turns, next) = script.as_mut().expect("invariant: loaded above");
             let turn = turns.get(*next).ok_or(BrainError::Exhausted)?;

@@ -1,0 +1,153 @@
+//! The run's journal as the agent host sees it: every nondeterministic input
+//! the agent receives is appended as an event, and in replay (or the replayed
+//! part of a resume) each input is taken back from the journal after
+//! checking that the agent asked for exactly the same thing.
+
+use std::collections::VecDeque;
+
+use femtoclaw_journal::{Event, Journal, MemoryEffect};
+use serde_json::Value;
+
+use crate::StopReason;
+
+/// What the next input of a given kind comes from.
+pub(crate) enum Next {
+    /// The journal has it: this event.
+    Replay(Event),
+    /// Nothing left to replay: ask the live component.
+    Live,
+}
+
+/// The journal of one run, for recording and replaying.
+pub(crate) struct Recorder {
+    pub run_id: String,
+    /// Where new events go (`None` in a pure replay, which writes nothing).
+    journal: Option<Journal>,
+    /// Recorded events not yet replayed.
+    pending: VecDeque<Event>,
+    /// Whether the run goes on live once `pending` is exhausted (resume) or
+    /// must end there (replay).
+    live_after: bool,
+    /// Sequence number just past the recorded events.
+    end: u64,
+}
+
+impl Recorder {
+    /// Records a new run.
+    pub(crate) fn recording(run_id: String, journal: Option<Journal>) -> Recorder {
+        Recorder {
+            run_id,
+            journal,
+            pending: VecDeque::new(),
+            live_after: true,
+            end: 0,
+        }
+    }
+
+    /// Replays `events`; goes on live afterwards (appending to `journal`)
+    /// when one is given, otherwise the run must end with the events.
+    pub(crate) fn replaying(
+        run_id: String,
+        events: Vec<Event>,
+        journal: Option<Journal>,
+    ) -> Recorder {
+        let end = events.len() as u64;
+        let live_after = journal.is_some();
+        let mut pending: VecDeque<Event> = events.into();
+        // The start event describes the run; the agent never asks for it.
+        if pending.front().is_some_and(|e| e.kind == "run-start") {
+            pending.pop_front();
+        }
+        Recorder {
+            run_id,
+            journal,
+            pending,
+            live_after,
+            end,
+        }
+    }
+
+    /// Whether new events are written (a live run or a resume).
+    pub(crate) fn writes(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Takes the next input of `kind`. `same` says whether a recorded
+    /// event's data describes the request being made now; `actual`
+    /// describes that request for a divergence report.
+    pub(crate) fn next(
+        &mut self,
+        kind: &str,
+        same: impl Fn(&Value) -> bool,
+        actual: impl Fn() -> String,
+    ) -> Result<Next, StopReason> {
+        match self.pending.pop_front() {
+            Some(event) if event.kind == kind && same(&event.data) => Ok(Next::Replay(event)),
+            Some(event) => Err(StopReason::Divergence {
+                event: event.seq,
+                expected: describe(&event),
+                actual: actual(),
+            }),
+            None if self.live_after => Ok(Next::Live),
+            None => Err(StopReason::Divergence {
+                event: self.end,
+                expected: "the end of the run".into(),
+                actual: actual(),
+            }),
+        }
+    }
+
+    /// Appends an event (no-op without a journal).
+    pub(crate) fn record(
+        &mut self,
+        kind: &str,
+        data: Value,
+        effect: Option<MemoryEffect>,
+    ) -> Result<(), StopReason> {
+        if let Some(journal) = &mut self.journal {
+            journal
+                .append(&self.run_id, kind, data, effect)
+                .map_err(|e| StopReason::Journal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything recorded so far durable: called before an effect
+    /// leaves the sandbox.
+    pub(crate) fn sync(&mut self) -> Result<(), StopReason> {
+        if let Some(journal) = &mut self.journal {
+            journal
+                .sync()
+                .map_err(|e| StopReason::Journal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The journal, for memory reads and the end of the run.
+    pub(crate) fn journal(&mut self) -> Option<&mut Journal> {
+        self.journal.as_mut()
+    }
+}
+
+/// A recorded event in a few words, for divergence reports.
+fn describe(event: &Event) -> String {
+    let d = &event.data;
+    let text = match event.kind.as_str() {
+        "tool-call" => format!(
+            "tool call `{}` with {}",
+            d["name"].as_str().unwrap_or("?"),
+            d["arguments"].as_str().unwrap_or("?")
+        ),
+        "inference" => format!(
+            "an inference request with conversation sha256 {}",
+            d["request"].as_str().unwrap_or("?")
+        ),
+        "run-end" => format!("the end of the run ({})", d["status"]),
+        kind => format!("{kind} {d}"),
+    };
+    if text.len() > 300 {
+        format!("{}…", &text[..text.floor_char_boundary(300)])
+    } else {
+        text
+    }
+}
