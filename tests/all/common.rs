@@ -15,6 +15,8 @@ pub mod exit {
     pub const LIMIT: i32 = 3;
     pub const TRAP: i32 = 4;
     pub const COMPONENT: i32 = 5;
+    pub const DIVERGENCE: i32 = 6;
+    pub const JOURNAL: i32 = 7;
 }
 
 /// `fc-host` with a state directory of its own (tests run in parallel, and

@@ -3,14 +3,17 @@
 
 mod common;
 mod components;
+mod crash;
 mod denied;
 mod hello;
 mod hostile;
 mod inprocess;
+mod journal;
 mod limits;
 mod net;
 mod policy_errors;
 mod protocol;
 mod readonly;
+mod replay100;
 mod secrets;
 mod server;

@@ -448,7 +448,7 @@ impl memory::Host for GuestState<AgentHost> {
                 .memory_read(|j, scope| j.memory_get(scope, &key))?
                 .flatten()
                 .is_some();
-            let effect = existed.then(|| MemoryEffect::Delete { scope, key });
+            let effect = existed.then_some(MemoryEffect::Delete { scope, key });
             Ok((json!(existed), effect))
         })?;
         Ok(response == true)

@@ -113,8 +113,25 @@ impl Runtime {
             return Err(reject("this is a core WebAssembly module, not a component (build for `wasm32-wasip2` or run `wasm-tools component new`)".into()));
         }
         let hash = hex::encode(Sha256::digest(bytes));
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| reject(format!("not a valid WebAssembly component: {e:#}")))?;
+        let cached = self
+            .compiled
+            .lock()
+            .expect("invariant: no panic while holding the lock")
+            .get(&hash)
+            .cloned();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| reject(format!("not a valid WebAssembly component: {e:#}")))?;
+                let mut compiled = self
+                    .compiled
+                    .lock()
+                    .expect("invariant: no panic while holding the lock");
+                compiled.insert(hash.clone(), component.clone());
+                component
+            }
+        };
         Ok(Loaded {
             component,
             label,

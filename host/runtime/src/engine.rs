@@ -1,9 +1,11 @@
 //! The wasmtime engine, configured once for untrusted code.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use crate::RunError;
@@ -16,6 +18,8 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     pub(crate) engine: Engine,
     ticker_stop: Arc<AtomicBool>,
+    /// Components compiled by this runtime, by sha256 of their bytes.
+    pub(crate) compiled: Mutex<HashMap<String, Component>>,
 }
 
 impl Runtime {
@@ -55,6 +59,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             ticker_stop,
+            compiled: Mutex::default(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Test agent that misbehaves according to its task: `spin`, `grow` and
 //! `recurse` exhaust a limit; `probe` reports what its sandbox lets it see
-//! (environment, files, clock, random) as its answer.
+//! (environment, files, clock, random) as its answer; `remember:TEXT` and
+//! `recall` use durable memory.
 
 use serde_json::json;
 
@@ -35,6 +36,18 @@ impl Guest for Hostile {
                 let h = std::hash::BuildHasher::hash_one(&hash, 1u8);
                 random[..].copy_from_slice(&h.to_le_bytes());
                 Ok(json!({ "env": env, "root": format!("{root:?}"), "clock": [t1, t2], "hash": h, "urandom": random_ok }).to_string())
+            }
+            "recall" => {
+                let keys = femtoclaw::runtime::memory::keys("note/");
+                let values: Vec<Option<String>> = keys.iter().map(|k| femtoclaw::runtime::memory::get(k)).collect();
+                Ok(json!({ "keys": keys, "values": values }).to_string())
+            }
+            other if other.starts_with("remember:") => {
+                let note = &other["remember:".len()..];
+                let n = femtoclaw::runtime::memory::keys("note/").len();
+                femtoclaw::runtime::memory::set(&format!("note/{n}"), note)?;
+                let too_big = femtoclaw::runtime::memory::set("big", &"x".repeat(100_000)).is_err();
+                Ok(json!({ "stored": format!("note/{n}"), "refused_big": too_big }).to_string())
             }
             other => Err(format!("unknown task `{other}`")),
         }

@@ -14,7 +14,8 @@ use femtoclaw::runtime::types::{EffectClass, ToolError, ToolSpec};
 
 struct Hostile;
 
-const TOOLS: &[&str] = &["spin", "grow", "recurse", "huge", "flood", "read", "mutate", "env", "connect", "lookup", "echo"];
+const TOOLS: &[&str] =
+    &["spin", "grow", "recurse", "huge", "flood", "read", "mutate", "env", "connect", "lookup", "echo", "append"];
 
 impl Guest for Hostile {
     fn describe() -> Vec<ToolSpec> {
@@ -76,10 +77,23 @@ impl Guest for Hostile {
                 Err(e) => return Err(ToolError::Failed(format!("lookup: {e}"))),
             },
             "echo" => args,
+            "append" => json!(append(&text("path"), &text("line"), &call.idempotency_key)),
             other => return Err(ToolError::UnknownTool(other.into())),
         };
         Ok(out.to_string())
     }
+}
+
+/// Appends `key line` to a file, once per idempotency key: a retried call
+/// finds its key already there and does nothing.
+fn append(path: &str, line: &str, key: &str) -> &'static str {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    if existing.lines().any(|l| l.split(' ').next() == Some(key)) {
+        return "already applied";
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("the mount is writable");
+    writeln!(file, "{key} {line}").expect("the write succeeds");
+    "applied"
 }
 
 #[inline(never)]
