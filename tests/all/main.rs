@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the real `fc-host` binary on real components
 //! built from `guests/`.
 
+mod cache;
 mod common;
 mod components;
 mod crash;

@@ -1,9 +1,11 @@
 //! One file per subcommand.
 
+mod compile;
 mod journal;
 mod policy;
 pub mod run;
 
+pub use compile::CompileCommand;
 pub use journal::{InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
@@ -21,6 +23,8 @@ pub enum Command {
     Replay(ReplayCommand),
     /// Continue a killed run from where its journal ends.
     Resume(ResumeCommand),
+    /// Compile components ahead of time into the compile cache.
+    Compile(CompileCommand),
     /// Check or explain a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -35,6 +39,7 @@ impl Command {
             Command::Inspect(c) => c.execute(),
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),
+            Command::Compile(c) => c.execute(),
             Command::Policy(c) => c.execute(),
         }
     }

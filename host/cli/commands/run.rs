@@ -39,9 +39,15 @@ impl RunCommand {
         let run_id = femtoclaw_runtime::new_run_id();
         eprintln!("fc-host: run {run_id}");
         plan.run_id = Some(run_id);
-        let outcome = block_on(async { Runtime::new()?.run(plan).await })?;
+        let runtime = runtime(&self.state)?;
+        let outcome = block_on(runtime.run(plan))?;
         Ok(print_answer(outcome))
     }
+}
+
+/// The runtime, with its compile cache in the state directory.
+pub fn runtime(state: &StateArgs) -> anyhow::Result<Runtime> {
+    Ok(Runtime::new()?.with_cache(&state.dir()?.join("cache"))?)
 }
 
 /// Runs a future on a small single-threaded runtime (timers and sockets on).

@@ -21,6 +21,14 @@ pub enum Builtin {
 }
 
 impl Builtin {
+    /// Every built-in component.
+    pub const ALL: [Builtin; 4] = [
+        Builtin::Agent,
+        Builtin::ScriptedBrain,
+        Builtin::Fs,
+        Builtin::Http,
+    ];
+
     fn bytes(self) -> &'static [u8] {
         use crate::artifacts::*;
         match self {
@@ -81,6 +89,12 @@ pub(crate) struct Loaded {
 }
 
 impl Runtime {
+    /// Compiles a component ahead of time into the compile cache (see
+    /// [`Runtime::with_cache`]); returns its sha256.
+    pub fn precompile(&self, source: &ComponentRef) -> Result<String, RunError> {
+        self.load(source).map(|loaded| loaded.hash)
+    }
+
     /// Reads and compiles a component.
     pub(crate) fn load(&self, source: &ComponentRef) -> Result<Loaded, RunError> {
         let label = source.to_string();
@@ -122,7 +136,23 @@ impl Runtime {
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, bytes)
+                let component = match &self.cache {
+                    Some(cache) => match cache.get(&self.engine, &hash) {
+                        Some(component) => {
+                            tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
+                            Ok(component)
+                        }
+                        None => {
+                            tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
+                            cache.compile(&self.engine, &hash, bytes)
+                        }
+                    },
+                    None => {
+                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
+                        Component::new(&self.engine, bytes)
+                    }
+                };
+                let component = component
                     .map_err(|e| reject(format!("not a valid WebAssembly component: {e:#}")))?;
                 let mut compiled = self
                     .compiled

@@ -9,6 +9,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use crate::RunError;
+use crate::cache::Cache;
 
 /// How often the epoch advances; wall-time deadlines are counted in ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -20,6 +21,8 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     /// Components compiled by this runtime, by sha256 of their bytes.
     pub(crate) compiled: Mutex<HashMap<String, Component>>,
+    /// Precompiled components on disk, if enabled.
+    pub(crate) cache: Option<Cache>,
 }
 
 impl Runtime {
@@ -60,7 +63,17 @@ impl Runtime {
             engine,
             ticker_stop,
             compiled: Mutex::default(),
+            cache: None,
         })
+    }
+
+    /// Keeps compiled components in `dir` (created, mode 0700), so that each
+    /// component is compiled once, not on every run.
+    pub fn with_cache(mut self, dir: &std::path::Path) -> Result<Runtime, RunError> {
+        let cache = Cache::open(dir, &self.engine)
+            .map_err(|e| RunError::Config(format!("compile cache `{}`: {e}", dir.display())))?;
+        self.cache = Some(cache);
+        Ok(self)
     }
 }
 
