@@ -29,6 +29,42 @@ pub struct Journal {
     poisoned: Option<String>,
     /// Last `(seq, hash)` of each run appended to through this handle.
     heads: HashMap<String, (u64, String)>,
+    /// Appended events not yet written. Buffering them costs nothing in
+    /// durability: a `Durability::None` commit lives in this process's
+    /// memory too until the next durable one.
+    pending: Vec<Pending>,
+}
+
+/// An appended event waiting for the next transaction.
+struct Pending {
+    run: String,
+    seq: u64,
+    text: String,
+    effect: Option<MemoryEffect>,
+}
+
+/// Events buffered before they are written anyway.
+const MAX_PENDING: usize = 512;
+
+fn write_pending(txn: &WriteTransaction, pending: &[Pending]) -> Result<(), redb::Error> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut events = txn.open_table(EVENTS)?;
+    let mut memory = txn.open_table(MEMORY)?;
+    for p in pending {
+        events.insert((p.run.as_bytes(), p.seq), p.text.as_bytes())?;
+        match &p.effect {
+            Some(MemoryEffect::Set { scope, key, value }) => {
+                memory.insert((scope.as_bytes(), key.as_bytes()), value.as_bytes())?;
+            }
+            Some(MemoryEffect::Delete { scope, key }) => {
+                memory.remove((scope.as_bytes(), key.as_bytes()))?;
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Journal {
@@ -72,6 +108,7 @@ impl Journal {
             path,
             poisoned: None,
             heads: HashMap::new(),
+            pending: Vec::new(),
         };
         journal.write(Durability::Immediate, |txn| {
             txn.open_table(RUNS)?;
@@ -116,7 +153,10 @@ impl Journal {
             info.status = status;
             info.outcome = outcome;
             let text = serde_json::to_string(&info).expect("invariant: RunInfo serializes");
+            // The run's end and every event before it, in one durable commit.
+            let pending = std::mem::take(&mut self.pending);
             self.write(Durability::Immediate, |txn| {
+                write_pending(txn, &pending)?;
                 txn.open_table(RUNS)?
                     .insert(id.as_bytes(), text.as_bytes())?;
                 Ok(())
@@ -142,30 +182,39 @@ impl Journal {
             let seq = last.wrapping_add(1);
             let event = Event::new(seq, kind, data, &prev);
             let text = serde_json::to_string(&event).expect("invariant: Event serializes");
-            self.write(Durability::None, |txn| {
-                txn.open_table(EVENTS)?
-                    .insert((run.as_bytes(), seq), text.as_bytes())?;
-                if let Some(effect) = &effect {
-                    let mut memory = txn.open_table(MEMORY)?;
-                    match effect {
-                        MemoryEffect::Set { scope, key, value } => {
-                            memory.insert((scope.as_bytes(), key.as_bytes()), value.as_bytes())?;
-                        }
-                        MemoryEffect::Delete { scope, key } => {
-                            memory.remove((scope.as_bytes(), key.as_bytes()))?;
-                        }
-                    }
-                }
-                Ok(())
-            })?;
+            self.pending.push(Pending {
+                run: run.to_owned(),
+                seq,
+                text,
+                effect,
+            });
             self.heads.insert(run.to_owned(), (seq, event.hash.clone()));
+            if self.pending.len() >= MAX_PENDING {
+                self.flush()?;
+            }
             Ok(event)
         })
     }
 
+    /// Writes the buffered events (and their memory changes) in one
+    /// transaction, without fsync. Reads through this handle see only
+    /// flushed events: call it before reading memory that was just written.
+    pub fn flush(&mut self) -> Result<()> {
+        self.commit(Durability::None)
+    }
+
+    /// One transaction with every buffered event.
+    fn commit(&mut self, durability: Durability) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() && matches!(durability, Durability::None) {
+            return Ok(());
+        }
+        self.write(durability, |txn| write_pending(txn, &pending))
+    }
+
     /// Makes everything appended so far durable (one fsync).
     pub fn sync(&mut self) -> Result<()> {
-        self.write(Durability::Immediate, |_| Ok(()))
+        self.commit(Durability::Immediate)
     }
 
     /// A run's record.

@@ -405,7 +405,10 @@ impl AgentHost {
     ) -> Result<Option<T>, StopReason> {
         let scope = self.memory_scope.clone();
         match self.recorder.journal() {
-            Some(journal) => read(journal, &scope)
+            // Buffered memory writes must be in the database to be read.
+            Some(journal) => journal
+                .flush()
+                .and_then(|()| read(journal, &scope))
                 .map(Some)
                 .map_err(|e| StopReason::Journal(e.to_string())),
             None => Ok(None),

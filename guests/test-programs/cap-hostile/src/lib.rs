@@ -92,7 +92,9 @@ fn append(path: &str, line: &str, key: &str) -> &'static str {
         return "already applied";
     }
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("the mount is writable");
-    writeln!(file, "{key} {line}").expect("the write succeeds");
+    // One write call, so that a kill cannot tear the line (a formatted
+    // `writeln!` may issue several).
+    file.write_all(format!("{key} {line}\n").as_bytes()).expect("the write succeeds");
     "applied"
 }
 

@@ -1,0 +1,220 @@
+//! In-process figures: the cost of a gated, validated, journaled tool call
+//! beside a raw call into the same component, tool-call throughput, and the
+//! journal's event rate and replay speed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use femtoclaw_journal::{Journal, RunInfo, RunStatus};
+use femtoclaw_runtime::artifacts;
+use femtoclaw_runtime::prelude::*;
+use serde_json::json;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::{Row, median};
+
+wasmtime::component::bindgen!({ path: "../wit", world: "capability", exports: { default: async } });
+
+struct Raw {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Raw {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+impl femtoclaw::runtime::log::Host for Raw {
+    fn log(&mut self, _: femtoclaw::runtime::log::Level, _: String) {}
+}
+impl femtoclaw::runtime::types::Host for Raw {}
+
+const CALLS: usize = 2000;
+
+/// µs per raw `invoke(read_file)` on one fs instance: the baseline.
+async fn raw_calls(data: &Path) -> Vec<f64> {
+    let engine = Engine::new(&Config::new()).unwrap();
+    let component = Component::from_file(&engine, artifacts::CAP_FS).unwrap();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+    let mut wasi = WasiCtx::builder();
+    wasi.preopened_dir(data, "/data", FsPerms::ReadOnly)
+        .unwrap();
+    let mut store = Store::new(
+        &engine,
+        Raw {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+        },
+    );
+    let cap = Capability::instantiate_async(&mut store, &component, &linker)
+        .await
+        .unwrap();
+    let call = exports::femtoclaw::runtime::tool_provider::Invocation {
+        tool: "read_file".into(),
+        arguments: r#"{"path":"/data/a.txt"}"#.into(),
+        idempotency_key: "k".into(),
+    };
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            cap.femtoclaw_runtime_tool_provider()
+                .call_invoke(&mut store, &call)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1e6 / CALLS as f64);
+    }
+    samples
+}
+
+fn policy(dir: &Path, calls: usize) -> Policy {
+    let call = json!({ "name": "fs.read_file", "arguments": { "path": "/data/a.txt" } });
+    let turns =
+        json!([{ "content": null, "tool_calls": vec![call; calls] }, { "content": "done" }]);
+    std::fs::write(dir.join(format!("brain{calls}.json")), turns.to_string()).unwrap();
+    let text = format!(
+        "version = 1\n[limits]\nmax-tool-calls = {}\n[brain]\nkind = \"scripted\"\nscript = \"brain{calls}.json\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n",
+        calls.max(1)
+    );
+    let path = dir.join(format!("policy{calls}.toml"));
+    std::fs::write(&path, text).unwrap();
+    Policy::load(path).unwrap()
+}
+
+pub fn rows() -> Vec<Row> {
+    let tmp = tempfile::Builder::new()
+        .prefix("fc-bench")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/a.txt"), "hello").unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let raw = raw_calls(&dir.join("data")).await;
+        let runtime = Runtime::new().unwrap();
+        let state = dir.join("state");
+        let run = |calls: usize| {
+            let mut plan = RunPlan::new(policy(dir, calls), "bench");
+            plan.state = Some(state.clone());
+            plan
+        };
+        runtime.run(run(0)).await.unwrap(); // compile once
+        let (mut per_call, mut throughput, mut replay_rate) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let started = Instant::now();
+            runtime.run(run(0)).await.unwrap();
+            let empty = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let outcome = runtime.run(run(CALLS)).await.unwrap();
+            let full = started.elapsed().as_secs_f64();
+            per_call.push((full - empty) * 1e6 / CALLS as f64);
+            throughput.push(CALLS as f64 / full);
+            let started = Instant::now();
+            runtime.replay(&state, &outcome.run_id, None).await.unwrap();
+            replay_rate.push((CALLS + 2) as f64 / started.elapsed().as_secs_f64());
+        }
+        let raw_median = median(&raw);
+        let journal_rows = journal_rows(dir);
+        let mut rows = vec![
+            Row {
+                name: format!(
+                    "4. tool call: gated + validated + journaled (per call, {CALLS} per run)"
+                ),
+                samples: per_call,
+                unit: "µs",
+                baseline: Some(("raw component call".into(), raw_median)),
+            },
+            Row {
+                name: "4. raw component call (fs.read_file, no host in between)".into(),
+                samples: raw,
+                unit: "µs",
+                baseline: None,
+            },
+            Row {
+                name: "5. throughput, one core (tool calls per second, whole run)".into(),
+                samples: throughput,
+                unit: "calls/s",
+                baseline: None,
+            },
+            Row {
+                name: "6. replay speed (steps per second)".into(),
+                samples: replay_rate,
+                unit: "steps/s",
+                baseline: None,
+            },
+        ];
+        rows.extend(journal_rows);
+        rows
+    })
+}
+
+/// Events appended per second (no fsync) and durable commits per second on
+/// tmpfs and on the work disk.
+fn journal_rows(tmpfs: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let disk = tempfile::tempdir_in(".").unwrap();
+    for (label, dir) in [("tmpfs", tmpfs.join("j")), ("disk", disk.path().to_owned())] {
+        let mut journal = Journal::open(&dir).unwrap();
+        let info = RunInfo {
+            id: "bench".into(),
+            started: 0,
+            status: RunStatus::Running,
+            agent: "a".into(),
+            agent_hash: "h".into(),
+            policy_hash: "p".into(),
+            plan: json!({}),
+            outcome: None,
+        };
+        journal.create_run(&info).unwrap();
+        let payload = json!({ "result": { "Ok": "{\"content\":\"a tool result of modest size, as most are\"}" } });
+        let mut appends = Vec::new();
+        let mut commits = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..2000 {
+                journal
+                    .append("bench", "tool-result", payload.clone(), None)
+                    .unwrap();
+            }
+            appends.push(2000.0 / started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            for _ in 0..50 {
+                journal
+                    .append("bench", "tool-call", payload.clone(), None)
+                    .unwrap();
+                journal.sync().unwrap();
+            }
+            commits.push(50.0 / started.elapsed().as_secs_f64());
+        }
+        if label == "tmpfs" {
+            rows.push(Row {
+                name: "6. journal: events appended per second (no fsync)".into(),
+                samples: appends,
+                unit: "events/s",
+                baseline: None,
+            });
+        }
+        rows.push(Row {
+            name: format!("6. journal: durable commits per second ({label})"),
+            samples: commits,
+            unit: "commits/s",
+            baseline: None,
+        });
+    }
+    rows
+}

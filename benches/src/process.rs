@@ -1,0 +1,163 @@
+//! Whole-process figures: `fc-host` started cold (its compile cache warm,
+//! its state directory on tmpfs) beside `/bin/true` and a bare runtime-only
+//! wasmtime embedding running a precompiled component.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::{Row, median, ms};
+
+const RUNS: usize = 30;
+
+/// Wall time (ms) and peak RSS (MiB) of one process.
+fn measure(cmd: &mut Command) -> (f64, f64) {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe_zeroed();
+    // SAFETY: wait4 on our own child's pid with valid out-pointers.
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = ms(started.elapsed());
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
+    (wall, usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn unsafe_zeroed() -> libc::rusage {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::zeroed()
+    }
+}
+
+fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
+    measure(&mut make()); // warm the page cache
+    (0..RUNS).map(|_| measure(&mut make())).unzip()
+}
+
+fn fc_host() -> PathBuf {
+    std::env::var_os("FC_HOST")
+        .map_or_else(|| PathBuf::from("target/release/fc-host"), PathBuf::from)
+}
+
+fn write_example(dir: &Path, turns: &str, capabilities: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/a.txt"), "hello").unwrap();
+    std::fs::write(dir.join("brain.json"), turns).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n{capabilities}"
+        ),
+    )
+    .unwrap();
+    policy
+}
+
+pub fn rows() -> Vec<crate::Row> {
+    let tmp = tempfile::Builder::new()
+        .prefix("fc-bench")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let state = tmp.path().join("state");
+    let trivial = write_example(&tmp.path().join("trivial"), r#"[{"content":"done"}]"#, "");
+    let one_call = write_example(
+        &tmp.path().join("one"),
+        r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]"#,
+        "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n",
+    );
+    let run = |policy: &Path, state: &Path| {
+        let mut c = Command::new(fc_host());
+        c.env("FC_STATE_DIR", state)
+            .args(["--log-level", "off", "run", "--policy"])
+            .arg(policy);
+        c
+    };
+    let mut rows = Vec::new();
+    let (true_wall, _) = series(|| Command::new("/bin/true"));
+    let bare = std::env::var_os("BARE_HOST").zip(std::env::var_os("BARE_CWASM"));
+    let (bare_wall, bare_rss) = match &bare {
+        Some((host, cwasm)) => {
+            let (w, r) = series(|| {
+                let mut c = Command::new(host);
+                c.arg("run").arg(cwasm);
+                c
+            });
+            rows.push(Row {
+                name: "bare runtime-only embedding, one precompiled component (wall)".into(),
+                samples: w.clone(),
+                unit: "ms",
+                baseline: Some(("/bin/true".into(), median(&true_wall))),
+            });
+            rows.push(Row {
+                name: "bare runtime-only embedding (peak RSS)".into(),
+                samples: r.clone(),
+                unit: "MiB",
+                baseline: None,
+            });
+            (Some(median(&w)), Some(median(&r)))
+        }
+        None => (None, None),
+    };
+    let base_wall = bare_wall
+        .map(|b| ("bare embedding".to_string(), b))
+        .or(Some(("/bin/true".into(), median(&true_wall))));
+    let base_rss = bare_rss.map(|b| ("bare embedding".to_string(), b));
+
+    // Warm the compile cache once.
+    measure(&mut run(&one_call, &state));
+    let (w, r) = series(|| run(&trivial, &state));
+    rows.push(Row {
+        name: "1. cold start, trivial run (wall)".into(),
+        samples: w,
+        unit: "ms",
+        baseline: base_wall.clone(),
+    });
+    rows.push(Row {
+        name: "1. cold start, trivial run (peak RSS)".into(),
+        samples: r,
+        unit: "MiB",
+        baseline: base_rss.clone(),
+    });
+    let (w, r) = series(|| run(&one_call, &state));
+    rows.push(Row {
+        name: "2. cold start, one fs.read_file (wall)".into(),
+        samples: w,
+        unit: "ms",
+        baseline: base_wall.clone(),
+    });
+    rows.push(Row {
+        name: "2. cold start, one fs.read_file (peak RSS)".into(),
+        samples: r,
+        unit: "MiB",
+        baseline: base_rss,
+    });
+    let cold_cache = tmp.path().join("cold");
+    let (w, r): (Vec<f64>, Vec<f64>) = (0..5)
+        .map(|i| measure(&mut run(&one_call, &cold_cache.join(i.to_string()))))
+        .unzip();
+    rows.push(Row {
+        name: "3. first run, cold compile cache (wall)".into(),
+        samples: w,
+        unit: "ms",
+        baseline: base_wall,
+    });
+    rows.push(Row {
+        name: "3. first run, cold compile cache (peak RSS)".into(),
+        samples: r,
+        unit: "MiB",
+        baseline: None,
+    });
+    rows
+}
