@@ -110,12 +110,19 @@ impl Journal {
             heads: HashMap::new(),
             pending: Vec::new(),
         };
-        journal.write(Durability::Immediate, |txn| {
-            txn.open_table(RUNS)?;
-            txn.open_table(EVENTS)?;
-            txn.open_table(MEMORY)?;
-            Ok(())
-        })?;
+        // Create the tables once; an existing journal opens without a commit.
+        let ready = {
+            let txn = journal.db.begin_read().map_err(|e| journal.storage(e))?;
+            txn.open_table(RUNS).is_ok() && txn.open_table(EVENTS).is_ok() && txn.open_table(MEMORY).is_ok()
+        };
+        if !ready {
+            journal.write(Durability::Immediate, |txn| {
+                txn.open_table(RUNS)?;
+                txn.open_table(EVENTS)?;
+                txn.open_table(MEMORY)?;
+                Ok(())
+            })?;
+        }
         Ok(journal)
     }
 
@@ -124,14 +131,15 @@ impl Journal {
         &self.path
     }
 
-    /// Records a new run, durably.
+    /// Records a new run. Not yet durable: nothing of the run has left the
+    /// sandbox, and the next [`Journal::sync`] (before the first effect)
+    /// makes it so.
     pub fn create_run(&mut self, info: &RunInfo) -> Result<()> {
         let path = self.path.clone();
         contain(&path, || {
             let text = serde_json::to_string(info).expect("invariant: RunInfo serializes");
-            self.write(Durability::Immediate, |txn| {
-                txn.open_table(RUNS)?
-                    .insert(info.id.as_bytes(), text.as_bytes())?;
+            self.write(Durability::None, |txn| {
+                txn.open_table(RUNS)?.insert(info.id.as_bytes(), text.as_bytes())?;
                 Ok(())
             })?;
             self.heads

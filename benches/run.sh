@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Prints FemtoClaw's benchmark table. Rerun with: benches/run.sh
+# Builds fc-host and the suite in release, builds the bare baseline
+# embedding (benches/bare: runtime-only wasmtime, once with Cranelift to
+# precompile its input), then runs every benchmark with state on tmpfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin fc-host -p femtoclaw-bench
+(cd benches/bare && cargo build --release --features compile --target-dir target-compile -q && cargo build --release -q)
+tmp=$(mktemp -d /dev/shm/fc-bench.XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cap=$(grep -oh '"[^"]*/release/cap_fs.wasm"' target/release/build/femtoclaw-runtime-*/out/guests.rs | head -n1 | tr -d '"')
+benches/bare/target-compile/release/bare-host precompile "$cap" "$tmp/cap_fs.cwasm"
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr); $(date -u +%F)"
+echo
+BARE_HOST=benches/bare/target/release/bare-host BARE_CWASM="$tmp/cap_fs.cwasm" target/release/fc-bench "$@"
