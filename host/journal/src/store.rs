@@ -113,7 +113,9 @@ impl Journal {
         // Create the tables once; an existing journal opens without a commit.
         let ready = {
             let txn = journal.db.begin_read().map_err(|e| journal.storage(e))?;
-            txn.open_table(RUNS).is_ok() && txn.open_table(EVENTS).is_ok() && txn.open_table(MEMORY).is_ok()
+            txn.open_table(RUNS).is_ok()
+                && txn.open_table(EVENTS).is_ok()
+                && txn.open_table(MEMORY).is_ok()
         };
         if !ready {
             journal.write(Durability::Immediate, |txn| {
@@ -139,7 +141,8 @@ impl Journal {
         contain(&path, || {
             let text = serde_json::to_string(info).expect("invariant: RunInfo serializes");
             self.write(Durability::None, |txn| {
-                txn.open_table(RUNS)?.insert(info.id.as_bytes(), text.as_bytes())?;
+                txn.open_table(RUNS)?
+                    .insert(info.id.as_bytes(), text.as_bytes())?;
                 Ok(())
             })?;
             self.heads
@@ -181,6 +184,12 @@ impl Journal {
         data: Value,
         effect: Option<MemoryEffect>,
     ) -> Result<Event> {
+        if let Some(detail) = &self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+                detail: detail.clone(),
+            });
+        }
         let path = self.path.clone();
         contain(&path, || {
             let (last, prev) = match self.heads.get(run) {
