@@ -11,7 +11,10 @@ use crate::{Row, median, ms};
 const RUNS: usize = 30;
 
 /// Wall time (ms) and peak RSS (MiB) of one process.
-#[expect(clippy::zombie_processes, reason = "reaped by wait4, which also reports the child's peak RSS")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also reports the child's peak RSS"
+)]
 fn measure(cmd: &mut Command) -> (f64, f64) {
     let started = Instant::now();
     let child = cmd

@@ -11,6 +11,7 @@ use std::process::Command;
 const BUILTINS: &[(&str, &str)] = &[
     ("AGENT_DEFAULT", "agent_default"),
     ("BRAIN_SCRIPTED", "brain_scripted"),
+    ("BRAIN_PROVIDER", "brain_provider"),
     ("CAP_FS", "cap_fs"),
     ("CAP_HTTP", "cap_http"),
 ];

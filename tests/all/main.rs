@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the real `fc-host` binary on real components
 //! built from `guests/`.
 
+mod brains;
 mod cache;
 mod common;
 mod components;
@@ -11,6 +12,7 @@ mod hostile;
 mod inprocess;
 mod journal;
 mod limits;
+mod mock_provider;
 mod net;
 mod policy_errors;
 mod protocol;

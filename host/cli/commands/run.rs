@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use femtoclaw_policy::{BrainSpec, Protocol, ProviderBrain};
 use femtoclaw_runtime::prelude::*;
 
 use crate::exit;
@@ -16,8 +16,12 @@ pub struct RunCommand {
     /// The policy file.
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
-    /// The brain: `scripted:FILE` (a JSON script) or `PATH.wasm` (a
-    /// component of the `brain` world). Defaults to the policy's [brain].
+    /// The brain: `local[=URL]` (an OpenAI-compatible server, Ollama's
+    /// `http://127.0.0.1:11434/v1` by default, no key), `remote` (the
+    /// policy's provider, else `OPENAI_BASE_URL` / `OPENAI_API_KEY`),
+    /// `scripted:FILE` (a JSON script) or `PATH.wasm` (a component of the
+    /// `brain` world). Defaults to the policy's [brain]. The model comes from
+    /// the policy, else `FC_MODEL`.
     #[arg(long, value_name = "SPEC")]
     brain: Option<String>,
     /// The task handed to the agent.
@@ -34,7 +38,11 @@ impl RunCommand {
         if let Some(agent) = self.agent {
             plan.agent = ComponentRef::File(agent);
         }
-        plan.brain = self.brain.as_deref().map(parse_brain).transpose()?;
+        plan.brain = self
+            .brain
+            .as_deref()
+            .map(|b| parse_brain(b, &plan.policy))
+            .transpose()?;
         plan.state = Some(self.state.dir()?);
         let run_id = femtoclaw_runtime::new_run_id();
         eprintln!("fc-host: run {run_id}");
@@ -73,14 +81,58 @@ pub fn print_answer(outcome: RunOutcome) -> u8 {
     }
 }
 
-fn parse_brain(spec: &str) -> anyhow::Result<BrainChoice> {
+fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
+    let config = |m: String| anyhow::Error::from(RunError::Config(m));
+    let policy_provider = match &policy.brain {
+        Some(BrainSpec::Provider(p)) => Some(p.clone()),
+        _ => None,
+    };
+    let model = || {
+        policy_provider
+            .as_ref()
+            .map(|p| p.model.clone())
+            .or_else(|| std::env::var("FC_MODEL").ok())
+            .or_else(|| std::env::var("OPENAI_MODEL").ok())
+    };
+    if let Some(rest) = spec.strip_prefix("local") {
+        let url = match rest.strip_prefix('=') {
+            Some(url) => url.to_owned(),
+            None if rest.is_empty() => "http://127.0.0.1:11434/v1".to_owned(),
+            None => return Err(config(format!("unknown --brain `{spec}`"))),
+        };
+        let model = model().unwrap_or_else(|| "llama3.2".to_owned());
+        return ProviderBrain::new(Protocol::Openai, &url, &model, None)
+            .map(BrainChoice::Provider)
+            .map_err(config);
+    }
+    if spec == "remote" {
+        if let Some(p) = policy_provider.clone() {
+            return Ok(BrainChoice::Provider(p));
+        }
+        let url = std::env::var("OPENAI_BASE_URL")
+            .unwrap_or_else(|_| "https://api.openai.com/v1".to_owned());
+        let model = model().ok_or_else(|| {
+            config("--brain remote needs a model: set [brain] in the policy, or FC_MODEL".into())
+        })?;
+        if std::env::var_os("OPENAI_API_KEY").is_none() {
+            return Err(config("--brain remote needs a key: set OPENAI_API_KEY, or [brain] api-key-env in the policy".into()));
+        }
+        return ProviderBrain::new(
+            Protocol::Openai,
+            &url,
+            &model,
+            Some("OPENAI_API_KEY".into()),
+        )
+        .map(BrainChoice::Provider)
+        .map_err(config);
+    }
     if let Some(file) = spec.strip_prefix("scripted:") {
         return Ok(BrainChoice::Scripted(PathBuf::from(file)));
     }
     if spec.ends_with(".wasm") {
         return Ok(BrainChoice::Component(PathBuf::from(spec)));
     }
-    bail!(RunError::Config(format!(
-        "unknown --brain `{spec}` (expected `scripted:FILE` or `PATH.wasm`)"
+    Err(config(format!(
+        "unknown --brain `{spec}` (expected `local[=URL]`, `remote`, `scripted:FILE` or `PATH.wasm`)"
     )))
 }

@@ -59,6 +59,9 @@ pub struct Limits {
     pub max_tool_output: u64,
     /// Log lines one component may emit per run (`max-log-lines`, default 1000).
     pub max_log_lines: u32,
+    /// Model tokens (input + output, as the provider reports them) per run
+    /// (`max-tokens`, default: no cap).
+    pub max_tokens: Option<u64>,
     /// Limits of each component unless its own `[capabilities.NAME.limits]`
     /// narrows them.
     pub component: ComponentLimits,
@@ -72,6 +75,7 @@ impl Default for Limits {
             run_timeout: Duration::from_secs(600),
             max_tool_output: 1 << 20,
             max_log_lines: 1000,
+            max_tokens: None,
             component: ComponentLimits::default(),
         }
     }
@@ -119,7 +123,46 @@ pub enum BrainSpec {
         /// The script file (absolute).
         script: PathBuf,
     },
+    /// A model behind an HTTP API: OpenAI's Chat Completions (spoken by
+    /// OpenAI, Ollama, llama.cpp, vLLM, LM Studio …) or Anthropic's Messages.
+    Provider(ProviderBrain),
 }
+
+/// The HTTP API a provider brain speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// `POST {base-url}/chat/completions`, `Authorization: Bearer KEY`.
+    Openai,
+    /// `POST {base-url}/messages`, `x-api-key: KEY`, `anthropic-version`.
+    Anthropic,
+}
+
+/// A provider brain's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ProviderBrain {
+    /// Which API.
+    pub protocol: Protocol,
+    /// The API's base URL (`http://127.0.0.1:11434/v1`); the brain may reach
+    /// this origin and nothing else.
+    pub base_url: String,
+    /// The model name sent with every request.
+    pub model: String,
+    /// Sampling temperature, if set.
+    pub temperature: Option<f64>,
+    /// Output tokens per request (required by Anthropic's API; default 1024).
+    pub max_tokens: u32,
+    /// The host variable holding the API key (`None`: keyless local server).
+    /// The key is added to requests by the host; the brain never sees it.
+    pub api_key_env: Option<String>,
+    /// Whether `OPENAI_API_KEY` is used when `api_key_env` is `None` (an
+    /// OpenAI brain from a policy; never `--brain local`).
+    #[serde(default)]
+    pub api_key_fallback: bool,
+}
+
+impl Eq for ProviderBrain {}
 
 /// Where a component's code comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,5 +290,34 @@ impl Policy {
     /// paths inside resolve against `path`'s directory).
     pub fn parse(path: impl AsRef<Path>, text: &str) -> crate::Result<Policy> {
         crate::parse::parse(path.as_ref(), text)
+    }
+}
+
+impl ProviderBrain {
+    /// A provider brain from settings given outside a policy (`--brain
+    /// local`); the base URL is checked like the policy's `base-url`.
+    pub fn new(
+        protocol: Protocol,
+        base_url: &str,
+        model: &str,
+        api_key_env: Option<String>,
+    ) -> Result<ProviderBrain, String> {
+        crate::units::net_pattern(&crate::parse::origin_of(base_url))
+            .map_err(|e| format!("base URL `{base_url}`: {e}"))?;
+        Ok(ProviderBrain {
+            protocol,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            model: model.to_owned(),
+            temperature: None,
+            max_tokens: 1024,
+            api_key_env,
+            api_key_fallback: false,
+        })
+    }
+
+    /// The one origin (`scheme://host[:port]`) this brain may reach.
+    pub fn origin(&self) -> NetPattern {
+        crate::units::net_pattern(&crate::parse::origin_of(&self.base_url))
+            .expect("invariant: checked when parsed")
     }
 }

@@ -118,6 +118,9 @@ fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
     if let Some(v) = raw.max_tool_calls {
         out.max_tool_calls = positive(cx, &v, "limits.max-tool-calls")?;
     }
+    if let Some(v) = raw.max_tokens {
+        out.max_tokens = Some(u64::from(positive(cx, &v, "limits.max-tokens")?));
+    }
     if let Some(v) = raw.max_log_lines {
         out.max_log_lines = positive(cx, &v, "limits.max-log-lines")?;
     }
@@ -197,7 +200,7 @@ fn positive(cx: &Ctx, v: &Spanned<i64>, key: &str) -> Result<u32> {
 }
 
 fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
-    match raw.kind.get_ref().as_str() {
+    let protocol = match raw.kind.get_ref().as_str() {
         "scripted" => {
             let Some(script) = raw.script else {
                 return cx.err(
@@ -214,13 +217,90 @@ fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
                     format!("script file `{}` does not exist", file.display()),
                 );
             }
-            Ok(BrainSpec::Scripted { script: file })
+            return Ok(BrainSpec::Scripted { script: file });
         }
-        other => cx.err(
+        "openai" => Protocol::Openai,
+        "anthropic" => Protocol::Anthropic,
+        other => {
+            return cx.err(
+                raw.kind.span(),
+                "brain.kind",
+                format!(
+                    "unknown brain kind `{other}` (expected `scripted`, `openai` or `anthropic`)"
+                ),
+            );
+        }
+    };
+    if let Some(script) = &raw.script {
+        return cx.err(
+            script.span(),
+            "brain.script",
+            "only a scripted brain has a script",
+        );
+    }
+    let Some(base_url) = raw.base_url else {
+        return cx.err(
             raw.kind.span(),
-            "brain.kind",
-            format!("unknown brain kind `{other}` (expected `scripted`)"),
+            "brain.base-url",
+            "a provider brain needs `base-url`, e.g. `http://127.0.0.1:11434/v1`",
+        );
+    };
+    let origin = units::net_pattern(&origin_of(base_url.get_ref()));
+    if let Err(m) = origin {
+        return cx.err(base_url.span(), "brain.base-url", m);
+    }
+    let Some(model) = raw.model else {
+        return cx.err(
+            raw.kind.span(),
+            "brain.model",
+            "a provider brain needs `model`",
+        );
+    };
+    let temperature = match raw.temperature {
+        Some(t) if !(0.0..=2.0).contains(t.get_ref()) => {
+            return cx.err(
+                t.span(),
+                "brain.temperature",
+                format!("must be between 0 and 2, got `{}`", t.get_ref()),
+            );
+        }
+        t => t.map(|t| *t.get_ref()),
+    };
+    let max_tokens = match raw.max_tokens {
+        Some(v) => positive(cx, &v, "brain.max-tokens")?,
+        None => 1024,
+    };
+    let api_key_env = match raw.api_key_env {
+        Some(v) if !is_env_name(v.get_ref()) => {
+            return cx.err(
+                v.span(),
+                "brain.api-key-env",
+                format!("`{}` is not a variable name", v.get_ref()),
+            );
+        }
+        v => v.map(|v| v.into_inner()),
+    };
+    let base_url = base_url.into_inner().trim_end_matches('/').to_owned();
+    let api_key_fallback = api_key_env.is_none() && protocol == Protocol::Openai;
+    Ok(BrainSpec::Provider(ProviderBrain {
+        protocol,
+        base_url,
+        model: model.into_inner(),
+        temperature,
+        max_tokens,
+        api_key_env,
+        api_key_fallback,
+    }))
+}
+
+/// `scheme://host[:port]` of a URL.
+pub(crate) fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!(
+            "{scheme}://{}",
+            rest.split(['/', '?', '#']).next().unwrap_or_default()
         ),
+        None => url.to_owned(),
     }
 }
 

@@ -37,6 +37,7 @@ pub(crate) struct RawLimits {
     pub memory: Option<Spanned<RawSize>>,
     pub fuel: Option<Spanned<i64>>,
     pub call_timeout: Option<Spanned<String>>,
+    pub max_tokens: Option<Spanned<i64>>,
 }
 
 /// Per-component overrides of the run's component limits.
@@ -69,6 +70,11 @@ pub(crate) struct RawSecret {
 pub(crate) struct RawBrain {
     pub kind: Spanned<String>,
     pub script: Option<Spanned<String>>,
+    pub base_url: Option<Spanned<String>>,
+    pub model: Option<Spanned<String>>,
+    pub temperature: Option<Spanned<f64>>,
+    pub max_tokens: Option<Spanned<i64>>,
+    pub api_key_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -316,18 +316,25 @@ impl inference::Host for GuestState<AgentHost> {
             tracing::warn!(target: "femtoclaw::decision", decision = "stop", rule = "limits.max-steps", "step budget exhausted");
             return halt(host.stop(StopReason::MaxSteps(max)));
         }
+        if let Some(max) = host.policy.limits.max_tokens
+            && host.stats.input_tokens + host.stats.output_tokens >= max
+        {
+            tracing::warn!(target: "femtoclaw::decision", decision = "stop", rule = "limits.max-tokens", "token budget exhausted");
+            return halt(host.stop(StopReason::MaxTokens(max)));
+        }
         host.stats.steps += 1;
         let request = digest(&messages);
         let actual = || format!("an inference request with conversation sha256 {request}");
-        match host
-            .recorder
-            .next("inference", |d| d["request"] == request.as_str(), actual)
-        {
-            Err(reason) => halt(reason),
-            Ok(Next::Replay(event)) => {
-                let result = serde_json::from_value(event.data["result"].clone());
-                result.or_else(|e| halt(StopReason::Journal(format!("event {}: {e}", event.seq))))
-            }
+        let result: Result<Completion, BrainError> = match host.recorder.next(
+            "inference",
+            |d| d["request"] == request.as_str(),
+            actual,
+        ) {
+            Err(reason) => return halt(reason),
+            Ok(Next::Replay(event)) => match serde_json::from_value(event.data["result"].clone()) {
+                Ok(result) => result,
+                Err(e) => return halt(StopReason::Journal(format!("event {}: {e}", event.seq))),
+            },
             Ok(Next::Live) => {
                 let live = host
                     .live
@@ -350,7 +357,12 @@ impl inference::Host for GuestState<AgentHost> {
                     ))),
                 };
                 let proposed = result.as_ref().map_or(0, |c| c.tool_calls.len());
-                tracing::info!(target: "femtoclaw::inference", step = host.stats.steps, component = %live.brain.hash, ok = result.is_ok(), proposed, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
+                let (input_tokens, output_tokens) = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|c| c.usage)
+                    .map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
+                tracing::info!(target: "femtoclaw::inference", step = host.stats.steps, component = %live.brain.hash, ok = result.is_ok(), proposed, input_tokens, output_tokens, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
                 if let Err(reason) = host.recorder.record(
                     "inference",
                     json!({ "request": request, "result": result }),
@@ -358,9 +370,14 @@ impl inference::Host for GuestState<AgentHost> {
                 ) {
                     return halt(reason);
                 }
-                Ok(result)
+                result
             }
+        };
+        if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage) {
+            host.stats.input_tokens += usage.input_tokens;
+            host.stats.output_tokens += usage.output_tokens;
         }
+        Ok(result)
     }
 }
 

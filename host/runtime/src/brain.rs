@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use femtoclaw_policy::Limits;
+use femtoclaw_policy::{Limits, Protocol, ProviderBrain};
 use serde_json::Value;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -15,7 +15,7 @@ use crate::bindings::brain::femtoclaw::runtime::brain_config;
 use crate::bindings::brain::{Brain, BrainPre};
 use crate::bindings::{BrainError, Completion};
 use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
-use crate::net::NetGate;
+use crate::net::{Injected, NetGate};
 use crate::redact::Redactor;
 use crate::{BrainChoice, Builtin, ComponentRef, RunError, Runtime};
 
@@ -41,25 +41,62 @@ pub(crate) struct BrainInstance {
 }
 
 impl BrainInstance {
+    /// Starts the brain. A provider brain (built-in, or a component given
+    /// with a provider policy) may reach its provider's origin only, and
+    /// the host adds `key` to its requests there.
     pub(crate) async fn start(
         rt: &Runtime,
         choice: &BrainChoice,
+        provider: Option<&ProviderBrain>,
+        key: Option<String>,
         limits: &Limits,
         redact: Redactor,
         start_turn: usize,
     ) -> Result<Self, RunError> {
-        let (source, settings) = match choice {
+        let mut settings = BTreeMap::new();
+        let source = match choice {
             BrainChoice::Scripted(path) => {
-                let script = load_script(path)?;
+                settings.insert("script".to_owned(), load_script(path)?);
                 // A resumed run continues the script where its journal ended.
-                let settings = BTreeMap::from([
-                    ("script".to_owned(), script),
-                    ("start-turn".to_owned(), start_turn.to_string()),
-                ]);
-                (ComponentRef::Builtin(Builtin::ScriptedBrain), settings)
+                settings.insert("start-turn".to_owned(), start_turn.to_string());
+                ComponentRef::Builtin(Builtin::ScriptedBrain)
             }
-            BrainChoice::Component(path) => (ComponentRef::File(path.clone()), BTreeMap::new()),
+            BrainChoice::Provider(_) => ComponentRef::Builtin(Builtin::ProviderBrain),
+            BrainChoice::Component(path) => ComponentRef::File(path.clone()),
         };
+        let mut net = NetGate::none("brain");
+        net.max_body = limits.max_tool_output;
+        if let Some(p) = provider.filter(|_| !matches!(choice, BrainChoice::Scripted(_))) {
+            let protocol = match p.protocol {
+                Protocol::Openai => "openai",
+                Protocol::Anthropic => "anthropic",
+            };
+            settings.insert("protocol".to_owned(), protocol.to_owned());
+            settings.insert("base-url".to_owned(), p.base_url.clone());
+            settings.insert("model".to_owned(), p.model.clone());
+            settings.insert("max-tokens".to_owned(), p.max_tokens.to_string());
+            if let Some(t) = p.temperature {
+                settings.insert("temperature".to_owned(), t.to_string());
+            }
+            net.patterns = std::sync::Arc::new(vec![p.origin()]);
+            if let Some(key) = key {
+                let (name, value) = match p.protocol {
+                    Protocol::Openai => ("authorization", format!("Bearer {key}")),
+                    Protocol::Anthropic => ("x-api-key", key),
+                };
+                let mut value = http::HeaderValue::try_from(value).map_err(|_| {
+                    RunError::Config(
+                        "`brain.api-key-env`: the key is not a valid header value".into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                net.inject = Some(std::sync::Arc::new(Injected {
+                    origin: p.origin(),
+                    name: http::HeaderName::from_static(name),
+                    value,
+                }));
+            }
+        }
         let loaded = rt.load(&source)?;
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking the brain: {e:#}"));
@@ -73,22 +110,19 @@ impl BrainInstance {
         let pre = BrainPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
             .map_err(reject)?;
         let budget = Budget::from(limits.component);
-        // The brain's WASI view is empty, like the agent's; a provider brain
-        // gets its network grant in the NetGate.
+        // No files, no environment, no sockets: a provider brain's one way
+        // out is HTTP to its provider, through the NetGate.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .max_random_size(MAX_RANDOM_SIZE)
+            .build();
         let setup = Setup {
             name: "brain".into(),
-            wasi: WasiCtx::builder()
-                .allow_tcp(false)
-                .allow_udp(false)
-                .max_random_size(MAX_RANDOM_SIZE)
-                .build(),
+            wasi,
             budget,
             max_log_lines: limits.max_log_lines,
-            net: NetGate {
-                component: "brain".into(),
-                patterns: Default::default(),
-                max_body: limits.max_tool_output,
-            },
+            net,
             redact,
         };
         let mut store = GuestState::store(&rt.engine, setup, BrainHost { settings });
@@ -179,4 +213,44 @@ fn load_script(path: &Path) -> Result<String, RunError> {
         }
     }
     Ok(text)
+}
+
+/// The provider's API key, read from the host variable the policy names
+/// (`OPENAI_API_KEY` is the fallback for an OpenAI-compatible brain).
+pub(crate) fn provider_key(p: &ProviderBrain) -> Result<Option<String>, RunError> {
+    match &p.api_key_env {
+        Some(var) => std::env::var(var).map(Some).map_err(|_| {
+            RunError::Config(format!(
+                "`brain.api-key-env`: the host variable `{var}` is not set"
+            ))
+        }),
+        None if p.api_key_fallback => Ok(std::env::var("OPENAI_API_KEY").ok()),
+        None if p.protocol == Protocol::Anthropic => Err(RunError::Config(
+            "an anthropic brain needs `api-key-env`".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Fails early, naming the endpoint, when the provider cannot be reached.
+pub(crate) async fn probe(p: &ProviderBrain) -> Result<(), RunError> {
+    let origin = p.origin();
+    let host = match &origin.host {
+        femtoclaw_policy::HostPattern::Name(n) | femtoclaw_policy::HostPattern::Subdomains(n) => {
+            n.clone()
+        }
+        femtoclaw_policy::HostPattern::Ip(ip) => ip.to_string(),
+    };
+    let unreachable = |why: String| {
+        RunError::Config(format!(
+            "brain endpoint `{}` is unreachable: {why}",
+            p.base_url
+        ))
+    };
+    let connect = tokio::net::TcpStream::connect((host.as_str(), origin.port));
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".into())),
+    }
 }

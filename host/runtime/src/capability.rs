@@ -110,6 +110,7 @@ impl CapabilityInstance {
             component: component.clone(),
             patterns: Arc::new(grant.net.clone()),
             max_body,
+            inject: None,
         };
         let mut cap = CapabilityInstance {
             name: name.to_owned(),

@@ -14,6 +14,8 @@ pub enum Builtin {
     Agent,
     /// The scripted brain (`builtin:scripted`).
     ScriptedBrain,
+    /// The provider brain, OpenAI or Anthropic over HTTP (`builtin:provider`).
+    ProviderBrain,
     /// The `fs` capability (`builtin:fs`).
     Fs,
     /// The `http` capability (`builtin:http`).
@@ -34,6 +36,7 @@ impl Builtin {
         match self {
             Builtin::Agent => AGENT_DEFAULT_BYTES,
             Builtin::ScriptedBrain => BRAIN_SCRIPTED_BYTES,
+            Builtin::ProviderBrain => BRAIN_PROVIDER_BYTES,
             Builtin::Fs => CAP_FS_BYTES,
             Builtin::Http => CAP_HTTP_BYTES,
         }
@@ -43,6 +46,7 @@ impl Builtin {
         match self {
             Builtin::Agent => "builtin:agent",
             Builtin::ScriptedBrain => "builtin:scripted",
+            Builtin::ProviderBrain => "builtin:provider",
             Builtin::Fs => "builtin:fs",
             Builtin::Http => "builtin:http",
         }

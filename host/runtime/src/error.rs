@@ -67,6 +67,9 @@ pub enum StopReason {
     /// More tool calls than `limits.max-tool-calls`.
     #[error("tool-call budget exhausted (`limits.max-tool-calls` = {0})")]
     MaxToolCalls(u32),
+    /// More model tokens than `limits.max-tokens`.
+    #[error("token budget exhausted (`limits.max-tokens` = {0})")]
+    MaxTokens(u64),
     /// The agent did not do what the journal recorded.
     #[error("replay diverged at event {event}")]
     Divergence {

@@ -313,11 +313,7 @@ mod tests {
             wasi: WasiCtx::builder().build(),
             budget,
             max_log_lines: 1,
-            net: NetGate {
-                component: "bomb".into(),
-                patterns: Default::default(),
-                max_body: 0,
-            },
+            net: NetGate::none("bomb"),
             redact: Redactor::default(),
         }
     }

@@ -43,6 +43,16 @@ pub(crate) struct NetGate {
     pub patterns: Arc<Vec<NetPattern>>,
     /// Response body cap, bytes.
     pub max_body: u64,
+    /// A header the host adds to requests for one origin (a brain's API
+    /// key, which the brain itself never sees).
+    pub inject: Option<Arc<Injected>>,
+}
+
+/// A header added by the host to requests that match `origin`.
+pub(crate) struct Injected {
+    pub origin: NetPattern,
+    pub name: http::HeaderName,
+    pub value: http::HeaderValue,
 }
 
 impl WasiHttpHooks for NetGate {
@@ -58,6 +68,16 @@ impl WasiHttpHooks for NetGate {
 }
 
 impl NetGate {
+    /// No network at all.
+    pub(crate) fn none(component: &str) -> NetGate {
+        NetGate {
+            component: component.to_owned(),
+            patterns: Default::default(),
+            max_body: 0,
+            inject: None,
+        }
+    }
+
     async fn send(
         &self,
         mut request: http::Request<WasiBody>,
@@ -77,6 +97,11 @@ impl NetGate {
             tracing::info!(target: "femtoclaw::decision", component = %self.component, destination = %target, decision = "deny", rule = "net.address", error = ?e, "outgoing request refused: address not allowed");
         })?;
         tracing::info!(target: "femtoclaw::decision", component = %self.component, destination = %target, address = %addr, decision = "allow", rule = %format!("net: {pattern}"), "outgoing request allowed");
+        if let Some(inject) = self.inject.as_ref().filter(|i| i.origin == *pattern) {
+            request
+                .headers_mut()
+                .insert(inject.name.clone(), inject.value.clone());
+        }
 
         let connect_timeout = options
             .and_then(|o| o.connect_timeout)

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 
 use femtoclaw_journal::{Journal, RunInfo, RunStatus};
-use femtoclaw_policy::{BrainSpec, Policy};
+use femtoclaw_policy::{BrainSpec, Policy, ProviderBrain};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
@@ -16,7 +16,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::agent::{AgentHost, Live};
 use crate::bindings::ToolSpec;
 use crate::bindings::agent::{Agent, AgentPre};
-use crate::brain::BrainInstance;
+use crate::brain::{BrainInstance, probe, provider_key};
 use crate::capability::{CapabilityInstance, resolve_env};
 use crate::gate::Gate;
 use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
@@ -30,7 +30,10 @@ use crate::{Builtin, ComponentRef, RunError, Runtime};
 pub enum BrainChoice {
     /// The built-in scripted brain replaying this JSON file.
     Scripted(PathBuf),
-    /// A component of the `brain` world.
+    /// The built-in provider brain (OpenAI or Anthropic over HTTP).
+    Provider(ProviderBrain),
+    /// A component of the `brain` world (with the policy's provider
+    /// settings and network grant, if it names a provider).
     Component(PathBuf),
 }
 
@@ -75,6 +78,10 @@ pub struct RunStats {
     pub tool_calls: u32,
     /// Tool calls refused by the gate or the validator.
     pub refused: u32,
+    /// Model tokens read, as the provider reported them.
+    pub input_tokens: u64,
+    /// Model tokens written, as the provider reported them.
+    pub output_tokens: u64,
 }
 
 /// A run that reached its end.
@@ -110,6 +117,7 @@ impl Runtime {
         let brain = match (plan.brain, &plan.policy.brain) {
             (Some(choice), _) => choice,
             (None, Some(BrainSpec::Scripted { script })) => BrainChoice::Scripted(script.clone()),
+            (None, Some(BrainSpec::Provider(p))) => BrainChoice::Provider(p.clone()),
             (None, None) => {
                 return Err(RunError::Config(format!(
                     "no brain: the policy `{}` has no [brain] section and no --brain was given",
@@ -269,6 +277,21 @@ impl Runtime {
             env.insert(name.clone(), vars);
             secrets.extend(secret_values);
         }
+        let provider = match brain {
+            BrainChoice::Provider(p) => Some(p),
+            BrainChoice::Component(_) => match &policy.brain {
+                Some(BrainSpec::Provider(p)) => Some(p),
+                _ => None,
+            },
+            BrainChoice::Scripted(_) => None,
+        };
+        let key = provider.map(provider_key).transpose()?.flatten();
+        if let Some(key) = &key {
+            secrets.push(("BRAIN_API_KEY".to_owned(), key.clone()));
+        }
+        if let Some(p) = provider {
+            probe(p).await?;
+        }
         let redact = Redactor::new(secrets);
         let limits = policy.limits;
         let mut gate = Gate::default();
@@ -288,7 +311,16 @@ impl Runtime {
             gate.register(policy, name, specs)?;
             capabilities.insert(name.clone(), instance);
         }
-        let brain = BrainInstance::start(self, brain, &limits, redact.clone(), start_turn).await?;
+        let brain = BrainInstance::start(
+            self,
+            brain,
+            provider,
+            key,
+            &limits,
+            redact.clone(),
+            start_turn,
+        )
+        .await?;
         let specs = gate.specs();
         Ok((
             Live {
@@ -337,11 +369,7 @@ impl Runtime {
             wasi,
             budget,
             max_log_lines: limits.max_log_lines,
-            net: NetGate {
-                component: "agent".into(),
-                patterns: Default::default(),
-                max_body: 0,
-            },
+            net: NetGate::none("agent"),
             redact,
         };
         let host = AgentHost {
@@ -374,7 +402,7 @@ impl Runtime {
         };
         finish(&mut host.recorder, &outcome)?;
         let answer = outcome?;
-        tracing::info!(target: "femtoclaw::run", run_id = %run_id, ok = answer.is_ok(), steps = stats.steps, tool_calls = stats.tool_calls, refused = stats.refused, "run finished");
+        tracing::info!(target: "femtoclaw::run", run_id = %run_id, ok = answer.is_ok(), steps = stats.steps, tool_calls = stats.tool_calls, refused = stats.refused, input_tokens = stats.input_tokens, output_tokens = stats.output_tokens, "run finished");
         Ok(RunOutcome {
             run_id,
             answer,
@@ -445,6 +473,7 @@ fn brain_json(brain: &BrainChoice) -> Value {
     match brain {
         BrainChoice::Scripted(path) => json!({ "scripted": path }),
         BrainChoice::Component(path) => json!({ "component": path }),
+        BrainChoice::Provider(p) => json!({ "provider": p }),
     }
 }
 
@@ -463,9 +492,16 @@ fn plan_parts(info: &RunInfo) -> Result<(Policy, String, BrainChoice), RunError>
     let text = plan["policy_text"].as_str().ok_or_else(|| bad("policy"))?;
     let policy = Policy::parse(path, text)?;
     let task = plan["task"].as_str().ok_or_else(|| bad("task"))?.to_owned();
-    let brain = match (&plan["brain"]["scripted"], &plan["brain"]["component"]) {
-        (Value::String(p), _) => BrainChoice::Scripted(p.into()),
-        (_, Value::String(p)) => BrainChoice::Component(p.into()),
+    let brain = match (
+        &plan["brain"]["scripted"],
+        &plan["brain"]["component"],
+        &plan["brain"]["provider"],
+    ) {
+        (Value::String(p), _, _) => BrainChoice::Scripted(p.into()),
+        (_, Value::String(p), _) => BrainChoice::Component(p.into()),
+        (_, _, p) if p.is_object() => {
+            BrainChoice::Provider(serde_json::from_value(p.clone()).map_err(|_| bad("brain"))?)
+        }
         _ => return Err(bad("brain")),
     };
     Ok((policy, task, brain))

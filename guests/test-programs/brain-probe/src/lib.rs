@@ -1,5 +1,7 @@
 //! Test brain: its single answer reports what its sandbox lets it see (its
-//! environment and files), so a test can check that no secret reaches a brain.
+//! environment and files), so a test can check that no secret reaches a
+//! brain. A task `fetch URL…` makes it try an HTTP GET of each URL and
+//! report whether the network gate let it through.
 
 use serde_json::json;
 
@@ -15,8 +17,33 @@ impl Guest for Probe {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
         let tools: Vec<String> = request.tools.iter().map(|t| t.name.clone()).collect();
-        let content = json!({ "env": env, "root": format!("{root:?}"), "tools": tools, "messages": request.messages.len() });
+        let task = request.messages.iter().rev().find_map(|m| m.content.clone()).unwrap_or_default();
+        let fetched: Vec<String> = task.strip_prefix("fetch ").map_or(Vec::new(), |urls| urls.split(' ').map(fetch).collect());
+        let content = json!({ "env": env, "root": format!("{root:?}"), "tools": tools, "messages": request.messages.len(), "fetched": fetched });
         Ok(Completion { content: Some(content.to_string()), tool_calls: vec![], usage: None })
+    }
+}
+
+/// `ok STATUS` or the error the gate gave.
+fn fetch(url: &str) -> String {
+    use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
+    let Some((_, rest)) = url.split_once("://") else { return "not a URL".into() };
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_method(&Method::Get);
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    match wasip2::http::outgoing_handler::handle(request, None) {
+        Err(e) => format!("{e:?}"),
+        Ok(future) => {
+            future.subscribe().block();
+            match future.get() {
+                Some(Ok(Ok(response))) => format!("ok {}", response.status()),
+                Some(Ok(Err(e))) => format!("{e:?}"),
+                _ => "no response".into(),
+            }
+        }
     }
 }
 
