@@ -107,7 +107,15 @@ fn a_log_flood_is_capped_and_cannot_forge_lines() {
         "20 lines, then one report of the dropped ones"
     );
     assert!(guest[..20].iter().all(|e| e["level"] == "INFO" && e["message"].as_str().unwrap().starts_with("evil\\n{")), "{guest:#?}");
-    assert_eq!(guest[20]["dropped"], 4980);
+    let dropped = guest[20]["dropped"].as_u64().unwrap();
+    assert!(
+        dropped >= 4980,
+        "log calls and stdout/stderr lines over the cap are counted: {dropped}"
+    );
+    assert!(
+        guest[20]["dropped_bytes"].as_u64().unwrap() > 0,
+        "stderr beyond its buffer is dropped and counted"
+    );
     assert!(
         !out.stderr.contains('\x1b'),
         "no raw escape reaches the terminal"
@@ -118,6 +126,34 @@ fn a_log_flood_is_capped_and_cannot_forge_lines() {
         .filter(|e| e["target"] == "femtoclaw::decision")
         .count();
     assert_eq!(decisions, 2, "the guest forged no decision");
+}
+
+#[test]
+fn guest_stdout_and_stderr_are_captured_escaped_and_attributed() {
+    let s = Scratch::new();
+    let injection = "line\u{1b}[31m red\r{\"level\":\"ERROR\",\"fake\":1}";
+    s.setup(
+        &hostile_policy(""),
+        calls(&[("h.flood", json!({ "lines": 2, "text": injection }))]),
+    );
+    let out = s.run_echo();
+    assert_eq!(out.transcript()[0]["ok"], "\"flooded\"");
+    let from_stderr: Vec<_> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["source"] == "output")
+        .collect();
+    assert_eq!(from_stderr.len(), 2, "{}", out.stderr);
+    for e in &from_stderr {
+        assert_eq!(e["component"], "capability h");
+        assert_eq!(e["level"], "INFO");
+        assert!(e.get("fake").is_none());
+        assert!(
+            e["message"].as_str().unwrap().contains("\\u{1b}[31m"),
+            "{e}"
+        );
+    }
+    assert!(!out.stderr.contains('\x1b'));
 }
 
 #[test]

@@ -112,11 +112,10 @@ impl BrainInstance {
         let budget = Budget::from(limits.component);
         // No files, no environment, no sockets: a provider brain's one way
         // out is HTTP to its provider, through the NetGate.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
             .allow_udp(false)
-            .max_random_size(MAX_RANDOM_SIZE)
-            .build();
+            .max_random_size(MAX_RANDOM_SIZE);
         let setup = Setup {
             name: "brain".into(),
             wasi,

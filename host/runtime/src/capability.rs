@@ -6,7 +6,7 @@ use std::sync::Arc;
 use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, SecretSource};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Invocation;
 use crate::bindings::capability::{Capability, CapabilityPre};
@@ -193,7 +193,7 @@ impl CapabilityInstance {
     /// directories; `ro` refuses every mutation), its granted variables and
     /// secrets, and nothing else: no arguments, stdin closed, no sockets, no
     /// name lookups. HTTP goes through the [`NetGate`].
-    fn wasi(&self) -> wasmtime::Result<WasiCtx> {
+    fn wasi(&self) -> wasmtime::Result<WasiCtxBuilder> {
         let mut wasi = WasiCtxBuilder::new();
         for mount in &self.mounts {
             let perms = match mount.mode {
@@ -208,6 +208,6 @@ impl CapabilityInstance {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .max_random_size(MAX_RANDOM_SIZE);
-        Ok(wasi.build())
+        Ok(wasi)
     }
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use femtoclaw_policy::ComponentLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::StopReason;
 use crate::bindings::agent::femtoclaw::runtime::{log, types};
 use crate::engine::EPOCH_TICK;
 use crate::net::NetGate;
+use crate::output::Captured;
 use crate::redact::Redactor;
 
 /// Budgets for one store, from the policy (docs/policy.md lists defaults).
@@ -43,8 +44,9 @@ impl From<ComponentLimits> for Budget {
 pub(crate) struct Setup {
     /// Who this is in logs: `agent`, `brain`, `capability fs`.
     pub name: String,
-    /// Its WASI view, built from its grants.
-    pub wasi: WasiCtx,
+    /// Its WASI view, built from its grants (stdout and stderr are added
+    /// here: they are captured into the log).
+    pub wasi: WasiCtxBuilder,
     /// Its limits.
     pub budget: Budget,
     /// Log lines it may emit.
@@ -80,6 +82,7 @@ pub(crate) struct GuestState<D> {
     /// Who this is in logs: `agent`, `brain`, `capability fs`.
     pub name: String,
     wasi: WasiCtx,
+    output: Captured,
     http: WasiHttpCtx,
     net: NetGate,
     table: ResourceTable,
@@ -95,7 +98,9 @@ pub(crate) struct GuestState<D> {
 
 impl<D: Send> GuestState<D> {
     /// A store for one component instance, with its limits applied.
-    pub(crate) fn store(engine: &Engine, setup: Setup, data: D) -> Store<Self> {
+    pub(crate) fn store(engine: &Engine, mut setup: Setup, data: D) -> Store<Self> {
+        let output = Captured::default();
+        setup.wasi.stdout(output.clone()).stderr(output.clone());
         let limiter = Limiter {
             memory: setup.budget.memory,
             hit: None,
@@ -106,7 +111,8 @@ impl<D: Send> GuestState<D> {
         http.set_field_size_limit(MAX_HTTP_FIELDS_SIZE);
         let state = GuestState {
             name: setup.name,
-            wasi: setup.wasi,
+            wasi: setup.wasi.build(),
+            output,
             http,
             net: setup.net,
             table,
@@ -145,36 +151,60 @@ impl<D: Send> WasiHttpView for GuestState<D> {
 
 impl<D: Send> types::Host for GuestState<D> {}
 
+impl<D> GuestState<D> {
+    /// Logs what the guest wrote to stdout or stderr since the last call,
+    /// a line per event, under the same caps as `log` calls.
+    pub(crate) fn drain_output(&mut self) {
+        for line in self.output.take_lines() {
+            self.emit(log::Level::Info, &line, "output");
+        }
+    }
+}
+
 impl<D: Send> log::Host for GuestState<D> {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.emit(level, &message, "log");
+        Ok(())
+    }
+}
+
+impl<D> GuestState<D> {
+    /// One guest line into the log: attributed to its component, secrets
+    /// removed, control characters escaped, length and count capped.
+    fn emit(&mut self, level: log::Level, message: &str, source: &'static str) {
         if self.log_lines >= self.max_log_lines {
             self.log_dropped += 1;
-            return Ok(());
+            return;
         }
         self.log_lines += 1;
-        let message = sanitize(&self.redact.apply(&message), MAX_LOG_LINE);
+        let message = sanitize(&self.redact.apply(message), MAX_LOG_LINE);
         let component = self.name.as_str();
         match level {
             log::Level::Trace => {
-                tracing::trace!(target: "femtoclaw::guest", component, "{message}")
+                tracing::trace!(target: "femtoclaw::guest", component, source, "{message}")
             }
             log::Level::Debug => {
-                tracing::debug!(target: "femtoclaw::guest", component, "{message}")
+                tracing::debug!(target: "femtoclaw::guest", component, source, "{message}")
             }
-            log::Level::Info => tracing::info!(target: "femtoclaw::guest", component, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "femtoclaw::guest", component, "{message}"),
+            log::Level::Info => {
+                tracing::info!(target: "femtoclaw::guest", component, source, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "femtoclaw::guest", component, source, "{message}")
+            }
             log::Level::Error => {
-                tracing::error!(target: "femtoclaw::guest", component, "{message}")
+                tracing::error!(target: "femtoclaw::guest", component, source, "{message}")
             }
         }
-        Ok(())
     }
 }
 
 impl<D> Drop for GuestState<D> {
     fn drop(&mut self) {
-        if self.log_dropped > 0 {
-            tracing::warn!(target: "femtoclaw::guest", component = %self.name, dropped = self.log_dropped, "log lines dropped over the cap");
+        let dropped = self.log_dropped;
+        let dropped_bytes = self.output.dropped();
+        if dropped > 0 || dropped_bytes > 0 {
+            tracing::warn!(target: "femtoclaw::guest", component = %self.name, dropped, dropped_bytes, "guest output dropped over the cap");
         }
     }
 }
@@ -269,6 +299,7 @@ pub(crate) async fn guarded<D, R>(
 ) -> Result<R, Failure> {
     arm(store, budget);
     let result = tokio::time::timeout(budget.wall, call(store)).await;
+    store.data_mut().drain_output();
     match result {
         Err(_) => Err(Failure::Limit(format!(
             "wall-time limit of {:?}",
@@ -310,7 +341,7 @@ mod tests {
     fn setup(budget: Budget) -> Setup {
         Setup {
             name: "bomb".into(),
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder(),
             budget,
             max_log_lines: 1,
             net: NetGate::none("bomb"),

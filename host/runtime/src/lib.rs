@@ -31,6 +31,7 @@ mod error;
 pub mod gate;
 mod guest;
 mod net;
+mod output;
 mod record;
 mod redact;
 mod run;

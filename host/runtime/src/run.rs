@@ -348,8 +348,8 @@ impl Runtime {
         // The agent's WASI view is empty: no preopens, no environment, no
         // network, stdin closed; its clocks and random source are virtual
         // and seeded, so the same inputs give the same run.
-        let wasi = WasiCtxBuilder::new()
-            .allow_tcp(false)
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .wall_clock(crate::VirtualClock::default())
@@ -357,8 +357,7 @@ impl Runtime {
             .secure_random(crate::seeded_rng(0))
             .insecure_random(crate::seeded_rng(1))
             .insecure_random_seed(2)
-            .max_random_size(MAX_RANDOM_SIZE)
-            .build();
+            .max_random_size(MAX_RANDOM_SIZE);
         // The agent's run is one call: its wall budget is the run's.
         let budget = Budget {
             wall: limits.run_timeout,
