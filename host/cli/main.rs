@@ -11,6 +11,7 @@ use clap::Parser;
 mod commands;
 mod exit;
 mod logging;
+mod otlp;
 mod state;
 
 use commands::Command;
@@ -32,18 +33,22 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.log_level.as_deref(), cli.log_format) {
-        eprintln!("fc-host: {e:#}");
-        return ExitCode::from(exit::USAGE);
-    }
-    match cli.command.execute() {
-        Ok(code) => ExitCode::from(code),
+    let telemetry = match logging::init(cli.log_level.as_deref(), cli.log_format) {
+        Ok(t) => t,
         Err(e) => {
-            let code = exit::for_error(&e);
-            eprintln!("fc-host: error: {e:#}");
-            ExitCode::from(code)
+            eprintln!("fc-host: {e:#}");
+            return ExitCode::from(exit::USAGE);
         }
-    }
+    };
+    let code = match cli.command.execute() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fc-host: error: {e:#}");
+            exit::for_error(&e)
+        }
+    };
+    telemetry.finish();
+    ExitCode::from(code)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod journal;
 mod limits;
 mod mock_provider;
 mod net;
+mod observability;
 mod policy_errors;
 mod protocol;
 mod readonly;

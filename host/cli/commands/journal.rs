@@ -123,6 +123,96 @@ fn summary(kind: &str, d: &serde_json::Value) -> String {
     }
 }
 
+/// Print the decisions of a run, from its journal: each tool call, whether
+/// it was allowed, the policy rule behind the decision, and its outcome.
+#[derive(clap::Args)]
+pub struct AuditCommand {
+    /// The run id.
+    run: String,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AuditCommand {
+    pub fn execute(self) -> anyhow::Result<u8> {
+        let journal = open(&self.state)?;
+        let info = journal
+            .run(&self.run)
+            .map_err(|e| RunError::Journal(e.to_string()))?;
+        let events = journal
+            .events(&self.run)
+            .map_err(|e| RunError::Journal(e.to_string()))?;
+        let mut rows = Vec::new();
+        let mut pending: Option<&femtoclaw_journal::Event> = None;
+        for e in &events {
+            match e.kind.as_str() {
+                "tool-call" => pending = Some(e),
+                "tool-result" => {
+                    let Some(call) = pending.take() else { continue };
+                    let name = call.data["name"].as_str().unwrap_or("?");
+                    let refused = e.data["refused"] == true;
+                    let rule = match e.data["rule"].as_str() {
+                        Some(r) if !r.is_empty() => r.to_owned(),
+                        _ if refused => "?".to_owned(),
+                        _ => format!(
+                            "capabilities.{}.tools",
+                            name.split('.').next().unwrap_or("?")
+                        ),
+                    };
+                    let outcome = match &e.data["result"] {
+                        serde_json::Value::Object(m) if m.contains_key("Ok") => "ok".to_owned(),
+                        serde_json::Value::Object(m) => m
+                            .get("Err")
+                            .and_then(|e| e.as_object())
+                            .and_then(|e| e.keys().next().cloned())
+                            .unwrap_or_default(),
+                        _ => "?".to_owned(),
+                    };
+                    rows.push(json!({
+                        "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
+                        "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
+                    }));
+                }
+                "stop" => rows
+                    .push(json!({ "event": e.seq, "decision": "stop", "rule": e.data["reason"] })),
+                _ => {}
+            }
+        }
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({ "run": info.id, "status": info.status, "decisions": rows })
+                )?
+            );
+            return Ok(crate::exit::OK);
+        }
+        println!(
+            "run {} ({:?}), agent {}, policy sha256 {}",
+            info.id, info.status, info.agent_hash, info.policy_hash
+        );
+        for r in rows {
+            let s = |k: &str| {
+                r[k].as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| r[k].to_string())
+            };
+            println!(
+                "{:>4}  {:<6} {:<20} rule {:<28} {}",
+                r["event"],
+                s("decision"),
+                s("tool"),
+                s("rule"),
+                s("outcome")
+            );
+        }
+        Ok(crate::exit::OK)
+    }
+}
+
 /// Re-run a journaled run without calling any brain or capability; the
 /// agent must make exactly the recorded requests.
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ mod policy;
 pub mod run;
 
 pub use compile::CompileCommand;
-pub use journal::{InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
+pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
 
@@ -19,6 +19,8 @@ pub enum Command {
     Runs(RunsCommand),
     /// Print a run's timeline.
     Inspect(InspectCommand),
+    /// Print a run's decisions and the policy rule behind each.
+    Audit(AuditCommand),
     /// Re-run a journaled run from its journal, checking every step.
     Replay(ReplayCommand),
     /// Continue a killed run from where its journal ends.
@@ -37,6 +39,7 @@ impl Command {
             Command::Run(c) => c.execute(),
             Command::Runs(c) => c.execute(),
             Command::Inspect(c) => c.execute(),
+            Command::Audit(c) => c.execute(),
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),
             Command::Compile(c) => c.execute(),

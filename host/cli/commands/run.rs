@@ -29,6 +29,9 @@ pub struct RunCommand {
     task: String,
     #[command(flatten)]
     state: StateArgs,
+    /// Write the run's metrics to FILE (Prometheus text format) when it ends.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 impl RunCommand {
@@ -48,8 +51,13 @@ impl RunCommand {
         eprintln!("fc-host: run {run_id}");
         plan.run_id = Some(run_id);
         let runtime = runtime(&self.state)?;
-        let outcome = block_on(runtime.run(plan))?;
-        Ok(print_answer(outcome))
+        let outcome = block_on(runtime.run(plan));
+        if let Some(file) = &self.metrics {
+            std::fs::write(file, runtime.metrics().render()).map_err(|e| {
+                anyhow::anyhow!("cannot write metrics to `{}`: {e}", file.display())
+            })?;
+        }
+        Ok(print_answer(outcome?))
     }
 }
 

@@ -4,6 +4,7 @@
 //! journal); budgets that run out end the run with a [`StopReason`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use femtoclaw_journal::MemoryEffect;
@@ -20,9 +21,11 @@ use crate::brain::{BrainInstance, failure_text};
 use crate::capability::CapabilityInstance;
 use crate::gate::{Decision, Gate, GrantedTool};
 use crate::guest::{Failure, GuestState};
+use crate::metrics::Metrics;
 use crate::record::{Next, Recorder};
 use crate::redact::Redactor;
 use crate::{RunStats, StopReason};
+use tracing::Instrument;
 
 /// The components a live run calls (absent in a pure replay).
 pub(crate) struct Live {
@@ -43,6 +46,11 @@ pub(crate) struct AgentHost {
     pub stats: RunStats,
     /// Calls per tool address so far, for `max-calls` quotas.
     pub calls_per_tool: BTreeMap<String, u32>,
+    pub metrics: Arc<Metrics>,
+    /// The run's span, and the current step's (a brain turn and the tool
+    /// calls it proposed): spans nest run → step → inference / tool call.
+    pub run_span: tracing::Span,
+    pub step_span: tracing::Span,
 }
 
 type HostResult<T> = wasmtime::Result<T>;
@@ -95,8 +103,11 @@ impl tools::Host for GuestState<AgentHost> {
                 Err(reason) => halt(reason),
             },
             Ok(Next::Live) => {
+                let span =
+                    tracing::info_span!(parent: &host.step_span, "tool_call", tool = %name, step);
                 let outcome = host
                     .live_call(&name, &arguments, step, key, true, &redact)
+                    .instrument(span)
                     .await;
                 outcome.or_else(halt)
             }
@@ -107,6 +118,8 @@ impl tools::Host for GuestState<AgentHost> {
 impl AgentHost {
     /// Records a stop and returns it.
     fn stop(&mut self, reason: StopReason) -> StopReason {
+        self.metrics
+            .add("fc_limit_stops_total", vec![("component", "run".into())], 1);
         let replayed = matches!(
             self.recorder.next("stop", |_| true, || reason.to_string()),
             Ok(Next::Replay(_))
@@ -176,14 +189,17 @@ impl AgentHost {
             } => (tool, arguments, rule),
             Decision::Refuse { rule, error } => {
                 self.stats.refused += 1;
+                count_denial(&self.metrics, name, &rule);
                 tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", %rule, error = ?error, "tool call refused");
-                return self.finish_call(Err(error), false, true);
+                return self.finish_call(Err(error), false, &rule);
             }
         };
         if let Some(error) = quota_exhausted(&self.policy, &mut self.calls_per_tool, tool, name) {
+            let quota_rule = format!("capabilities.{}.max-calls", tool.capability);
             self.stats.refused += 1;
-            tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", rule = %format!("capabilities.{}.max-calls", tool.capability), "tool call quota exhausted");
-            return self.finish_call(Err(error), false, true);
+            count_denial(&self.metrics, name, &quota_rule);
+            tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", rule = %quota_rule, "tool call quota exhausted");
+            return self.finish_call(Err(error), false, &quota_rule);
         }
         if tool.spec.effect == EffectClass::Write {
             // Output commit: the intent is durable before the effect happens.
@@ -200,8 +216,29 @@ impl AgentHost {
             idempotency_key: key,
         };
         tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
+        self.metrics.add(
+            "fc_tool_calls_total",
+            vec![("tool", name.to_owned()), ("decision", "allow".into())],
+            1,
+        );
         let started = Instant::now();
         let outcome = capability.invoke(call).await;
+        let component = vec![("component", format!("capability {}", tool.capability))];
+        self.metrics.add(
+            "fc_fuel_consumed_total",
+            component.clone(),
+            capability.fuel_used,
+        );
+        self.metrics.observe(
+            "fc_tool_call_seconds",
+            vec![("tool", name.to_owned())],
+            started.elapsed().as_secs_f64(),
+        );
+        match &outcome {
+            Err(Failure::Trap(_)) => self.metrics.add("fc_traps_total", component, 1),
+            Err(Failure::Limit(_)) => self.metrics.add("fc_limit_stops_total", component, 1),
+            _ => {}
+        }
         let max_output = usize::try_from(self.policy.limits.max_tool_output).unwrap_or(usize::MAX);
         let result = match outcome {
             Ok(Ok(output)) => checked_output(tool, output, max_output, redact),
@@ -223,20 +260,32 @@ impl AgentHost {
                 tracing::info!(target: "femtoclaw::tool", step, tool = %name, outcome = "error", error = ?error, elapsed_us, "tool call finished")
             }
         }
-        self.finish_call(result, true, false)
+        self.finish_call(result, true, "")
     }
 
-    /// Journals a call's result.
+    /// Journals a call's result; `refused_by` names the rule that refused
+    /// it (empty: the capability ran it).
     fn finish_call(
         &mut self,
         result: Result<String, ToolError>,
         counted: bool,
-        refused: bool,
+        refused_by: &str,
     ) -> Result<Result<String, ToolError>, StopReason> {
-        let data = json!({ "result": result, "counted": counted, "refused": refused });
+        let refused = !refused_by.is_empty();
+        let data =
+            json!({ "result": result, "counted": counted, "refused": refused, "rule": refused_by });
         self.recorder.record("tool-result", data, None)?;
         Ok(result)
     }
+}
+
+fn count_denial(metrics: &Metrics, tool: &str, rule: &str) {
+    metrics.add(
+        "fc_tool_calls_total",
+        vec![("tool", tool.to_owned()), ("decision", "deny".into())],
+        1,
+    );
+    metrics.add("fc_denials_total", vec![("rule", rule.to_owned())], 1);
 }
 
 /// Counts a call against the tool's `max-calls` quota; the error if it is
@@ -323,6 +372,9 @@ impl inference::Host for GuestState<AgentHost> {
             return halt(host.stop(StopReason::MaxTokens(max)));
         }
         host.stats.steps += 1;
+        let step = host.stats.steps;
+        host.step_span = tracing::info_span!(parent: &host.run_span, "step", step);
+        let span = tracing::info_span!(parent: &host.step_span, "inference", step);
         let request = digest(&messages);
         let actual = || format!("an inference request with conversation sha256 {request}");
         let result: Result<Completion, BrainError> = match host.recorder.next(
@@ -341,12 +393,14 @@ impl inference::Host for GuestState<AgentHost> {
                     .as_mut()
                     .expect("invariant: live inference happens only with live components");
                 let started = Instant::now();
+                let request_msg = Request {
+                    messages,
+                    tools: host.specs.clone(),
+                };
                 let result = match live
                     .brain
-                    .complete(Request {
-                        messages,
-                        tools: host.specs.clone(),
-                    })
+                    .complete(request_msg)
+                    .instrument(span.clone())
                     .await
                 {
                     Ok(result) => result,
@@ -362,7 +416,23 @@ impl inference::Host for GuestState<AgentHost> {
                     .ok()
                     .and_then(|c| c.usage)
                     .map_or((0, 0), |u| (u.input_tokens, u.output_tokens));
-                tracing::info!(target: "femtoclaw::inference", step = host.stats.steps, component = %live.brain.hash, ok = result.is_ok(), proposed, input_tokens, output_tokens, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
+                let _inside = span.enter();
+                tracing::info!(target: "femtoclaw::inference", step, component = %live.brain.hash, ok = result.is_ok(), proposed, input_tokens, output_tokens, elapsed_us = started.elapsed().as_micros() as u64, "brain turn");
+                host.metrics.observe(
+                    "fc_inference_seconds",
+                    vec![],
+                    started.elapsed().as_secs_f64(),
+                );
+                host.metrics.add(
+                    "fc_tokens_total",
+                    vec![("direction", "input".into())],
+                    input_tokens,
+                );
+                host.metrics.add(
+                    "fc_tokens_total",
+                    vec![("direction", "output".into())],
+                    output_tokens,
+                );
                 if let Err(reason) = host.recorder.record(
                     "inference",
                     json!({ "request": request, "result": result }),

@@ -33,6 +33,8 @@ pub(crate) struct CapabilityInstance {
     net: NetGate,
     max_log_lines: u32,
     redact: Redactor,
+    /// Fuel the last call consumed.
+    pub fuel_used: u64,
 }
 
 /// `(name, value)` pairs of environment variables.
@@ -123,6 +125,7 @@ impl CapabilityInstance {
             net,
             max_log_lines,
             redact,
+            fuel_used: 0,
         };
         let specs = cap
             .with_instance(async |store, bindings| {
@@ -183,6 +186,10 @@ impl CapabilityInstance {
         let (store, bindings) = self.live.as_mut().expect("invariant: instantiated above");
         let bindings = &*bindings;
         let result = guarded(store, self.budget, async |s| call(s, bindings).await).await;
+        self.fuel_used = self
+            .budget
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
         if result.is_err() {
             self.live = None;
         }

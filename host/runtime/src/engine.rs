@@ -10,6 +10,7 @@ use wasmtime::{Config, Engine};
 
 use crate::RunError;
 use crate::cache::Cache;
+use crate::metrics::Metrics;
 
 /// How often the epoch advances; wall-time deadlines are counted in ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -23,6 +24,8 @@ pub struct Runtime {
     pub(crate) compiled: Mutex<HashMap<String, Component>>,
     /// Precompiled components on disk, if enabled.
     pub(crate) cache: Option<Cache>,
+    /// What this runtime's runs decided and spent.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Runtime {
@@ -64,7 +67,13 @@ impl Runtime {
             ticker_stop,
             compiled: Mutex::default(),
             cache: None,
+            metrics: Arc::default(),
         })
+    }
+
+    /// The metrics of every run of this runtime so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Keeps compiled components in `dir` (created, mode 0700), so that each

@@ -30,6 +30,7 @@ mod engine;
 mod error;
 pub mod gate;
 mod guest;
+mod metrics;
 mod net;
 mod output;
 mod record;
@@ -40,6 +41,7 @@ mod virt;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
+pub use metrics::Metrics;
 pub use run::{BrainChoice, RunOutcome, RunPlan, RunStats, new_run_id};
 pub(crate) use virt::{VirtualClock, seeded_rng};
 

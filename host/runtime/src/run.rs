@@ -10,6 +10,7 @@ use femtoclaw_journal::{Journal, RunInfo, RunStatus};
 use femtoclaw_policy::{BrainSpec, Policy, ProviderBrain};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -345,6 +346,8 @@ impl Runtime {
         task: String,
     ) -> Result<RunOutcome, RunError> {
         let limits = policy.limits;
+        let run_span =
+            tracing::info_span!("run", run_id = %recorder.run_id, tenant = tracing::field::Empty);
         // The agent's WASI view is empty: no preopens, no environment, no
         // network, stdin closed; its clocks and random source are virtual
         // and seeded, so the same inputs give the same run.
@@ -379,6 +382,9 @@ impl Runtime {
             memory_scope: agent.hash.clone(),
             stats: Default::default(),
             calls_per_tool: Default::default(),
+            metrics: self.metrics.clone(),
+            run_span: run_span.clone(),
+            step_span: run_span.clone(),
         };
         let mut store = GuestState::store(&self.engine, setup, host);
         let pre = agent.pre;
@@ -386,7 +392,9 @@ impl Runtime {
             let agent = pre.instantiate_async(&mut *s).await?;
             agent.femtoclaw_runtime_runner().call_run(s, &task).await
         })
+        .instrument(run_span.clone())
         .await;
+        let _in_run = run_span.enter();
         let host = &mut store.data_mut().data;
         let stats = host.stats;
         let run_id = host.recorder.run_id.clone();
@@ -399,7 +407,18 @@ impl Runtime {
             }),
             Err(Failure::Stop(reason)) => Err(RunError::from(reason)),
         };
-        finish(&mut host.recorder, &outcome)?;
+        let finished = finish(&mut host.recorder, &outcome);
+        let status = match (&outcome, &finished) {
+            (_, Err(_)) => "failed",
+            (Ok(Ok(_)), _) => "ok",
+            (Ok(Err(_)), _) => "agent-error",
+            (Err(RunError::Limit(_)), _) => "limit",
+            (Err(RunError::Trap { .. }), _) => "trap",
+            (Err(_), _) => "failed",
+        };
+        self.metrics
+            .add("fc_runs_total", vec![("status", status.into())], 1);
+        finished?;
         let answer = outcome?;
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, ok = answer.is_ok(), steps = stats.steps, tool_calls = stats.tool_calls, refused = stats.refused, input_tokens = stats.input_tokens, output_tokens = stats.output_tokens, "run finished");
         Ok(RunOutcome {
