@@ -20,16 +20,30 @@ pub const DIVERGENCE: u8 = 6;
 pub const JOURNAL: u8 = 7;
 /// A resumed run met a `write` call of unknown outcome, and the policy says fail.
 pub const UNCERTAIN: u8 = 8;
+/// A bundle is malformed or tampered with, or carries precompiled code.
+pub const BUNDLE: u8 = 9;
+/// A bundle has no signature by a trusted key where one is required, or a
+/// trusted key's signature does not verify.
+pub const SIGNATURE: u8 = 10;
+/// A bundle is older than one already run from the same signer.
+pub const DOWNGRADE: u8 = 11;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
 pub const HELP: &str = "Exit codes: 0 success, 1 the agent's own error, 2 usage, policy or \
 configuration error, 3 a budget or limit stopped the run, 4 a guest trapped, 5 a component \
 was refused, 6 a replay diverged from its journal, 7 journal error (corrupt, tampered, busy, \
-unknown run), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"`, 70 internal error.";
+unknown run), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"`, 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
+or invalid, 11 bundle downgrade, 70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
+    if let Some(r) = e.downcast_ref::<crate::commands::bundle::Refused>() {
+        return r.code;
+    }
+    if e.downcast_ref::<femtoclaw_bundle::BundleError>().is_some() {
+        return USAGE;
+    }
     match e.downcast_ref::<RunError>() {
         Some(RunError::Policy(_) | RunError::Config(_)) => USAGE,
         Some(RunError::Component { .. }) => COMPONENT,

@@ -17,6 +17,9 @@ pub mod exit {
     pub const COMPONENT: i32 = 5;
     pub const DIVERGENCE: i32 = 6;
     pub const JOURNAL: i32 = 7;
+    pub const BUNDLE: i32 = 9;
+    pub const SIGNATURE: i32 = 10;
+    pub const DOWNGRADE: i32 = 11;
 }
 
 /// `fc-host` with a state directory of its own (tests run in parallel, and

@@ -2,6 +2,7 @@
 //! built from `guests/`.
 
 mod brains;
+mod bundles;
 mod cache;
 mod common;
 mod components;

@@ -1,10 +1,12 @@
 //! One file per subcommand.
 
+pub mod bundle;
 mod compile;
 mod journal;
 mod policy;
 pub mod run;
 
+pub use bundle::{BundleCommand, KeygenCommand};
 pub use compile::CompileCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use policy::PolicyCommand;
@@ -25,6 +27,11 @@ pub enum Command {
     Replay(ReplayCommand),
     /// Continue a killed run from where its journal ends.
     Resume(ResumeCommand),
+    /// Write an ed25519 signing key pair.
+    Keygen(KeygenCommand),
+    /// Pack, sign, verify and inspect signed component bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Compile components ahead of time into the compile cache.
     Compile(CompileCommand),
     /// Check or explain a policy file.
@@ -43,6 +50,8 @@ impl Command {
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),
             Command::Compile(c) => c.execute(),
+            Command::Keygen(c) => c.execute(),
+            Command::Bundle(c) => c.execute(),
             Command::Policy(c) => c.execute(),
         }
     }

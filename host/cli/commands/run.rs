@@ -11,7 +11,9 @@ use crate::state::StateArgs;
 /// Run an agent under a policy.
 #[derive(clap::Args)]
 pub struct RunCommand {
-    /// An agent component (`agent` world); the built-in agent if omitted.
+    /// An agent component (`agent` world), or a bundle (`.fcb`, verified
+    /// first, whose agent and `bundle:NAME` capabilities run); the built-in
+    /// agent if omitted.
     agent: Option<PathBuf>,
     /// The policy file.
     #[arg(long, value_name = "FILE")]
@@ -32,14 +34,27 @@ pub struct RunCommand {
     /// Write the run's metrics to FILE (Prometheus text format) when it ends.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    /// Run a bundle older than one already run from the same signer.
+    #[arg(long)]
+    allow_downgrade: bool,
 }
 
 impl RunCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let policy = Policy::load(&self.policy)?;
         let mut plan = RunPlan::new(policy, self.task);
-        if let Some(agent) = self.agent {
-            plan.agent = ComponentRef::File(agent);
+        match self.agent {
+            Some(path) if path.extension().is_some_and(|e| e == "fcb") => {
+                let bundle = crate::commands::bundle::admit(
+                    &path,
+                    &plan.policy,
+                    &self.state,
+                    self.allow_downgrade,
+                )?;
+                plan.bundle = Some(std::sync::Arc::new(bundle));
+            }
+            Some(agent) => plan.agent = ComponentRef::File(agent),
+            None => {}
         }
         plan.brain = self
             .brain

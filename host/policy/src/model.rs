@@ -29,6 +29,19 @@ pub struct Policy {
     /// What a resumed run does with a `write` call whose outcome is unknown
     /// (`[journal] on-uncertain`, default `fail`).
     pub on_uncertain: OnUncertain,
+    /// Which signing keys are trusted for bundles (`[trust]`).
+    pub trust: Trust,
+}
+
+/// `[trust]`: the keys whose bundle signatures are accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Trust {
+    /// Public key files (SPKI PEM), absolute.
+    pub keys: Vec<PathBuf>,
+    /// Whether every component not built into fc-host must come from a
+    /// bundle signed by one of `keys` (default false).
+    pub require_signature: bool,
 }
 
 /// What to do with a `write` tool call that was started but whose result
@@ -172,6 +185,8 @@ pub enum ComponentSource {
     Builtin(String),
     /// A `.wasm` component file (absolute).
     File(PathBuf),
+    /// A component of the bundle being run (`bundle:NAME`).
+    Bundle(String),
 }
 
 /// Everything one capability is granted.
@@ -230,6 +245,13 @@ pub enum HostPattern {
     /// An IP address, written literally in the pattern. Only a literal (or
     /// the name `localhost`) grants a private, loopback or link-local address.
     Ip(IpAddr),
+}
+
+impl NetPattern {
+    /// Parses `scheme://host[:port]` as a policy's `net` entry.
+    pub fn parse(text: &str) -> Result<NetPattern, String> {
+        crate::units::net_pattern(text)
+    }
 }
 
 impl std::fmt::Display for NetPattern {

@@ -100,6 +100,21 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
             }
         },
     };
+    let mut trust = Trust::default();
+    if let Some(t) = raw.trust {
+        trust.require_signature = t.require_signature.unwrap_or(false);
+        for key in &t.keys {
+            let file = cx.resolve(key.get_ref());
+            if !file.is_file() {
+                return cx.err(
+                    key.span(),
+                    "trust.keys",
+                    format!("key file `{}` does not exist", file.display()),
+                );
+            }
+            trust.keys.push(file);
+        }
+    }
     Ok(Policy {
         path: path.to_owned(),
         text: text.to_owned(),
@@ -107,6 +122,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         brain,
         capabilities,
         on_uncertain,
+        trust,
     })
 }
 
@@ -448,6 +464,9 @@ fn is_env_name(s: &str) -> bool {
 }
 
 fn component(cx: &Ctx, raw: &Spanned<String>, key: &str) -> Result<ComponentSource> {
+    if let Some(name) = raw.get_ref().strip_prefix("bundle:") {
+        return Ok(ComponentSource::Bundle(name.to_owned()));
+    }
     if let Some(name) = raw.get_ref().strip_prefix("builtin:") {
         if !BUILTIN_CAPABILITIES.contains(&name) {
             return cx.err(

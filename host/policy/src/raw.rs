@@ -18,6 +18,16 @@ pub(crate) struct RawPolicy {
     pub capabilities: BTreeMap<Spanned<String>, RawCapability>,
     #[serde(default)]
     pub journal: Option<RawJournal>,
+    #[serde(default)]
+    pub trust: Option<RawTrust>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTrust {
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
+    pub require_signature: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded}
 use crate::net::NetGate;
 use crate::redact::{MIN_SECRET_LEN, Redactor};
 use crate::{Builtin, ComponentRef, RunError, Runtime};
+use femtoclaw_bundle::Bundle;
 
 type CapStore = Store<GuestState<()>>;
 
@@ -75,9 +76,48 @@ pub(crate) fn resolve_env(name: &str, grant: &CapabilityGrant) -> Result<(Vars, 
     Ok((vars, secrets))
 }
 
+impl Runtime {
+    /// The tools a capability component describes, asked with no grants
+    /// (for pinning them in a bundle).
+    pub async fn describe(
+        &self,
+        source: &ComponentRef,
+    ) -> Result<Vec<serde_json::Value>, RunError> {
+        let grant = CapabilityGrant {
+            component: ComponentSource::File(Default::default()),
+            tools: vec![],
+            mounts: vec![],
+            net: vec![],
+            env: vec![],
+            secrets: Default::default(),
+            max_calls: Default::default(),
+            limits: Default::default(),
+        };
+        let (_, specs) = CapabilityInstance::start_source(
+            self,
+            "describe",
+            source.clone(),
+            &grant,
+            vec![],
+            100,
+            1 << 20,
+            Redactor::default(),
+        )
+        .await?;
+        Ok(specs
+            .iter()
+            .map(|s| serde_json::to_value(s).expect("invariant: specs serialize"))
+            .collect())
+    }
+}
+
 impl CapabilityInstance {
     /// Compiles, links and instantiates a capability, and asks it for its
     /// tools.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one grant of the run; grouping them would only rename them"
+    )]
     pub(crate) async fn start(
         rt: &Runtime,
         name: &str,
@@ -86,7 +126,9 @@ impl CapabilityInstance {
         max_log_lines: u32,
         max_body: u64,
         redact: Redactor,
+        bundle: Option<&Bundle>,
     ) -> Result<(Self, Vec<ToolSpec>), RunError> {
+        let mut pinned = None;
         let source = match &grant.component {
             ComponentSource::Builtin(b) => {
                 ComponentRef::Builtin(Builtin::capability(b).ok_or_else(|| {
@@ -94,7 +136,40 @@ impl CapabilityInstance {
                 })?)
             }
             ComponentSource::File(path) => ComponentRef::File(path.clone()),
+            ComponentSource::Bundle(component) => {
+                let (source, tools) = crate::bundled::capability(bundle, name, component, grant)?;
+                pinned = Some(tools);
+                source
+            }
         };
+        let (cap, specs) = Self::start_source(
+            rt,
+            name,
+            source,
+            grant,
+            env,
+            max_log_lines,
+            max_body,
+            redact,
+        )
+        .await?;
+        if let Some(pinned) = pinned {
+            crate::bundled::check_pinned(name, &pinned, &specs)?;
+        }
+        Ok((cap, specs))
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "as for `start`")]
+    async fn start_source(
+        rt: &Runtime,
+        name: &str,
+        source: ComponentRef,
+        grant: &CapabilityGrant,
+        env: Vec<(String, String)>,
+        max_log_lines: u32,
+        max_body: u64,
+        redact: Redactor,
+    ) -> Result<(Self, Vec<ToolSpec>), RunError> {
         let loaded = rt.load(&source)?;
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));

@@ -31,7 +31,8 @@ impl Builtin {
         Builtin::Http,
     ];
 
-    fn bytes(self) -> &'static [u8] {
+    /// The component's bytes.
+    pub fn bytes(self) -> &'static [u8] {
         use crate::artifacts::*;
         match self {
             Builtin::Agent => AGENT_DEFAULT_BYTES,
@@ -42,7 +43,8 @@ impl Builtin {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// `builtin:NAME`.
+    pub fn name(self) -> &'static str {
         match self {
             Builtin::Agent => "builtin:agent",
             Builtin::ScriptedBrain => "builtin:scripted",
@@ -69,6 +71,13 @@ pub enum ComponentRef {
     Builtin(Builtin),
     /// A component file.
     File(PathBuf),
+    /// A component of a verified bundle.
+    Bundled {
+        /// `bundle:NAME@VERSION/COMPONENT`, for messages.
+        label: String,
+        /// Its bytes.
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
 }
 
 impl std::fmt::Display for ComponentRef {
@@ -76,6 +85,7 @@ impl std::fmt::Display for ComponentRef {
         match self {
             ComponentRef::Builtin(b) => f.write_str(b.name()),
             ComponentRef::File(p) => write!(f, "{}", p.display()),
+            ComponentRef::Bundled { label, .. } => f.write_str(label),
         }
     }
 }
@@ -109,6 +119,7 @@ impl Runtime {
         let owned;
         let bytes: &[u8] = match source {
             ComponentRef::Builtin(b) => b.bytes(),
+            ComponentRef::Bundled { bytes, .. } => bytes,
             ComponentRef::File(path) => {
                 let meta =
                     std::fs::metadata(path).map_err(|e| reject(format!("cannot read: {e}")))?;

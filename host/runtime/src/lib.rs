@@ -23,6 +23,7 @@
 mod agent;
 mod bindings;
 mod brain;
+mod bundled;
 mod cache;
 mod capability;
 mod components;

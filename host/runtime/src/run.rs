@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use femtoclaw_bundle::Bundle;
 
 use femtoclaw_journal::{Journal, RunInfo, RunStatus};
 use femtoclaw_policy::{BrainSpec, Policy, ProviderBrain};
@@ -54,6 +57,9 @@ pub struct RunPlan {
     pub state: Option<PathBuf>,
     /// The run's id (a fresh one when `None`).
     pub run_id: Option<String>,
+    /// A verified bundle whose components the policy names `bundle:NAME`
+    /// (and whose agent runs unless `agent` names another).
+    pub bundle: Option<Arc<Bundle>>,
 }
 
 impl RunPlan {
@@ -66,6 +72,7 @@ impl RunPlan {
             task: task.into(),
             state: None,
             run_id: None,
+            bundle: None,
         }
     }
 }
@@ -115,7 +122,7 @@ struct PreparedAgent {
 impl Runtime {
     /// Runs an agent under a policy to its end.
     pub async fn run(&self, plan: RunPlan) -> Result<RunOutcome, RunError> {
-        let brain = match (plan.brain, &plan.policy.brain) {
+        let brain = match (plan.brain.clone(), &plan.policy.brain) {
             (Some(choice), _) => choice,
             (None, Some(BrainSpec::Scripted { script })) => BrainChoice::Scripted(script.clone()),
             (None, Some(BrainSpec::Provider(p))) => BrainChoice::Provider(p.clone()),
@@ -126,9 +133,18 @@ impl Runtime {
                 )));
             }
         };
+        check_trust(&plan, &brain)?;
+        let agent_source = match (&plan.agent, &plan.bundle) {
+            (ComponentRef::Builtin(Builtin::Agent), Some(bundle)) => {
+                crate::bundled::agent(bundle).unwrap_or(plan.agent.clone())
+            }
+            (agent, _) => agent.clone(),
+        };
         // Check the agent before starting anything else.
-        let agent = self.prepare_agent(&plan.agent)?;
-        let (live, specs, redact) = self.start_live(&plan.policy, &brain, 0).await?;
+        let agent = self.prepare_agent(&agent_source)?;
+        let (live, specs, redact) = self
+            .start_live(&plan.policy, &brain, 0, plan.bundle.as_deref())
+            .await?;
         let run_id = plan.run_id.unwrap_or_else(new_run_id);
         let journal = match &plan.state {
             Some(dir) => {
@@ -230,7 +246,7 @@ impl Runtime {
         }
         let (policy, task, brain) = plan_parts(&info)?;
         let turns = events.iter().filter(|e| e.kind == "inference").count();
-        let (live, specs, redact) = self.start_live(&policy, &brain, turns).await?;
+        let (live, specs, redact) = self.start_live(&policy, &brain, turns, None).await?;
         if json!(specs) != json!(recorded_specs(&events)?) {
             return Err(RunError::Divergence {
                 event: 0,
@@ -269,6 +285,7 @@ impl Runtime {
         policy: &Policy,
         brain: &BrainChoice,
         start_turn: usize,
+        bundle: Option<&Bundle>,
     ) -> Result<(Live, Vec<ToolSpec>, Redactor), RunError> {
         // Secrets are read once; every store redacts all of them.
         let mut env = BTreeMap::new();
@@ -307,6 +324,7 @@ impl Runtime {
                 limits.max_log_lines,
                 limits.max_tool_output,
                 redact.clone(),
+                bundle,
             )
             .await?;
             gate.register(policy, name, specs)?;
@@ -427,6 +445,43 @@ impl Runtime {
             stats,
         })
     }
+}
+
+/// Under `[trust] require-signature`, every component that is not built
+/// into fc-host must come from the (verified) bundle.
+fn check_trust(plan: &RunPlan, brain: &BrainChoice) -> Result<(), RunError> {
+    if !plan.policy.trust.require_signature {
+        return Ok(());
+    }
+    let refuse = |what: String| {
+        RunError::Component {
+            component: what,
+            message: "the policy requires signed components (`[trust] require-signature`): run it from a signed bundle".into(),
+        }
+    };
+    if let ComponentRef::File(path) = &plan.agent {
+        return Err(refuse(path.display().to_string()));
+    }
+    if let BrainChoice::Component(path) = brain {
+        return Err(refuse(path.display().to_string()));
+    }
+    for grant in plan.policy.capabilities.values() {
+        if let femtoclaw_policy::ComponentSource::File(path) = &grant.component {
+            return Err(refuse(path.display().to_string()));
+        }
+    }
+    if plan.bundle.is_none()
+        && plan
+            .policy
+            .capabilities
+            .values()
+            .any(|g| matches!(g.component, femtoclaw_policy::ComponentSource::Bundle(_)))
+    {
+        return Err(RunError::Config(
+            "the policy names bundle components, but no bundle is being run".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Journals the end of a run durably, before anything is printed (in a
