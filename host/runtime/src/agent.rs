@@ -103,8 +103,7 @@ impl tools::Host for GuestState<AgentHost> {
                 Err(reason) => halt(reason),
             },
             Ok(Next::Live) => {
-                let span =
-                    tracing::info_span!(parent: &host.step_span, "tool_call", tool = %name, step);
+                let span = tracing::info_span!(parent: &host.step_span, "tool_call", tool = %name, call = step);
                 let outcome = host
                     .live_call(&name, &arguments, step, key, true, &redact)
                     .instrument(span)
@@ -149,7 +148,7 @@ impl AgentHost {
                  `[journal] on-uncertain = \"fail\"`: check its effect, then set `retry` to run it again"
             )));
         }
-        tracing::warn!(target: "femtoclaw::decision", step, tool = %name, decision = "retry", rule = "journal.on-uncertain", key = %key, "running an uncertain call again");
+        tracing::warn!(target: "femtoclaw::decision", call = step, tool = %name, decision = "retry", rule = "journal.on-uncertain", key = %key, "running an uncertain call again");
         self.live_call(name, arguments, step, key, false, redact)
             .await
             .or_else(halt)
@@ -190,7 +189,7 @@ impl AgentHost {
             Decision::Refuse { rule, error } => {
                 self.stats.refused += 1;
                 count_denial(&self.metrics, name, &rule);
-                tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", %rule, error = ?error, "tool call refused");
+                tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "deny", %rule, error = ?error, "tool call refused");
                 return self.finish_call(Err(error), false, &rule);
             }
         };
@@ -198,7 +197,7 @@ impl AgentHost {
             let quota_rule = format!("capabilities.{}.max-calls", tool.capability);
             self.stats.refused += 1;
             count_denial(&self.metrics, name, &quota_rule);
-            tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "deny", rule = %quota_rule, "tool call quota exhausted");
+            tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "deny", rule = %quota_rule, "tool call quota exhausted");
             return self.finish_call(Err(error), false, &quota_rule);
         }
         if tool.spec.effect == EffectClass::Write {
@@ -215,7 +214,7 @@ impl AgentHost {
             arguments: arguments.to_string(),
             idempotency_key: key,
         };
-        tracing::info!(target: "femtoclaw::decision", step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
+        tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
         self.metrics.add(
             "fc_tool_calls_total",
             vec![("tool", name.to_owned()), ("decision", "allow".into())],
@@ -254,10 +253,10 @@ impl AgentHost {
         let elapsed_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(output) => {
-                tracing::info!(target: "femtoclaw::tool", step, tool = %name, outcome = "ok", output_bytes = output.len(), elapsed_us, "tool call finished")
+                tracing::info!(target: "femtoclaw::tool", call = step, tool = %name, outcome = "ok", output_bytes = output.len(), elapsed_us, "tool call finished")
             }
             Err(error) => {
-                tracing::info!(target: "femtoclaw::tool", step, tool = %name, outcome = "error", error = ?error, elapsed_us, "tool call finished")
+                tracing::info!(target: "femtoclaw::tool", call = step, tool = %name, outcome = "error", error = ?error, elapsed_us, "tool call finished")
             }
         }
         self.finish_call(result, true, "")
