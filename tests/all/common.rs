@@ -163,3 +163,10 @@ pub fn assert_no_canary(out: &Output, canary: &str) {
         "canary leaked to stderr: {out:#?}"
     );
 }
+
+/// The outcome of each entry of a transcript: `ok` or the error kind.
+pub fn kinds(t: &[Value]) -> Vec<&str> {
+    t.iter()
+        .map(|e| e["error"].as_str().unwrap_or("ok"))
+        .collect()
+}

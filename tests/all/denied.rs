@@ -59,10 +59,7 @@ fn outside_the_grant_is_denied_and_the_run_continues() {
     );
     let out = s.run_echo();
     let t = out.transcript();
-    let kinds: Vec<&str> = t
-        .iter()
-        .map(|e| e["error"].as_str().unwrap_or("ok"))
-        .collect();
+    let kinds = kinds(&t);
     assert_eq!(
         kinds,
         [

@@ -12,12 +12,6 @@ fn hostile_policy(limits: &str) -> String {
     ))
 }
 
-fn kinds(t: &[serde_json::Value]) -> Vec<&str> {
-    t.iter()
-        .map(|e| e["error"].as_str().unwrap_or("ok"))
-        .collect()
-}
-
 #[test]
 fn a_capability_that_misbehaves_is_stopped_and_the_run_goes_on() {
     let s = Scratch::new();

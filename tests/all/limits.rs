@@ -74,10 +74,7 @@ fn a_per_tool_quota_refuses_further_calls_and_the_run_goes_on() {
     );
     let out = s.run_echo();
     let t = out.transcript();
-    let kinds: Vec<&str> = t
-        .iter()
-        .map(|e| e["error"].as_str().unwrap_or("ok"))
-        .collect();
+    let kinds = kinds(&t);
     assert_eq!(kinds, ["ok", "ok", "limit_exceeded", "ok"], "{t:#?}");
     assert!(
         t[2]["message"]

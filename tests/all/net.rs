@@ -37,10 +37,7 @@ fn only_the_allowlist_is_reachable() {
     );
     let out = s.run_echo();
     let t = out.transcript();
-    let kinds: Vec<&str> = t
-        .iter()
-        .map(|e| e["error"].as_str().unwrap_or("ok"))
-        .collect();
+    let kinds = kinds(&t);
     assert_eq!(
         kinds,
         [
@@ -127,10 +124,7 @@ fn responses_are_capped() {
         ]),
     );
     let t = s.run_echo().transcript();
-    let kinds: Vec<&str> = t
-        .iter()
-        .map(|e| e["error"].as_str().unwrap_or("ok"))
-        .collect();
+    let kinds = kinds(&t);
     assert_eq!(kinds, ["limit_exceeded", "limit_exceeded", "ok"], "{t:#?}");
 }
 

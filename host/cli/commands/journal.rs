@@ -13,6 +13,21 @@ fn open(state: &StateArgs) -> anyhow::Result<Journal> {
     Journal::open(&dir).map_err(|e| RunError::Journal(e.to_string()).into())
 }
 
+/// A run's record and its events (hash chain checked).
+fn load(
+    state: &StateArgs,
+    run: &str,
+) -> anyhow::Result<(femtoclaw_journal::RunInfo, Vec<femtoclaw_journal::Event>)> {
+    let journal = open(state)?;
+    let info = journal
+        .run(run)
+        .map_err(|e| RunError::Journal(e.to_string()))?;
+    let events = journal
+        .events(run)
+        .map_err(|e| RunError::Journal(e.to_string()))?;
+    Ok((info, events))
+}
+
 /// List the runs of the journal.
 #[derive(clap::Args)]
 pub struct RunsCommand {
@@ -71,13 +86,7 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
-        let journal = open(&self.state)?;
-        let info = journal
-            .run(&self.run)
-            .map_err(|e| RunError::Journal(e.to_string()))?;
-        let events = journal
-            .events(&self.run)
-            .map_err(|e| RunError::Journal(e.to_string()))?;
+        let (info, events) = load(&self.state, &self.run)?;
         if self.json {
             println!(
                 "{}",
@@ -138,13 +147,7 @@ pub struct AuditCommand {
 
 impl AuditCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
-        let journal = open(&self.state)?;
-        let info = journal
-            .run(&self.run)
-            .map_err(|e| RunError::Journal(e.to_string()))?;
-        let events = journal
-            .events(&self.run)
-            .map_err(|e| RunError::Journal(e.to_string()))?;
+        let (info, events) = load(&self.state, &self.run)?;
         let mut rows = Vec::new();
         let mut pending: Option<&femtoclaw_journal::Event> = None;
         for e in &events {
