@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use femtoclaw_policy::{ComponentLimits, Policy, SecretSource};
+use femtoclaw_policy::{ComponentLimits, ComponentSource, Policy, SecretSource};
 
 use crate::exit;
 
@@ -24,6 +24,11 @@ pub enum PolicyCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A bundle whose `bundle:NAME` capabilities the policy runs: show
+        /// what each asks for beside what the policy grants (the effective
+        /// grant), and refuse a policy that widens it.
+        #[arg(long, value_name = "FILE.fcb")]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -39,12 +44,38 @@ impl PolicyCommand {
                     if n == 1 { "y" } else { "ies" }
                 );
             }
-            PolicyCommand::Explain { file, json } => {
+            PolicyCommand::Explain { file, json, bundle } => {
                 let policy = Policy::load(&file)?;
+                let bundle = bundle
+                    .map(|b| crate::commands::bundle::read_bundle(&b))
+                    .transpose()?;
+                let mut requested = serde_json::Map::new();
+                if let Some(bundle) = &bundle {
+                    for (name, grant) in &policy.capabilities {
+                        if let ComponentSource::Bundle(component) = &grant.component {
+                            femtoclaw_runtime::check_bundle_grants(bundle, name, component, grant)?;
+                            let asked = bundle
+                                .manifest
+                                .component(component)
+                                .map(|c| c.grants.clone())
+                                .unwrap_or_default();
+                            requested.insert(name.clone(), serde_json::to_value(asked)?);
+                        }
+                    }
+                }
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&policy)?);
+                    let mut v = serde_json::to_value(&policy)?;
+                    if bundle.is_some() {
+                        v["bundle-requested"] = serde_json::Value::Object(requested);
+                    }
+                    println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     print!("{}", explain(&policy));
+                    for (name, asked) in &requested {
+                        println!(
+                            "capability {name} from the bundle asks for {asked}; the effective grant is the policy's, above (a policy may narrow a bundle, never widen it)"
+                        );
+                    }
                 }
             }
         }

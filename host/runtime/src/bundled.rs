@@ -104,6 +104,18 @@ pub(crate) fn capability(
     Ok((source, c.tools.clone()))
 }
 
+/// Checks that a policy grants a bundle's capability `component` (as
+/// capability `capability`) no more than the bundle asks for; the error
+/// names the widening grant.
+pub fn check_grants(
+    bundle: &Bundle,
+    capability: &str,
+    component: &str,
+    grant: &CapabilityGrant,
+) -> Result<(), RunError> {
+    self::capability(Some(bundle), capability, component, grant).map(|_| ())
+}
+
 /// Refuses a capability whose tools differ from what its bundle pinned: a
 /// description or schema changed after the bundle was signed (a rug pull).
 pub(crate) fn check_pinned(

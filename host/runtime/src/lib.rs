@@ -39,6 +39,7 @@ mod redact;
 mod run;
 mod virt;
 
+pub use bundled::check_grants as check_bundle_grants;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
