@@ -5,7 +5,8 @@
 # precompile its input), then runs every benchmark with state on tmpfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin fc-host -p femtoclaw-bench
+cargo build --release -p femtoclaw --bin fc-host
+cargo build --release -p femtoclaw-bench
 (cd benches/bare && cargo build --release --features compile --target-dir target-compile -q && cargo build --release -q)
 tmp=$(mktemp -d /dev/shm/fc-bench.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
