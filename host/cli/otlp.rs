@@ -79,6 +79,22 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collector {
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.with_record(id, &ctx, |r| values.record(&mut Fields(&mut r.attributes)));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.with_record(&id, &ctx, |r| r.end = now());
+    }
+}
+
+impl Collector {
+    /// Applies `f` to the record of the span `id`, if this layer saw it open.
+    fn with_record<S: Subscriber + for<'a> LookupSpan<'a>>(
+        &self,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        f: impl FnOnce(&mut SpanRecord),
+    ) {
         let Some(mine) = ctx
             .span(id)
             .and_then(|s| s.extensions().get::<SpanId>().map(|s| s.0))
@@ -90,23 +106,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collector {
             .lock()
             .expect("invariant: no panic while holding the lock");
         if let Some(r) = spans.iter_mut().rev().find(|r| r.id == mine) {
-            values.record(&mut Fields(&mut r.attributes));
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(mine) = ctx
-            .span(&id)
-            .and_then(|s| s.extensions().get::<SpanId>().map(|s| s.0))
-        else {
-            return;
-        };
-        let mut spans = self
-            .spans
-            .lock()
-            .expect("invariant: no panic while holding the lock");
-        if let Some(r) = spans.iter_mut().rev().find(|r| r.id == mine) {
-            r.end = now();
+            f(r);
         }
     }
 }

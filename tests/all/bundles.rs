@@ -1,8 +1,6 @@
 //! Signed bundles: the publish-and-run flow, and every refusal before a
 //! byte is compiled.
 
-use std::path::Path;
-
 use femtoclaw_bundle::{Bundle, KeyPair};
 
 use crate::common::*;
@@ -272,5 +270,4 @@ fn a_policy_may_narrow_a_bundle_but_never_widen_it() {
         3,
         "read_file is no longer granted"
     );
-    let _ = Path::new(".");
 }

@@ -272,3 +272,28 @@ fn a_canary_secret_reaches_no_sink() {
         .args(["runs", "--json"]));
     assert!(!inspect.stdout.contains(CANARY));
 }
+
+#[test]
+fn a_traceparent_makes_the_run_a_child_of_the_callers_trace() {
+    let collector = MockProvider::start(vec![(200, "", json!({}))]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let out = run(fc_host()
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", collector.port),
+        )
+        .env("TRACEPARENT", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .args([
+            "--log-level",
+            "warn",
+            "run",
+            "--policy",
+            "examples/hello/policy.toml",
+        ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let spans = collector.requests()[0].body["resourceSpans"][0]["scopeSpans"][0]["spans"].clone();
+    let spans = spans.as_array().unwrap();
+    assert!(spans.iter().all(|s| s["traceId"] == trace));
+    let run_span = spans.iter().find(|s| s["name"] == "run").unwrap();
+    assert_eq!(run_span["parentSpanId"], "00f067aa0ba902b7");
+}

@@ -2,7 +2,7 @@
 //! the policy grants, and whether a call's arguments are acceptable. Pure
 //! logic; executing an allowed call is the runtime's job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use femtoclaw_policy::Policy;
 use femtoclaw_protocol::{Limits as JsonLimits, ToolSchema, parse_strict};
@@ -39,7 +39,7 @@ pub(crate) struct Gate {
     /// Granted tools by address `<capability>.<tool>`.
     granted: BTreeMap<String, GrantedTool>,
     /// Tools that components offer but the policy does not grant.
-    offered: BTreeMap<String, ()>,
+    offered: BTreeSet<String>,
 }
 
 impl Gate {
@@ -65,7 +65,7 @@ impl Gate {
         for spec in specs {
             let address = format!("{capability}.{}", spec.name);
             if !grant.tools.contains(&spec.name) {
-                self.offered.insert(address, ());
+                self.offered.insert(address);
                 continue;
             }
             let schema = ToolSchema::compile(&spec.input_schema, spec.output_schema.as_deref())
@@ -146,7 +146,7 @@ impl Gate {
             };
         }
         let rule = format!("capabilities.{capability}.tools");
-        if self.offered.contains_key(name) {
+        if self.offered.contains(name) {
             let error = ToolError::Denied(format!("tool `{name}` is not granted by `{rule}`"));
             return Decision::Refuse { rule, error };
         }
