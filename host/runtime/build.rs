@@ -21,7 +21,18 @@ fn main() {
     let root = manifest_dir.join("../..").canonicalize().unwrap();
     let guests = root.join("guests");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    println!("cargo:rerun-if-changed={}", guests.display());
+    // Only the Rust guest workspace: guests/ also holds the other languages'
+    // capabilities and their toolchains (hundreds of MB that cargo would scan).
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "agents",
+        "brains",
+        "capabilities",
+        "test-programs",
+    ] {
+        println!("cargo:rerun-if-changed={}", guests.join(entry).display());
+    }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     let target_dir = out.join("guests-target");

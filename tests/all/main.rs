@@ -12,6 +12,7 @@ mod hello;
 mod hostile;
 mod inprocess;
 mod journal;
+mod languages;
 mod limits;
 mod mock_provider;
 mod net;

@@ -68,6 +68,10 @@ fn respond(path: &str, port: u16, redirect_port: u16) -> Vec<u8> {
         "/redirect-away" => redirect(format!("http://127.0.0.1:{redirect_port}/")),
         "/redirect-home" => redirect(format!("http://127.0.0.1:{port}/final")),
         "/final" => ok("arrived", ""),
+        "/store.json" => ok(
+            r#"{"store":{"book":[{"title":"Dune","price":8},{"title":"Emma","price":12}],"bike":{"price":19}}}"#,
+            "",
+        ),
         "/big" => ok(&"b".repeat(512 << 10), ""),
         "/headers" => ok(
             "many",

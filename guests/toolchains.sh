@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-time setup: the pinned toolchains that build the Python, JavaScript and
+# C capabilities (the Rust ones need only `rustup target add wasm32-wasip2`).
+# Everything lands inside guests/ (.venv, js/node_modules, c/witc/target);
+# running it again updates nothing that is already in place.
+#   Python:     componentize-py   (guests/python/requirements.txt)
+#   C:          zig cc from the `ziglang` wheel (same file) + witc (guests/c/witc)
+#   JavaScript: componentize-js   (guests/js/package-lock.json)
+set -euo pipefail
+guests=$(cd "$(dirname "$0")" && pwd)
+
+if [[ ! -x $guests/.venv/bin/python ]]; then
+    python3 -m venv "$guests/.venv"
+fi
+"$guests/.venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r "$guests/python/requirements.txt"
+
+npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
+
+cargo build --release --locked --quiet --manifest-path "$guests/c/witc/Cargo.toml"
+
+echo "toolchains ready: $("$guests/.venv/bin/componentize-py" --version)," \
+    "zig $("$guests/.venv/bin/python" -m ziglang version)," \
+    "componentize-js $(node -p "require('$guests/js/node_modules/@bytecodealliance/componentize-js/package.json').version")"
