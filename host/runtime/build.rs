@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 /// Guest crates whose components are embedded in `fc-host`, by constant name.
 const BUILTINS: &[(&str, &str)] = &[
     ("AGENT_DEFAULT", "agent_default"),
@@ -103,6 +105,11 @@ fn main() {
             path.display().to_string()
         )
         .unwrap();
+        // Its compile-cache key, so that a run does not hash (and so page
+        // in) the embedded bytes to find the precompiled artifact.
+        let sha256 = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+        writeln!(generated, "/// sha256 of `{constant}_BYTES`, hex.").unwrap();
+        writeln!(generated, "pub const {constant}_SHA256: &str = {sha256:?};").unwrap();
     }
     std::fs::write(out.join("guests.rs"), generated).unwrap();
 }

@@ -43,6 +43,18 @@ impl Builtin {
         }
     }
 
+    /// sha256 of [`Builtin::bytes`], hex (computed when `fc-host` was built).
+    pub fn sha256(self) -> &'static str {
+        use crate::artifacts::*;
+        match self {
+            Builtin::Agent => AGENT_DEFAULT_SHA256,
+            Builtin::ScriptedBrain => BRAIN_SCRIPTED_SHA256,
+            Builtin::ProviderBrain => BRAIN_PROVIDER_SHA256,
+            Builtin::Fs => CAP_FS_SHA256,
+            Builtin::Http => CAP_HTTP_SHA256,
+        }
+    }
+
     /// `builtin:NAME`.
     pub fn name(self) -> &'static str {
         match self {
@@ -141,7 +153,10 @@ impl Runtime {
         if is_core_module(bytes) {
             return Err(reject("this is a core WebAssembly module, not a component (build for `wasm32-wasip2` or run `wasm-tools component new`)".into()));
         }
-        let hash = hex::encode(Sha256::digest(bytes));
+        let hash = match source {
+            ComponentRef::Builtin(b) => b.sha256().to_owned(),
+            _ => hex::encode(Sha256::digest(bytes)),
+        };
         let cached = self
             .compiled
             .lock()
@@ -189,4 +204,16 @@ impl Runtime {
 /// the same magic with a different version/layer field.
 fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_hashes_are_those_of_the_embedded_bytes() {
+        for b in Builtin::ALL.into_iter().chain([Builtin::ProviderBrain]) {
+            assert_eq!(b.sha256(), hex::encode(Sha256::digest(b.bytes())), "{b:?}");
+        }
+    }
 }

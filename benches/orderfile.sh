@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates host/cli/hot-symbols.txt: every function of fc-host that a
+# trivial run and a run with one tool call execute (compile cache warm), which
+# the link places together (see build.rs). Rerun it after changes that rename
+# many functions (a dependency upgrade); a stale list only costs resident
+# memory, never correctness. Needs valgrind (apt-get install valgrind).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p femtoclaw --bin fc-host
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/trivial" "$tmp/one/data"
+echo hello >"$tmp/one/data/a.txt"
+echo '[{"content":"done"}]' >"$tmp/trivial/brain.json"
+echo '[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]' >"$tmp/one/brain.json"
+header='version = 1\n[brain]\nkind = "scripted"\nscript = "brain.json"\n'
+printf "$header" >"$tmp/trivial/policy.toml"
+printf "$header"'[capabilities.fs]\ncomponent = "builtin:fs"\ntools = ["read_file"]\nmounts = [{ guest = "/data", host = "data", mode = "ro" }]\n' >"$tmp/one/policy.toml"
+for run in trivial one; do
+    # The first run fills the compile cache for valgrind's CPU model; the
+    # second is the one recorded.
+    for out in /dev/null "$tmp/$run.callgrind"; do
+        FC_STATE_DIR=$tmp/state valgrind -q --tool=callgrind --smc-check=all --demangle=no \
+            --callgrind-out-file="$out" target/release/fc-host --log-level off run \
+            --policy "$tmp/$run/policy.toml" >/dev/null
+    done
+done
+# Callgrind names a function at its first mention, as a caller or a callee.
+grep -hoE '^c?fn=\([0-9]+\) .*' "$tmp"/*.callgrind | sed -E 's/^c?fn=\([0-9]+\) //' |
+    grep -E '^(_ZN|_R)' | awk '!seen[$0]++' >host/cli/hot-symbols.txt
+wc -l host/cli/hot-symbols.txt
