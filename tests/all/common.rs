@@ -1,7 +1,7 @@
 //! A scratch directory with a policy, a brain script and data, and a way to
 //! run `fc-host` on it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -28,6 +28,18 @@ pub fn fc_host() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fc-host"));
     cmd.env_remove("RUST_LOG").env("FC_STATE_DIR", fresh_dir());
     cmd
+}
+
+/// Runs `fc-host` with `args` on the given state directory.
+pub fn fc(state: &Path, args: &[&str]) -> Output {
+    run(fc_host().env("FC_STATE_DIR", state).args(args))
+}
+
+/// The id of the newest run journaled in `state`.
+pub fn first_run_id(state: &Path) -> String {
+    let out = fc(state, &["runs", "--json"]);
+    let runs: Value = serde_json::from_str(&out.stdout).unwrap();
+    runs[0]["id"].as_str().unwrap().to_owned()
 }
 
 /// A new empty directory that outlives the test (for state directories).

@@ -5,17 +5,6 @@ use serde_json::json;
 
 use crate::common::*;
 
-/// Runs `fc-host` with `args` on the given state directory.
-fn fc(state: &std::path::Path, args: &[&str]) -> Output {
-    run(fc_host().env("FC_STATE_DIR", state).args(args))
-}
-
-fn first_run_id(state: &std::path::Path) -> String {
-    let out = fc(state, &["runs", "--json"]);
-    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    runs[0]["id"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_journaled_run_replays_identically_and_lists_with_its_status() {
     let state = fresh_dir();

@@ -83,23 +83,23 @@ impl Run {
 fn run_calls(s: &Scratch, grant: &str, calls: &[(&str, Value)]) -> Run {
     s.setup(&policy(grant), crate::common::calls(calls));
     let state = fresh_dir();
-    let mut cmd = fc_host();
-    cmd.env("FC_STATE_DIR", &state)
-        .args(["--log-format", "json", "run", "--policy"]);
-    cmd.arg(s.path("policy.toml")).args(["--task", "test"]);
-    let out = run(&mut cmd);
+    let policy = s.path("policy.toml");
+    let policy = policy.to_str().unwrap();
+    let out = fc(
+        &state,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "--policy",
+            policy,
+            "--task",
+            "test",
+        ],
+    );
     assert_eq!(out.code, exit::OK, "{out:#?}");
-
-    let inspect = |args: &[&str]| {
-        let mut cmd = fc_host();
-        cmd.env("FC_STATE_DIR", &state).args(args);
-        let out = run(&mut cmd);
-        assert_eq!(out.code, exit::OK, "{out:#?}");
-        serde_json::from_str::<Value>(&out.stdout).unwrap()
-    };
-    let runs = inspect(&["runs", "--json"]);
-    let id = runs[0]["id"].as_str().unwrap();
-    let timeline = inspect(&["inspect", id, "--json"]);
+    let inspect = fc(&state, &["inspect", &first_run_id(&state), "--json"]);
+    let timeline: Value = serde_json::from_str(&inspect.stdout).unwrap();
     let mut results = Vec::new();
     let mut rules = Vec::new();
     for event in timeline["events"].as_array().unwrap() {
