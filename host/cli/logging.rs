@@ -28,6 +28,12 @@ impl Telemetry {
 }
 
 pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
+    let otlp = crate::otlp::endpoint().map(|url| (Collector::default(), url));
+    if level == Some("off") && otlp.is_none() {
+        // Nothing would be written anywhere: no subscriber at all, so
+        // every event is discarded at its call site.
+        return Ok(Telemetry(None));
+    }
     let filter = match level {
         Some(l) => {
             EnvFilter::try_new(l).map_err(|e| anyhow::anyhow!("invalid --log-level `{l}`: {e}"))?
@@ -49,7 +55,6 @@ pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
             .boxed(),
     };
     // The filter applies to the lines on stderr; the trace gets every span.
-    let otlp = crate::otlp::endpoint().map(|url| (Collector::default(), url));
     tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .with(otlp.as_ref().map(|(c, _)| c.clone()))

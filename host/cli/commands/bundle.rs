@@ -63,6 +63,8 @@ impl KeygenCommand {
 
 /// Bundles: pack, sign, verify, inspect.
 #[derive(clap::Subcommand)]
+// Each subcommand's arguments are defined only when it is the one parsed.
+#[command(defer = true)]
 pub enum BundleCommand {
     /// Build a bundle from a manifest (TOML); pins each capability's tools.
     Pack {

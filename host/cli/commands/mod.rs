@@ -14,6 +14,8 @@ pub use run::RunCommand;
 
 /// fc-host's subcommands.
 #[derive(clap::Subcommand)]
+// Each subcommand's arguments are defined only when it is the one parsed.
+#[command(defer = true)]
 pub enum Command {
     /// Run an agent under a policy; prints its final answer on stdout.
     Run(RunCommand),

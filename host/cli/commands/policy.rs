@@ -9,6 +9,8 @@ use crate::exit;
 
 /// Policy tools.
 #[derive(clap::Subcommand)]
+// Each subcommand's arguments are defined only when it is the one parsed.
+#[command(defer = true)]
 pub enum PolicyCommand {
     /// Parse and validate a policy without running anything (the same parser
     /// `run` uses).
