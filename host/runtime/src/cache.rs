@@ -137,7 +137,7 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
-        let mut sink = Snapshot::new()?;
+        let mut sink = Snapshot::new();
         let mut hasher = self.hasher(hash);
         let mut buf = vec![0u8; 64 << 10];
         loop {
@@ -154,6 +154,7 @@ impl Cache {
         let valid = constant_time_eq(&mac, hasher.finalize().as_bytes());
         Ok(valid.then_some(sink))
     }
+
     /// Compiles a component and stores the artifact (best effort: a cache
     /// that cannot be written only costs the next run a compile).
     pub(crate) fn compile(
@@ -201,7 +202,7 @@ enum Snapshot {
 }
 
 impl Snapshot {
-    fn new() -> std::io::Result<Snapshot> {
+    fn new() -> Snapshot {
         #[cfg(target_os = "linux")]
         {
             use rustix::fs::{MemfdFlags, memfd_create};
@@ -213,10 +214,10 @@ impl Snapshot {
                     MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
                 )
             {
-                return Ok(Snapshot::Sealed(std::fs::File::from(fd)));
+                return Snapshot::Sealed(std::fs::File::from(fd));
             }
         }
-        Ok(Snapshot::Memory(Vec::new()))
+        Snapshot::Memory(Vec::new())
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
