@@ -101,21 +101,30 @@ fn metrics_parse_and_match_the_run() {
     assert!(text.contains("fc_inference_seconds_count 3"), "{text}");
 }
 
+/// The hello example with its trace exported to `collector`, under an
+/// optional W3C `TRACEPARENT`.
+fn traced_hello(collector: &MockProvider, traceparent: Option<String>) -> Output {
+    let mut cmd = fc_host();
+    cmd.env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{}", collector.port),
+    );
+    if let Some(parent) = traceparent {
+        cmd.env("TRACEPARENT", parent);
+    }
+    run(cmd.args([
+        "--log-level",
+        "warn",
+        "run",
+        "--policy",
+        "examples/hello/policy.toml",
+    ]))
+}
+
 #[test]
 fn spans_are_exported_over_otlp_with_their_parents() {
     let collector = MockProvider::start(vec![(200, "", json!({}))]);
-    let out = run(fc_host()
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{}", collector.port),
-        )
-        .args([
-            "--log-level",
-            "warn",
-            "run",
-            "--policy",
-            "examples/hello/policy.toml",
-        ]));
+    let out = traced_hello(&collector, None);
     assert_eq!(out.code, exit::OK, "{out:#?}");
     let requests = collector.requests();
     assert_eq!(requests.len(), 1);
@@ -277,19 +286,7 @@ fn a_canary_secret_reaches_no_sink() {
 fn a_traceparent_makes_the_run_a_child_of_the_callers_trace() {
     let collector = MockProvider::start(vec![(200, "", json!({}))]);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let out = run(fc_host()
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{}", collector.port),
-        )
-        .env("TRACEPARENT", format!("00-{trace}-00f067aa0ba902b7-01"))
-        .args([
-            "--log-level",
-            "warn",
-            "run",
-            "--policy",
-            "examples/hello/policy.toml",
-        ]));
+    let out = traced_hello(&collector, Some(format!("00-{trace}-00f067aa0ba902b7-01")));
     assert_eq!(out.code, exit::OK, "{out:#?}");
     let spans = collector.requests()[0].body["resourceSpans"][0]["scopeSpans"][0]["spans"].clone();
     let spans = spans.as_array().unwrap();

@@ -18,14 +18,9 @@ fn load(
     state: &StateArgs,
     run: &str,
 ) -> anyhow::Result<(femtoclaw_journal::RunInfo, Vec<femtoclaw_journal::Event>)> {
-    let journal = open(state)?;
-    let info = journal
-        .run(run)
-        .map_err(|e| RunError::Journal(e.to_string()))?;
-    let events = journal
-        .events(run)
-        .map_err(|e| RunError::Journal(e.to_string()))?;
-    Ok((info, events))
+    Ok(open(state)?
+        .load(run)
+        .map_err(|e| RunError::Journal(e.to_string()))?)
 }
 
 /// List the runs of the journal.

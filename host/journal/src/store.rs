@@ -234,6 +234,11 @@ impl Journal {
         self.commit(Durability::Immediate)
     }
 
+    /// A run's record and its events, in order.
+    pub fn load(&self, id: &str) -> Result<(RunInfo, Vec<Event>)> {
+        Ok((self.run(id)?, self.events(id)?))
+    }
+
     /// A run's record.
     pub fn run(&self, id: &str) -> Result<RunInfo> {
         let path = self.path.clone();

@@ -526,13 +526,9 @@ fn load_run(
     journal: &Journal,
     run_id: &str,
 ) -> Result<(RunInfo, Vec<femtoclaw_journal::Event>), RunError> {
-    let info = journal
-        .run(run_id)
-        .map_err(|e| RunError::Journal(e.to_string()))?;
-    let events = journal
-        .events(run_id)
-        .map_err(|e| RunError::Journal(e.to_string()))?;
-    Ok((info, events))
+    journal
+        .load(run_id)
+        .map_err(|e| RunError::Journal(e.to_string()))
 }
 
 fn agent_ref(label: &str) -> ComponentRef {
