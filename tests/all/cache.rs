@@ -89,3 +89,30 @@ fn compile_precompiles_the_builtins() {
         "a run after `compile` compiles nothing"
     );
 }
+
+#[test]
+fn replay_loads_the_recorded_agent_from_the_compile_cache() {
+    let state = fresh_dir();
+    assert_eq!(hello(&state).code, exit::OK);
+    let id = first_run_id(&state);
+    let replay = fc(
+        &state,
+        &[
+            "--log-format",
+            "json",
+            "--log-level",
+            "femtoclaw=debug",
+            "replay",
+            &id,
+        ],
+    );
+    assert_eq!(replay.code, exit::OK, "{replay:#?}");
+    assert_eq!(
+        (
+            count(&replay, "component compiled"),
+            count(&replay, "component loaded from the compile cache")
+        ),
+        (0, 1),
+        "only the agent runs in a replay, and it was compiled by the run"
+    );
+}

@@ -6,6 +6,7 @@ use femtoclaw_journal::Journal;
 use femtoclaw_runtime::prelude::*;
 use serde_json::json;
 
+use crate::commands::run;
 use crate::state::StateArgs;
 
 fn open(state: &StateArgs) -> anyhow::Result<Journal> {
@@ -229,10 +230,10 @@ impl ReplayCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let dir = self.state.dir()?;
         let agent = self.agent.map(ComponentRef::File);
-        let outcome = crate::commands::run::block_on(async move {
-            Runtime::new()?.replay(&dir, &self.run, agent).await
-        })?;
-        Ok(crate::commands::run::print_answer(outcome))
+        let runtime = run::runtime(&self.state)?;
+        let outcome = run::block_on(runtime.replay(&dir, &self.run, agent));
+        run::leave(runtime);
+        Ok(run::print_answer(outcome?))
     }
 }
 
@@ -248,9 +249,9 @@ pub struct ResumeCommand {
 impl ResumeCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let dir = self.state.dir()?;
-        let outcome = crate::commands::run::block_on(async move {
-            Runtime::new()?.resume(&dir, &self.run).await
-        })?;
-        Ok(crate::commands::run::print_answer(outcome))
+        let runtime = run::runtime(&self.state)?;
+        let outcome = run::block_on(runtime.resume(&dir, &self.run));
+        run::leave(runtime);
+        Ok(run::print_answer(outcome?))
     }
 }

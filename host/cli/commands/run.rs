@@ -72,6 +72,7 @@ impl RunCommand {
                 anyhow::anyhow!("cannot write metrics to `{}`: {e}", file.display())
             })?;
         }
+        leave(runtime);
         Ok(print_answer(outcome?))
     }
 }
@@ -79,6 +80,15 @@ impl RunCommand {
 /// The runtime, with its compile cache in the state directory.
 pub fn runtime(state: &StateArgs) -> anyhow::Result<Runtime> {
     Ok(Runtime::new()?.with_cache(&state.dir()?.join("cache"))?)
+}
+
+/// Leaves the runtime to the end of the process once a command is done with
+/// it (its run's journal is closed by then). The OS frees the engine and the
+/// compiled code in one go; dropping them piece by piece (unmapping each
+/// component's code, unregistering its unwind tables) took 0.2 ms of a 3 ms
+/// run.
+pub fn leave(runtime: Runtime) {
+    std::mem::forget(runtime);
 }
 
 /// Runs a future on a small single-threaded runtime (timers and sockets on).
