@@ -71,6 +71,13 @@ impl Runtime {
         })
     }
 
+    /// The engine, configured as above (for benchmarks that compare a raw
+    /// call into a component with the same call through a run).
+    #[doc(hidden)]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The metrics of every run of this runtime so far.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
