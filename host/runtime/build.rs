@@ -9,6 +9,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+#[path = "src/engine_config.rs"]
+mod engine_config;
+
 /// Guest crates whose components are embedded in `fc-host`, by constant name.
 const BUILTINS: &[(&str, &str)] = &[
     ("AGENT_DEFAULT", "agent_default"),
@@ -96,8 +99,45 @@ fn main() {
         )
         .unwrap();
     }
+    // The built-ins, precompiled for this machine when fc-host is built for
+    // it (see src/precompiled.rs), in a page-aligned image in the text.
+    let target = env::var("TARGET").unwrap();
+    let precompile = target == env::var("HOST").unwrap() && target == "x86_64-unknown-linux-gnu";
+    let engine = precompile.then(|| wasmtime::Engine::new(&engine_config::config()).unwrap());
+    generated.push_str(
+        "/// A precompiled component, page-aligned.\n\
+         #[repr(C, align(4096))]\n\
+         pub struct Precompiled<const N: usize>(pub [u8; N]);\n",
+    );
     for (constant, name) in BUILTINS {
         let path = wasm_dir.join(format!("{name}.wasm"));
+        writeln!(
+            generated,
+            "/// The `{name}` component precompiled for the machine that built fc-host (empty: not precompiled)."
+        )
+        .unwrap();
+        match &engine {
+            Some(engine) => {
+                let artifact = engine
+                    .precompile_component(&std::fs::read(&path).unwrap())
+                    .unwrap_or_else(|e| panic!("precompiling {}: {e:#}", path.display()));
+                let cwasm = out.join(format!("{name}.cwasm"));
+                std::fs::write(&cwasm, &artifact).unwrap();
+                writeln!(
+                    generated,
+                    "#[unsafe(link_section = \".text.fc_precompiled\")]\n\
+                     pub static {constant}_PRECOMPILED: Precompiled<{}> = Precompiled(*include_bytes!({:?}));",
+                    artifact.len(),
+                    cwasm.display().to_string()
+                )
+                .unwrap();
+            }
+            None => writeln!(
+                generated,
+                "pub static {constant}_PRECOMPILED: Precompiled<0> = Precompiled([]);"
+            )
+            .unwrap(),
+        }
         writeln!(generated, "/// The `{name}` component, embedded.").unwrap();
         writeln!(
             generated,

@@ -3,8 +3,11 @@
 
 use crate::common::*;
 
-fn hello(state: &std::path::Path) -> Output {
-    run(fc_host().env("FC_STATE_DIR", state).args([
+/// The hello example with the built-in agent, or with the same agent's
+/// component file (which, unlike a built-in, goes through the compile cache).
+fn hello(state: &std::path::Path, agent_file: bool) -> Output {
+    let mut cmd = fc_host();
+    cmd.env("FC_STATE_DIR", state).args([
         "--log-format",
         "json",
         "--log-level",
@@ -12,79 +15,114 @@ fn hello(state: &std::path::Path) -> Output {
         "run",
         "--policy",
         "examples/hello/policy.toml",
-    ]))
+    ]);
+    if agent_file {
+        cmd.arg(artifacts::AGENT_DEFAULT);
+    }
+    run(&mut cmd)
 }
 
 fn count(out: &Output, message: &str) -> usize {
     out.events_named(message).len()
 }
 
-#[test]
-fn components_compile_once_and_tampered_entries_are_recompiled() {
-    let state = fresh_dir();
-    let first = hello(&state);
-    assert_eq!(first.code, exit::OK, "{first:#?}");
-    assert_eq!(
-        count(&first, "component compiled"),
-        3,
-        "agent, brain and fs"
-    );
-    let second = hello(&state);
-    assert_eq!(second.stdout, first.stdout);
-    assert_eq!(
-        (
-            count(&second, "component compiled"),
-            count(&second, "component loaded from the compile cache")
-        ),
-        (0, 3)
-    );
+const COMPILED: &str = "component compiled";
+const FROM_CACHE: &str = "component loaded from the compile cache";
+const IN_PLACE: &str = "component run in place, precompiled into fc-host";
 
-    let cache = state.join("cache");
-    let mut entries: Vec<_> = std::fs::read_dir(&cache)
+fn entries(state: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(state.join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     entries.sort();
-    assert_eq!(entries.len(), 3);
-    // Flip one byte of an artifact (the length and name stay valid) and
-    // replace another with garbage.
+    entries
+}
+
+#[test]
+fn builtins_run_precompiled_without_touching_the_cache() {
+    let state = fresh_dir();
+    let out = hello(&state, false);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(
+        (
+            count(&out, COMPILED),
+            count(&out, FROM_CACHE),
+            count(&out, IN_PLACE)
+        ),
+        (0, 0, 3),
+        "agent, brain and fs are built in: {}",
+        out.stderr
+    );
+    assert!(entries(&state).is_empty());
+}
+
+#[test]
+fn components_compile_once_and_tampered_entries_are_recompiled() {
+    let state = fresh_dir();
+    let first = hello(&state, true);
+    assert_eq!(first.code, exit::OK, "{first:#?}");
+    assert_eq!(
+        (count(&first, COMPILED), count(&first, IN_PLACE)),
+        (1, 2),
+        "the agent's file; the built-in brain and fs"
+    );
+    let second = hello(&state, true);
+    assert_eq!(second.stdout, first.stdout);
+    assert_eq!(
+        (count(&second, COMPILED), count(&second, FROM_CACHE)),
+        (0, 1)
+    );
+
+    let entries = entries(&state);
+    assert_eq!(entries.len(), 1);
+    // Flip one byte of the artifact (its length and name stay valid), then
+    // replace it with garbage: each time it is refused and compiled again.
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     std::fs::write(&entries[0], &bytes).unwrap();
-    std::fs::write(&entries[1], b"\x7fELF not an artifact").unwrap();
-    let third = hello(&state);
-    assert_eq!(third.code, exit::OK, "{third:#?}");
-    assert_eq!(third.stdout, first.stdout);
+    let flipped = hello(&state, true);
+    std::fs::write(&entries[0], b"\x7fELF not an artifact").unwrap();
+    let garbage = hello(&state, true);
+    for tampered in [flipped, garbage] {
+        assert_eq!(tampered.code, exit::OK, "{tampered:#?}");
+        assert_eq!(tampered.stdout, first.stdout);
+        assert_eq!(
+            count(
+                &tampered,
+                "cache entry failed its integrity check: removed, compiling again"
+            ),
+            1,
+            "{}",
+            tampered.stderr
+        );
+        assert_eq!(count(&tampered, COMPILED), 1);
+    }
+    let last = hello(&state, true);
     assert_eq!(
-        count(
-            &third,
-            "cache entry failed its integrity check: removed, compiling again"
-        ),
-        2,
-        "{}",
-        third.stderr
-    );
-    assert_eq!(count(&third, "component compiled"), 2);
-    let fourth = hello(&state);
-    assert_eq!(
-        count(&fourth, "component loaded from the compile cache"),
-        3,
-        "the recompiled entries are valid again"
+        count(&last, FROM_CACHE),
+        1,
+        "the recompiled entry is valid again"
     );
 }
 
 #[test]
-fn compile_precompiles_the_builtins() {
+fn compile_precompiles_into_the_cache() {
     let state = fresh_dir();
     let out = run(fc_host().env("FC_STATE_DIR", &state).arg("compile"));
     assert_eq!(out.code, exit::OK, "{out:#?}");
     assert_eq!(out.stdout.lines().count(), 4, "{}", out.stdout);
     assert!(out.stdout.contains("builtin:agent") && out.stdout.contains("builtin:http"));
-    let run = hello(&state);
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .args(["compile", artifacts::AGENT_DEFAULT]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(entries(&state).len(), 1, "built-ins need no entry");
+    let run = hello(&state, true);
     assert_eq!(
-        count(&run, "component compiled"),
+        count(&run, COMPILED),
         0,
         "a run after `compile` compiles nothing"
     );
@@ -93,7 +131,7 @@ fn compile_precompiles_the_builtins() {
 #[test]
 fn replay_loads_the_recorded_agent_from_the_compile_cache() {
     let state = fresh_dir();
-    assert_eq!(hello(&state).code, exit::OK);
+    assert_eq!(hello(&state, true).code, exit::OK);
     let id = first_run_id(&state);
     let replay = fc(
         &state,
@@ -108,11 +146,8 @@ fn replay_loads_the_recorded_agent_from_the_compile_cache() {
     );
     assert_eq!(replay.code, exit::OK, "{replay:#?}");
     assert_eq!(
-        (
-            count(&replay, "component compiled"),
-            count(&replay, "component loaded from the compile cache")
-        ),
+        (count(&replay, COMPILED), count(&replay, FROM_CACHE)),
         (0, 1),
-        "only the agent runs in a replay, and it was compiled by the run"
+        "only the agent runs in a replay, and the run compiled it"
     );
 }

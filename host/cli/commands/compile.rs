@@ -7,7 +7,9 @@ use femtoclaw_runtime::{Builtin, ComponentRef};
 use crate::state::StateArgs;
 
 /// Compile components into the compile cache (`STATE/cache`), so that runs
-/// start without compiling. Without arguments: every built-in component.
+/// start without compiling. Without arguments: the built-in components, which
+/// fc-host carries precompiled for the machine that built it; they get cache
+/// entries only on a machine that cannot run those.
 #[derive(clap::Args)]
 pub struct CompileCommand {
     /// Component files to compile.

@@ -169,8 +169,16 @@ impl Runtime {
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = match &self.cache {
-                    Some(cache) => match cache.get(&self.engine, &hash) {
+                let precompiled = match source {
+                    ComponentRef::Builtin(b) => crate::precompiled::load(&self.engine, *b),
+                    _ => None,
+                };
+                let component = match (precompiled, &self.cache) {
+                    (Some(component), _) => {
+                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component run in place, precompiled into fc-host");
+                        Ok(component)
+                    }
+                    (None, Some(cache)) => match cache.get(&self.engine, &hash) {
                         Some(component) => {
                             tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
                             Ok(component)
@@ -180,7 +188,7 @@ impl Runtime {
                             cache.compile(&self.engine, &hash, bytes)
                         }
                     },
-                    None => {
+                    (None, None) => {
                         tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
                         Component::new(&self.engine, bytes)
                     }

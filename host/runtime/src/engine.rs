@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+
+use crate::engine_config;
 
 use crate::RunError;
 use crate::cache::Cache;
@@ -29,35 +31,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Creates the engine with FemtoClaw's hardened configuration:
-    /// - Cranelift only (never Winch for untrusted code);
-    /// - async host calls, fuel (deterministic CPU budget) and epoch
-    ///   interruption (wall-time deadlines that wasm code cannot avoid);
-    /// - proposals that untrusted agents do not need are off: memory64 and
-    ///   multi-memory here; threads, shared memory, GC and component-model
-    ///   async are not even compiled in (see the `wasmtime` features in
-    ///   Cargo.toml);
-    /// - NaN canonicalisation and deterministic relaxed SIMD, so that the
-    ///   same component and the same inputs give the same execution;
-    /// - a 512 KiB wasm stack inside a 2 MiB async stack, leaving room for
-    ///   host frames when wasm recurses until it overflows.
+    /// Creates the engine with FemtoClaw's hardened configuration (see
+    /// [`engine_config::config`]); built-in components precompiled by
+    /// `build.rs` run in place from `fc-host`'s own text.
     pub fn new() -> Result<Runtime, RunError> {
-        let mut config = Config::new();
-        config
-            .strategy(wasmtime::Strategy::Cranelift)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .wasm_component_model(true)
-            .wasm_memory64(false)
-            .wasm_multi_memory(false)
-            .wasm_relaxed_simd(true)
-            .relaxed_simd_deterministic(true)
-            .cranelift_nan_canonicalization(true)
-            // Guest backtraces cost time on every trap and would put guest
-            // internals into messages; the trap kind is what users need.
-            .wasm_backtrace_max_frames(None)
-            .max_wasm_stack(512 << 10)
-            .async_stack_size(2 << 20);
+        #[allow(unused_mut, reason = "only some targets publish code themselves")]
+        let mut config = engine_config::config();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        config.with_custom_code_memory(Some(Arc::new(crate::precompiled::InPlace)));
         let engine = Engine::new(&config)
             .map_err(|e| RunError::Internal(format!("creating the engine: {e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));

@@ -28,12 +28,14 @@ mod cache;
 mod capability;
 mod components;
 mod engine;
+mod engine_config;
 mod error;
 pub mod gate;
 mod guest;
 mod metrics;
 mod net;
 mod output;
+mod precompiled;
 mod record;
 mod redact;
 mod run;
@@ -50,6 +52,8 @@ pub(crate) use virt::{VirtualClock, seeded_rng};
 /// Paths of every guest component built from `guests/` (for tests and tools).
 #[doc(hidden)]
 pub mod artifacts {
+    // The precompiled built-ins are placed in the text (see precompiled.rs).
+    #![allow(unsafe_code)]
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
