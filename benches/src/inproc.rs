@@ -38,17 +38,20 @@ impl femtoclaw::runtime::types::Host for Raw {}
 const CALLS: usize = 2000;
 
 /// µs per raw `invoke(read_file)` on one fs instance, on `engine`: the
-/// baseline. On wasmtime's default engine, and on FemtoClaw's (fuel metering,
-/// epoch deadlines, NaN canonicalisation), to tell what the engine's
-/// hardening costs from what the host adds between agent and capability.
-async fn raw_calls(engine: &Engine, data: &Path) -> Vec<f64> {
+/// baseline. With wasmtime's defaults, and with FemtoClaw's engine (fuel
+/// metering, epoch deadlines, NaN canonicalisation) and WASI settings (file
+/// operations on the calling thread), to tell what the settings change from
+/// what the host adds between agent and capability.
+async fn raw_calls(engine: &Engine, data: &Path, femtoclaw: bool) -> Vec<f64> {
     let component = Component::from_file(engine, artifacts::CAP_FS).unwrap();
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
     let mut wasi = WasiCtx::builder();
     wasi.preopened_dir(data, "/data", FsPerms::ReadOnly)
-        .unwrap();
+        .unwrap()
+        // As FemtoClaw's capabilities do (capability.rs).
+        .allow_blocking_current_thread(femtoclaw);
     let mut store = Store::new(
         engine,
         Raw {
@@ -112,9 +115,14 @@ pub fn rows() -> Vec<Row> {
         .build()
         .unwrap();
     tokio.block_on(async {
-        let raw = raw_calls(&Engine::new(&Config::new()).unwrap(), &dir.join("data")).await;
+        let raw = raw_calls(
+            &Engine::new(&Config::new()).unwrap(),
+            &dir.join("data"),
+            false,
+        )
+        .await;
         let runtime = Runtime::new().unwrap();
-        let raw_hardened = raw_calls(runtime.engine(), &dir.join("data")).await;
+        let raw_hardened = raw_calls(runtime.engine(), &dir.join("data"), true).await;
         let state = dir.join("state");
         let run = |calls: usize| {
             let mut plan = RunPlan::new(policy(dir, calls), "bench");
@@ -146,18 +154,20 @@ pub fn rows() -> Vec<Row> {
                 samples: per_call,
                 unit: "µs",
                 baseline: Some((
-                    "raw call on FemtoClaw's engine".into(),
+                    "raw call, FemtoClaw's settings".into(),
                     median(&raw_hardened),
                 )),
             },
             Row {
-                name: "4. raw component call (fs.read_file, no host in between)".into(),
+                name:
+                    "4. raw component call (fs.read_file, no host in between; wasmtime's defaults)"
+                        .into(),
                 samples: raw,
                 unit: "µs",
                 baseline: None,
             },
             Row {
-                name: "4. the same raw call on FemtoClaw's engine (fuel, epochs, NaN canonicalisation)".into(),
+                name: "4. the same raw call with FemtoClaw's engine and WASI settings".into(),
                 samples: raw_hardened,
                 unit: "µs",
                 baseline: Some(("raw component call".into(), raw_median)),
