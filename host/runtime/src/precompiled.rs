@@ -56,6 +56,7 @@ pub(crate) fn load(engine: &Engine, builtin: Builtin) -> Option<Component> {
 }
 
 /// Whether `ptr` lies in a precompiled artifact.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn is_in_place(ptr: *const u8) -> bool {
     Builtin::ALL
         .into_iter()
@@ -77,40 +78,29 @@ impl wasmtime::CustomCodeMemory for InPlace {
     }
 
     fn publish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
-        if is_in_place(ptr) {
-            return Ok(());
-        }
-        use rustix::mm::{MprotectFlags, mprotect};
-        // SAFETY: wasmtime hands over the page-aligned text of a code image
-        // it owns and has made read-only; nothing runs from it yet.
-        #[allow(unsafe_code)]
-        unsafe {
-            mprotect(
-                ptr.cast_mut().cast(),
-                len,
-                MprotectFlags::READ | MprotectFlags::EXEC,
-            )
-        }
-        .map_err(|e| wasmtime::format_err!("making code executable: {e}"))
+        use rustix::mm::MprotectFlags;
+        protect(ptr, len, MprotectFlags::READ | MprotectFlags::EXEC)
     }
 
     fn unpublish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
-        if is_in_place(ptr) {
-            // Nothing to undo: the text stays as the loader mapped it.
-            return Ok(());
-        }
-        use rustix::mm::{MprotectFlags, mprotect};
-        // SAFETY: as above; wasmtime guarantees no code runs from it anymore.
-        #[allow(unsafe_code)]
-        unsafe {
-            mprotect(
-                ptr.cast_mut().cast(),
-                len,
-                MprotectFlags::READ | MprotectFlags::WRITE,
-            )
-        }
-        .map_err(|e| wasmtime::format_err!("making code writable: {e}"))
+        use rustix::mm::MprotectFlags;
+        protect(ptr, len, MprotectFlags::READ | MprotectFlags::WRITE)
     }
+}
+
+/// Sets the protection of a code image wasmtime owns (read-only when this
+/// is called, or no longer running); a precompiled artifact stays as the
+/// loader mapped it.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn protect(ptr: *const u8, len: usize, flags: rustix::mm::MprotectFlags) -> wasmtime::Result<()> {
+    if is_in_place(ptr) {
+        return Ok(());
+    }
+    // SAFETY: wasmtime hands over the page-aligned text of a code image it
+    // mapped itself, with nothing running from it while it changes.
+    #[allow(unsafe_code)]
+    unsafe { rustix::mm::mprotect(ptr.cast_mut().cast(), len, flags) }
+        .map_err(|e| wasmtime::format_err!("changing the protection of code: {e}"))
 }
 
 #[cfg(test)]
