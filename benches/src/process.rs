@@ -77,11 +77,17 @@ pub fn rows() -> Vec<crate::Row> {
         .unwrap();
     let state = tmp.path().join("state");
     let trivial = write_example(&tmp.path().join("trivial"), r#"[{"content":"done"}]"#, "");
-    let one_call = write_example(
-        &tmp.path().join("one"),
-        r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]"#,
-        "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n",
-    );
+    // One `fs.read_file` call, to the fs capability from `component`.
+    let one_call_to = |name: &str, component: &str| {
+        write_example(
+            &tmp.path().join(name),
+            r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]"#,
+            &format!(
+                "[capabilities.fs]\ncomponent = {component:?}\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n"
+            ),
+        )
+    };
+    let one_call = one_call_to("one", "builtin:fs");
     let run = |policy: &Path, state: &Path| {
         let mut c = Command::new(fc_host());
         c.env("FC_STATE_DIR", state)
@@ -150,14 +156,7 @@ pub fn rows() -> Vec<crate::Row> {
     });
     // A component from a file (the fs capability's own .wasm): its first run
     // compiles it into an empty compile cache; the built-ins need no compile.
-    let from_file = write_example(
-        &tmp.path().join("file"),
-        r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]"#,
-        &format!(
-            "[capabilities.fs]\ncomponent = {:?}\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n",
-            femtoclaw_runtime::artifacts::CAP_FS
-        ),
-    );
+    let from_file = one_call_to("file", femtoclaw_runtime::artifacts::CAP_FS);
     let cold_cache = tmp.path().join("cold");
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for i in 0..5 {
