@@ -27,14 +27,19 @@ pub const BUNDLE: u8 = 9;
 pub const SIGNATURE: u8 = 10;
 /// A bundle is older than one already run from the same signer.
 pub const DOWNGRADE: u8 = 11;
+/// The model stopped without a complete answer (cut off at its token limit,
+/// filtered or refused), and the agent did not recover.
+pub const INCOMPLETE: u8 = 12;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
 pub const HELP: &str = "Exit codes: 0 success, 1 the agent's own error, 2 usage, policy or \
 configuration error, 3 a budget or limit stopped the run, 4 a guest trapped, 5 a component \
 was refused, 6 a replay diverged from its journal, 7 journal error (corrupt, tampered, busy, \
-unknown run), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"`, 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
-or invalid, 11 bundle downgrade, 70 internal error.";
+unknown run, damaged state), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"` \
+(the run stays resumable), 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
+or invalid, 11 bundle downgrade, 12 the model stopped without a complete answer (token limit, \
+content filter or refusal), 70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
@@ -54,6 +59,8 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         Some(RunError::Uncertain(_)) => UNCERTAIN,
         Some(_) => INTERNAL,
         None if e.downcast_ref::<femtoclaw_policy::PolicyError>().is_some() => USAGE,
+        // A file the command line named could not be read or written.
+        None if e.chain().any(|c| c.is::<std::io::Error>()) => USAGE,
         None => INTERNAL,
     }
 }

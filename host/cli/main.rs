@@ -1,14 +1,15 @@
 //! `fc-host`: run AI agents under a deny-by-default policy.
 //!
 //! A thin dispatcher over `femtoclaw-runtime`: one clap subcommand per file
-//! in `commands/`. stdout carries only the agent's final answer; logs go to
-//! stderr.
+//! in `commands/`. stdout carries only results (the agent's final answer,
+//! listings); logs, notices and errors go to stderr (`console`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod commands;
+mod console;
 mod exit;
 mod logging;
 mod otlp;
@@ -36,15 +37,16 @@ fn main() -> ExitCode {
     let telemetry = match logging::init(cli.log_level.as_deref(), cli.log_format) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("fc-host: {e:#}");
+            console::error(&e, exit::USAGE);
             return ExitCode::from(exit::USAGE);
         }
     };
     let code = match cli.command.execute() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fc-host: error: {e:#}");
-            exit::for_error(&e)
+            let code = exit::for_error(&e);
+            console::error(&e, code);
+            code
         }
     };
     telemetry.finish();

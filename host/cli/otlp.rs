@@ -127,7 +127,7 @@ impl Collector {
     pub fn export(&self, url: &str) {
         let body = self.encode().to_string();
         if let Err(e) = post(url, &body) {
-            eprintln!("fc-host: warning: could not export traces to `{url}`: {e}");
+            crate::console::warning(&format!("could not export traces to `{url}`: {e}"));
         }
     }
 

@@ -68,6 +68,21 @@ impl Output {
             .collect()
     }
 
+    /// The run id `fc-host run` announced on stderr (a `fc-host: run ID`
+    /// line, or with `--log-format json` a JSON line with `run_id`).
+    pub fn run_id(&self) -> String {
+        self.stderr
+            .lines()
+            .find_map(|l| match l.strip_prefix("fc-host: run ") {
+                Some(id) => Some(id.to_owned()),
+                None => serde_json::from_str::<Value>(l)
+                    .ok()
+                    .filter(|e| e["target"] == "fc-host")
+                    .and_then(|e| e["run_id"].as_str().map(str::to_owned)),
+            })
+            .unwrap_or_else(|| panic!("no run id on stderr: {self:#?}"))
+    }
+
     /// Log events whose `message` is `message`.
     pub fn events_named(&self, message: &str) -> Vec<Value> {
         self.events()
@@ -181,4 +196,47 @@ pub fn kinds(t: &[Value]) -> Vec<&str> {
     t.iter()
         .map(|e| e["error"].as_str().unwrap_or("ok"))
         .collect()
+}
+
+/// Cuts a journaled run back to its first `keep` events, as a process killed
+/// right after event `keep - 1` was committed leaves it: the later events
+/// gone, the run `running`, its head at the last kept event.
+pub fn cut_run(state: &Path, id: &str, keep: u64) {
+    use redb::{ReadableTable, TableDefinition};
+    let events: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("events");
+    let runs: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
+    let heads: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
+    let db = redb::Database::open(state.join("journal.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(events).unwrap();
+        let mut bytes = 0;
+        let mut last = Value::Null;
+        for seq in 0..keep {
+            let text = t
+                .get((id.as_bytes(), seq))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            bytes += text.len();
+            last = serde_json::from_slice(&text).unwrap();
+        }
+        for seq in keep..10_000 {
+            t.remove((id.as_bytes(), seq)).unwrap();
+        }
+        let head = serde_json::json!({ "events": keep, "hash": last["hash"], "bytes": bytes });
+        txn.open_table(heads)
+            .unwrap()
+            .insert(id.as_bytes(), head.to_string().as_bytes())
+            .unwrap();
+        let mut r = txn.open_table(runs).unwrap();
+        let mut info: Value =
+            serde_json::from_slice(r.get(id.as_bytes()).unwrap().unwrap().value()).unwrap();
+        info["status"] = "running".into();
+        info["outcome"] = Value::Null;
+        r.insert(id.as_bytes(), info.to_string().as_bytes())
+            .unwrap();
+    }
+    txn.commit().unwrap();
 }

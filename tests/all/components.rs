@@ -50,11 +50,16 @@ fn a_component_of_another_world_is_refused() {
 }
 
 #[test]
-fn a_missing_agent_file_is_refused() {
-    let out = refused("/nonexistent/agent.wasm");
+fn a_missing_agent_file_is_a_usage_error() {
+    let s = Scratch::new();
+    s.setup(&policy(""), serde_json::json!([{ "content": "done" }]));
+    let out = s.run_with(Some("/nonexistent/agent.wasm"));
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
     assert!(
-        out.stderr.contains("/nonexistent/agent.wasm"),
-        "{}",
+        out.stderr.contains(
+            "cannot read component `/nonexistent/agent.wasm`: No such file or directory\""
+        ),
+        "named once, without Rust's error shapes: {}",
         out.stderr
     );
 }

@@ -155,7 +155,7 @@ fn kill_9_at_random_points_loses_nothing_and_resume_finishes() {
 }
 
 #[test]
-fn an_uncertain_write_stops_a_resume_when_the_policy_says_fail() {
+fn an_uncertain_write_stops_a_resume_that_the_operator_then_decides() {
     // A journal whose last event is the intent of a write: the process died
     // while the write ran. Build it by running, then cutting the journal.
     let s = setup();
@@ -169,32 +169,10 @@ fn an_uncertain_write_stops_a_resume_when_the_policy_says_fail() {
         .args(["run", "--policy"])
         .arg(s.path("policy.toml")));
     assert_eq!(out.code, exit::OK, "{out:#?}");
-    let id = out
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("fc-host: run "))
-        .unwrap()
-        .to_owned();
-    let db = redb::Database::open(state.join("journal.redb")).unwrap();
-    let events: redb::TableDefinition<(&[u8], u64), &[u8]> = redb::TableDefinition::new("events");
-    let runs: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("runs");
-    let txn = db.begin_write().unwrap();
-    {
-        use redb::ReadableTable;
-        let mut t = txn.open_table(events).unwrap();
-        // Events: 0 start, then per step inference, tool-call, tool-result.
-        // Keep up to the tool-call of step 3 (event 8).
-        for seq in 9..100 {
-            t.remove((id.as_bytes(), seq)).unwrap();
-        }
-        let mut r = txn.open_table(runs).unwrap();
-        let info =
-            String::from_utf8(r.get(id.as_bytes()).unwrap().unwrap().value().to_vec()).unwrap();
-        let info = info.replace("\"status\":\"ok\"", "\"status\":\"running\"");
-        r.insert(id.as_bytes(), info.as_bytes()).unwrap();
-    }
-    txn.commit().unwrap();
-    drop(db);
+    let id = out.run_id();
+    // Events: 0 start, then per step inference, tool-call, tool-result.
+    // Keep up to the tool-call of step 3 (event 8).
+    cut_run(&state, &id, 9);
     let resumed = run(fc_host().env("FC_STATE_DIR", &state).args(["resume", &id]));
     assert_eq!(resumed.code, 8, "{resumed:#?}");
     assert!(
@@ -204,4 +182,75 @@ fn an_uncertain_write_stops_a_resume_when_the_policy_says_fail() {
         "{}",
         resumed.stderr
     );
+    // The advice can be followed: the run is still resumable, and the
+    // operator's choice wins over the journaled policy.
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("fc-host resume {id} --on-uncertain retry")),
+        "{}",
+        resumed.stderr
+    );
+    let runs = fc(&state, &["runs", "--json"]);
+    assert!(runs.stdout.contains("\"status\": \"running\""), "{runs:#?}");
+    let again = fc(&state, &["resume", &id]);
+    assert_eq!(
+        again.code, 8,
+        "still resumable, still the policy's `fail`: {again:#?}"
+    );
+    let retried = fc(&state, &["resume", &id, "--on-uncertain", "retry"]);
+    assert_eq!(retried.code, exit::OK, "{retried:#?}");
+    assert_eq!(retried.stdout.trim(), format!("appended {STEPS} lines"));
+    // The decision is journaled with who made it, audited, and replayed.
+    let audit = fc(&state, &["audit", &id, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    let decision = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["outcome"] == "uncertain")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(decision["decision"], "retry");
+    assert_eq!(decision["by"], "operator");
+    assert_eq!(decision["rule"], "resume --on-uncertain");
+    assert_eq!(decision["key"], format!("{id}:3"));
+    let replay = fc(&state, &["replay", &id]);
+    assert_eq!(replay.code, exit::OK, "{replay:#?}");
+    assert_eq!(replay.stdout, retried.stdout);
+}
+
+#[test]
+fn an_uncertain_write_skipped_by_the_operator_is_reported_to_the_agent() {
+    let s = setup();
+    let state = fresh_dir();
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .args(["run", "--policy"])
+        .arg(s.path("policy.toml")));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let id = out.run_id();
+    cut_run(&state, &id, 9);
+    let skipped = fc(&state, &["resume", &id, "--on-uncertain", "skip"]);
+    assert_eq!(skipped.code, exit::OK, "{skipped:#?}");
+    let (_, events) = journal_events(&state, &id);
+    let result = events
+        .iter()
+        .find(|e| e["kind"] == "tool-result" && e["seq"].as_u64() > Some(8))
+        .unwrap();
+    let message = result["data"]["result"]["Err"]["Failed"].as_str().unwrap();
+    assert!(
+        message.contains("may or may not have run") && message.contains("`skip`"),
+        "{message}"
+    );
+}
+
+/// A run's record and events as `inspect --json` prints them.
+fn journal_events(
+    state: &std::path::Path,
+    id: &str,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let out = fc(state, &["inspect", id, "--json"]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    (v["run"].clone(), v["events"].as_array().unwrap().clone())
 }

@@ -59,7 +59,7 @@ fn hello_example_prints_its_answer_and_refuses_what_the_policy_does_not_grant() 
         finished[2]["error"]
             .as_str()
             .unwrap()
-            .starts_with("ToolError::Denied"),
+            .starts_with("denied: "),
         "{finished:#?}"
     );
     assert!(!out.stderr.contains("root:x:0:0"), "{out:#?}");

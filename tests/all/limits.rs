@@ -54,7 +54,11 @@ fn an_exhausted_script_is_the_agents_own_error() {
     s.setup(&policy(""), json!([]));
     let out = s.run_with(None);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(out.stderr.contains("Exhausted"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the brain has no turns left"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

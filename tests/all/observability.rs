@@ -17,12 +17,7 @@ fn every_tool_call_has_one_decision_event_with_its_rule_and_run_id() {
         "examples/hello/policy.toml",
     ]));
     assert_eq!(out.code, exit::OK, "{out:#?}");
-    let run_id = out
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("fc-host: run "))
-        .unwrap()
-        .to_owned();
+    let run_id = out.run_id();
     let events = out.events();
     let decisions: Vec<&Value> = events
         .iter()
@@ -182,12 +177,7 @@ fn the_audit_report_names_each_decision_and_its_rule() {
         "--policy",
         "examples/hello/policy.toml",
     ]));
-    let id = run_out
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("fc-host: run "))
-        .unwrap()
-        .to_owned();
+    let id = run_out.run_id();
     let out = run(fc_host()
         .env("FC_STATE_DIR", &state)
         .args(["audit", &id, "--json"]));

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use femtoclaw_bundle::{
     Bundle, BundleError, Component, Grants, KeyPair, Manifest, PublicKey, Role, Version,
 };
+use femtoclaw_journal::Journal;
 use femtoclaw_policy::Policy;
 use femtoclaw_runtime::{Builtin, ComponentRef, RunError};
 use serde::Deserialize;
 
+use crate::console::{out_json, outln};
 use crate::exit;
 use crate::state::StateArgs;
 
@@ -51,7 +53,7 @@ impl KeygenCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let key = KeyPair::generate()?;
         key.write(&self.out)?;
-        println!(
+        outln!(
             "wrote {} and {} (key {})",
             self.out.with_extension("key").display(),
             self.out.with_extension("pub").display(),
@@ -124,16 +126,21 @@ struct PackComponent {
 const MAX_BUNDLE: u64 = 512 << 20;
 
 pub fn read_bundle(path: &Path) -> anyhow::Result<Bundle> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("cannot read bundle `{}`: {e}", path.display()))?
-        .len();
+    let unreadable = |e: std::io::Error| {
+        RunError::Config(format!(
+            "cannot read bundle `{}`: {}",
+            path.display(),
+            femtoclaw_runtime::text::io_error(&e)
+        ))
+    };
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_BUNDLE {
         return Err(refused(
             path,
             BundleError::Malformed(format!("{size} bytes exceed the cap of {MAX_BUNDLE}")),
         ));
     }
-    let bytes = std::fs::read(path)?;
+    let bytes = std::fs::read(path).map_err(unreadable)?;
     Bundle::parse(&bytes).map_err(|e| refused(path, e))
 }
 
@@ -146,7 +153,7 @@ impl BundleCommand {
                 let key = KeyPair::read(&key)?;
                 bundle.sign(&key);
                 std::fs::write(&file, bundle.to_bytes())?;
-                println!(
+                outln!(
                     "signed {} with key {}",
                     file.display(),
                     key.public().fingerprint()
@@ -160,7 +167,7 @@ impl BundleCommand {
                     .map(|k| PublicKey::read(k))
                     .collect::<Result<Vec<_>, _>>()?;
                 let key = bundle.verify(&keys).map_err(|e| refused(&file, e))?;
-                println!(
+                outln!(
                     "{} {} verified: signed by trusted key {}",
                     bundle.manifest.name,
                     bundle.manifest.version,
@@ -173,15 +180,12 @@ impl BundleCommand {
                 let signers: Vec<String> =
                     bundle.signatures.iter().map(|s| s.key.clone()).collect();
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(
-                            &serde_json::json!({ "manifest": bundle.manifest, "signatures": signers })
-                        )?
+                    out_json(
+                        &serde_json::json!({ "manifest": bundle.manifest, "signatures": signers }),
                     );
                 } else {
                     let m = &bundle.manifest;
-                    println!(
+                    outln!(
                         "{} {} ({} signature{})",
                         m.name,
                         m.version,
@@ -189,15 +193,15 @@ impl BundleCommand {
                         if signers.len() == 1 { "" } else { "s" }
                     );
                     for c in &m.components {
-                        println!(
+                        outln!(
                             "  {:<10} {:<12} {} bytes, sha256 {}",
-                            format!("{:?}", c.role).to_lowercase(),
+                            role_name(c.role),
                             c.name,
                             c.size,
                             c.sha256
                         );
                         for t in &c.tools {
-                            println!(
+                            outln!(
                                 "      tool {}: {}",
                                 t["name"].as_str().unwrap_or("?"),
                                 t["description"].as_str().unwrap_or("")
@@ -205,9 +209,21 @@ impl BundleCommand {
                         }
                         let g = &c.grants;
                         if c.role == Role::Capability {
-                            println!(
-                                "      asks: tools {:?}, mounts {:?}, net {:?}, env {:?}",
-                                g.tools, g.mounts, g.net, g.env
+                            let list = |items: Vec<String>| {
+                                if items.is_empty() {
+                                    "none".to_owned()
+                                } else {
+                                    items.join(", ")
+                                }
+                            };
+                            let mounts =
+                                g.mounts.iter().map(|(p, m)| format!("{p} ({m})")).collect();
+                            outln!(
+                                "      asks: tools {}; mounts {}; net {}; env {}",
+                                list(g.tools.clone()),
+                                list(mounts),
+                                list(g.net.clone()),
+                                list(g.env.clone())
                             );
                         }
                     }
@@ -218,9 +234,23 @@ impl BundleCommand {
     }
 }
 
+/// A role as bundles and their worlds spell it.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Agent => "agent",
+        Role::Brain => "brain",
+        Role::Capability => "capability",
+    }
+}
+
 fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(manifest_path)
-        .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", manifest_path.display()))?;
+    let text = std::fs::read_to_string(manifest_path).map_err(|e| {
+        RunError::Config(format!(
+            "cannot read bundle manifest `{}`: {}",
+            manifest_path.display(),
+            femtoclaw_runtime::text::io_error(&e)
+        ))
+    })?;
     let raw: PackManifest = toml::from_str(&text).map_err(|e| {
         RunError::Config(format!(
             "invalid bundle manifest `{}`: {e}",
@@ -248,7 +278,11 @@ fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
             None => {
                 let path = dir.join(&c.file);
                 let bytes = std::fs::read(&path).map_err(|e| {
-                    anyhow::anyhow!("cannot read component `{}`: {e}", path.display())
+                    RunError::Config(format!(
+                        "cannot read component `{}`: {}",
+                        path.display(),
+                        femtoclaw_runtime::text::io_error(&e)
+                    ))
                 })?;
                 (ComponentRef::File(path), bytes)
             }
@@ -257,10 +291,7 @@ fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
             Role::Capability => tokio.block_on(runtime.describe(&source))?,
             _ => Vec::new(),
         };
-        let world = format!(
-            "femtoclaw:runtime/{}",
-            format!("{:?}", c.role).to_lowercase()
-        );
+        let world = format!("femtoclaw:runtime/{}", role_name(c.role));
         components.push(Component {
             name: c.name,
             role: c.role,
@@ -280,7 +311,7 @@ fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
     };
     let bundle = Bundle::pack(manifest, files).map_err(|e| refused(out, e))?;
     std::fs::write(out, bundle.to_bytes())?;
-    println!(
+    outln!(
         "wrote {} ({} {}, {} components, unsigned)",
         out.display(),
         bundle.manifest.name,
@@ -314,14 +345,15 @@ pub fn admit(
             "unsigned".to_owned()
         }
     };
-    let seen_file = state.dir()?.join("bundles.json");
-    let mut seen: BTreeMap<String, Version> = std::fs::read(&seen_file)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let key = format!("{} {signer}", bundle.manifest.name);
+    let mut journal = Journal::open(&state.dir()?).map_err(|e| RunError::Journal(e.to_string()))?;
+    import_legacy_record(&mut journal, &state.dir()?)?;
     let version = bundle.manifest.version;
-    if let Some(highest) = seen.get(&key).copied()
+    let previous = raise_version(
+        &mut journal,
+        &format!("bundle {} {signer}", bundle.manifest.name),
+        version,
+    )?;
+    if let Some(highest) = previous
         && version < highest
         && !allow_downgrade
     {
@@ -332,14 +364,64 @@ pub fn admit(
         }
         .into());
     }
-    if seen.get(&key).is_none_or(|h| version > *h) {
-        seen.insert(key, version);
-        std::fs::create_dir_all(
-            seen_file
-                .parent()
-                .expect("invariant: a file in the state directory"),
-        )?;
-        std::fs::write(&seen_file, serde_json::to_vec_pretty(&seen)?)?;
-    }
     Ok(bundle)
+}
+
+/// Records that `version` ran under `key` unless a higher one did, in one
+/// transaction of the journal (runs in other processes record theirs in the
+/// same file); returns the highest version recorded before.
+fn raise_version(
+    journal: &mut Journal,
+    key: &str,
+    version: Version,
+) -> anyhow::Result<Option<Version>> {
+    let greater = |new: &str, old: &str| match (Version::parse(new), Version::parse(old)) {
+        (Ok(new), Ok(old)) => new > old,
+        // A record that does not parse is kept, and refused below.
+        _ => false,
+    };
+    let previous = journal
+        .raise_record(key, &version.to_string(), greater)
+        .map_err(|e| RunError::Journal(e.to_string()))?;
+    previous
+        .map(|text| {
+            Version::parse(&text).map_err(|e| {
+                anyhow::Error::new(RunError::Journal(format!(
+                    "the rollback record for `{key}` is damaged (`{text}`: {e}); signed bundles do not run until it is repaired"
+                )))
+            })
+        })
+        .transpose()
+}
+
+/// The rollback record of an fc-host that kept it in `STATE/bundles.json`
+/// is moved into the journal once. A file that cannot be read fails closed:
+/// rollback protection would silently be lost otherwise.
+fn import_legacy_record(journal: &mut Journal, state: &Path) -> anyhow::Result<()> {
+    let file = state.join("bundles.json");
+    let text = match std::fs::read(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other,
+    };
+    let damaged = |why: String| {
+        anyhow::Error::new(RunError::Journal(format!(
+            "the rollback record `{}` cannot be read ({why}): signed bundles do not run until it is repaired. Restore it from a backup, or delete it to forget the versions it recorded (bundles of any version are then accepted once)",
+            file.display()
+        )))
+    };
+    let text = text.map_err(|e| damaged(femtoclaw_runtime::text::io_error(&e)))?;
+    let seen: BTreeMap<String, Version> =
+        serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
+    for (key, version) in seen {
+        raise_version(journal, &format!("bundle {key}"), version)?;
+    }
+    let imported = file.with_extension("json.imported");
+    std::fs::rename(&file, &imported).map_err(|e| {
+        RunError::Config(format!(
+            "cannot move `{}` aside after importing it: {}",
+            file.display(),
+            femtoclaw_runtime::text::io_error(&e)
+        ))
+    })?;
+    Ok(())
 }

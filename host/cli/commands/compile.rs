@@ -34,7 +34,7 @@ impl CompileCommand {
         };
         for source in sources {
             let hash = runtime.precompile(&source)?;
-            println!("{hash}  {source}");
+            crate::console::outln!("{hash}  {source}");
         }
         Ok(crate::exit::OK)
     }

@@ -1,27 +1,35 @@
-//! `fc-host runs`, `inspect RUN`, `replay RUN`, `resume RUN`.
+//! `fc-host runs`, `inspect RUN`, `audit RUN`, `replay RUN`, `resume RUN`.
+//! The first four only read: they open the journal read-only, beside any
+//! run in progress, and never create a state directory.
 
 use std::path::PathBuf;
 
-use femtoclaw_journal::Journal;
+use femtoclaw_journal::{Event, Journal, RunInfo};
+use femtoclaw_policy::OnUncertain;
 use femtoclaw_runtime::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::commands::run;
+use crate::console::{out_json, outln};
 use crate::state::StateArgs;
 
-fn open(state: &StateArgs) -> anyhow::Result<Journal> {
-    let dir = state.dir()?;
-    Journal::open(&dir).map_err(|e| RunError::Journal(e.to_string()).into())
+fn journal_error(e: femtoclaw_journal::JournalError) -> anyhow::Error {
+    RunError::Journal(e.to_string()).into()
 }
 
-/// A run's record and its events (hash chain checked).
-fn load(
-    state: &StateArgs,
-    run: &str,
-) -> anyhow::Result<(femtoclaw_journal::RunInfo, Vec<femtoclaw_journal::Event>)> {
-    Ok(open(state)?
-        .load(run)
-        .map_err(|e| RunError::Journal(e.to_string()))?)
+/// The journal, read-only; `None` when the state directory has none.
+fn open(state: &StateArgs) -> anyhow::Result<Option<Journal>> {
+    Journal::open_read_only(&state.dir()?).map_err(journal_error)
+}
+
+/// A run's record and its events, verified.
+fn load(state: &StateArgs, run: &str) -> anyhow::Result<(RunInfo, Vec<Event>)> {
+    let Some(journal) = open(state)? else {
+        return Err(journal_error(femtoclaw_journal::JournalError::UnknownRun(
+            run.to_owned(),
+        )));
+    };
+    journal.load(run).map_err(journal_error)
 }
 
 /// List the runs of the journal.
@@ -36,39 +44,61 @@ pub struct RunsCommand {
 
 impl RunsCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
-        let runs = open(&self.state)?
-            .runs()
-            .map_err(|e| RunError::Journal(e.to_string()))?;
+        let listing = match open(&self.state)? {
+            Some(journal) => journal.runs().map_err(journal_error)?,
+            None => femtoclaw_journal::Listing {
+                runs: Vec::new(),
+                damage: Vec::new(),
+            },
+        };
+        let status = |r: &RunInfo| match listing.damage_of(&r.id) {
+            Some(_) => "damaged".to_owned(),
+            None => r.status.to_string(),
+        };
         if self.json {
-            let list: Vec<_> = runs
+            let list: Vec<_> = listing
+                .runs
                 .iter()
-                .map(|r| json!({ "id": r.id, "started": r.started, "status": r.status, "agent": r.agent, "agent_hash": r.agent_hash, "policy_hash": r.policy_hash }))
+                .map(|r| json!({ "id": r.id, "started": r.started, "status": status(r), "agent": r.agent, "agent_hash": r.agent_hash, "policy_hash": r.policy_hash }))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            out_json(&json!(list));
         } else {
-            println!(
+            outln!(
                 "{:<20} {:>11} {:<12} {:<16} {:<16} agent",
-                "id", "started", "status", "agent sha256", "policy sha256"
+                "id",
+                "started",
+                "status",
+                "agent sha256",
+                "policy sha256"
             );
-            for r in runs {
-                let status = serde_json::to_value(r.status)?;
-                println!(
+            for r in &listing.runs {
+                outln!(
                     "{:<20} {:>11} {:<12} {:<16} {:<16} {}",
                     r.id,
                     r.started,
-                    status.as_str().unwrap_or("?"),
+                    status(r),
                     &r.agent_hash[..16.min(r.agent_hash.len())],
                     &r.policy_hash[..16.min(r.policy_hash.len())],
                     r.agent
                 );
             }
         }
-        Ok(crate::exit::OK)
+        if listing.damage.is_empty() {
+            return Ok(crate::exit::OK);
+        }
+        for damage in &listing.damage {
+            crate::console::error_line(&format!("journal: {damage}"), &[]);
+        }
+        Err(RunError::Journal(format!(
+            "{} of the journal's runs are damaged (above); `inspect` shows each run only when it is whole",
+            listing.damage.len()
+        ))
+        .into())
     }
 }
 
 /// Print a run's timeline: every journaled event, in order, after checking
-/// the hash chain.
+/// the hash chain and that no event is missing.
 #[derive(clap::Args)]
 pub struct InspectCommand {
     /// The run id.
@@ -84,28 +114,29 @@ impl InspectCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let (info, events) = load(&self.state, &self.run)?;
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({ "run": info, "events": events }))?
-            );
+            out_json(&json!({ "run": info, "events": events }));
             return Ok(crate::exit::OK);
         }
-        println!(
-            "run {} ({:?}), agent {} ({}), policy sha256 {}",
-            info.id, info.status, info.agent, info.agent_hash, info.policy_hash
+        outln!(
+            "run {} ({}), agent {} ({}), policy sha256 {}",
+            info.id,
+            info.status,
+            info.agent,
+            info.agent_hash,
+            info.policy_hash
         );
         for e in &events {
-            println!("{:>4} {:<14} {}", e.seq, e.kind, summary(&e.kind, &e.data));
+            outln!("{:>4} {:<14} {}", e.seq, e.kind, summary(&e.kind, &e.data));
         }
         if let Some(outcome) = &info.outcome {
-            println!("outcome: {outcome}");
+            outln!("outcome: {outcome}");
         }
         Ok(crate::exit::OK)
     }
 }
 
 /// One line per event.
-fn summary(kind: &str, d: &serde_json::Value) -> String {
+fn summary(kind: &str, d: &Value) -> String {
     let cut = |s: String| {
         if s.len() > 120 {
             format!("{}…", &s[..s.floor_char_boundary(120)])
@@ -129,7 +160,9 @@ fn summary(kind: &str, d: &serde_json::Value) -> String {
 }
 
 /// Print the decisions of a run, from its journal: each tool call, whether
-/// it was allowed, the policy rule behind the decision, and its outcome.
+/// it was allowed, the policy rule behind the decision, and its outcome;
+/// each stop; each choice made for a call of unknown outcome; each turn the
+/// model did not complete.
 #[derive(clap::Args)]
 pub struct AuditCommand {
     /// The run id.
@@ -141,65 +174,90 @@ pub struct AuditCommand {
     json: bool,
 }
 
+/// The decisions a run's events record.
+fn decisions(events: &[Event]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut pending: Option<&Event> = None;
+    for e in events {
+        match e.kind.as_str() {
+            "tool-call" => pending = Some(e),
+            "tool-result" => {
+                let Some(call) = pending.take() else { continue };
+                let name = call.data["name"].as_str().unwrap_or("?");
+                let refused = e.data["refused"] == true;
+                let rule = match e.data["rule"].as_str() {
+                    Some(r) if !r.is_empty() => r.to_owned(),
+                    _ if refused => "?".to_owned(),
+                    _ => format!(
+                        "capabilities.{}.tools",
+                        name.split('.').next().unwrap_or("?")
+                    ),
+                };
+                let outcome = match &e.data["result"] {
+                    Value::Object(m) if m.contains_key("Ok") => "ok".to_owned(),
+                    Value::Object(m) => m
+                        .get("Err")
+                        .and_then(|e| e.as_object())
+                        .and_then(|e| e.keys().next().cloned())
+                        .unwrap_or_default(),
+                    _ => "?".to_owned(),
+                };
+                rows.push(json!({
+                    "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
+                    "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
+                }));
+            }
+            "decision" => rows.push(json!({
+                "event": e.seq, "tool": e.data["tool"], "key": e.data["key"], "decision": e.data["decision"],
+                "rule": e.data["rule"], "by": e.data["by"], "outcome": "uncertain",
+            })),
+            "inference" => {
+                // A turn the model did not complete (cut off, filtered,
+                // refused) is a decision the model made, not the gate.
+                let finish = e.data["result"]["Ok"]["finish"].as_str();
+                if let Some(finish) = finish.filter(|f| *f != "Complete") {
+                    let finish = match finish {
+                        "ContentFilter" => "content-filter".to_owned(),
+                        other => other.to_lowercase(),
+                    };
+                    rows.push(json!({ "event": e.seq, "decision": "incomplete", "rule": "model.finish", "outcome": finish }));
+                }
+            }
+            "stop" => {
+                rows.push(json!({ "event": e.seq, "decision": "stop", "rule": e.data["reason"] }))
+            }
+            _ => {}
+        }
+    }
+    rows
+}
+
 impl AuditCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let (info, events) = load(&self.state, &self.run)?;
-        let mut rows = Vec::new();
-        let mut pending: Option<&femtoclaw_journal::Event> = None;
-        for e in &events {
-            match e.kind.as_str() {
-                "tool-call" => pending = Some(e),
-                "tool-result" => {
-                    let Some(call) = pending.take() else { continue };
-                    let name = call.data["name"].as_str().unwrap_or("?");
-                    let refused = e.data["refused"] == true;
-                    let rule = match e.data["rule"].as_str() {
-                        Some(r) if !r.is_empty() => r.to_owned(),
-                        _ if refused => "?".to_owned(),
-                        _ => format!(
-                            "capabilities.{}.tools",
-                            name.split('.').next().unwrap_or("?")
-                        ),
-                    };
-                    let outcome = match &e.data["result"] {
-                        serde_json::Value::Object(m) if m.contains_key("Ok") => "ok".to_owned(),
-                        serde_json::Value::Object(m) => m
-                            .get("Err")
-                            .and_then(|e| e.as_object())
-                            .and_then(|e| e.keys().next().cloned())
-                            .unwrap_or_default(),
-                        _ => "?".to_owned(),
-                    };
-                    rows.push(json!({
-                        "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
-                        "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
-                    }));
-                }
-                "stop" => rows
-                    .push(json!({ "event": e.seq, "decision": "stop", "rule": e.data["reason"] })),
-                _ => {}
-            }
-        }
+        let rows = decisions(&events);
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({ "run": info.id, "status": info.status, "decisions": rows })
-                )?
-            );
+            out_json(&json!({ "run": info.id, "status": info.status, "decisions": rows }));
             return Ok(crate::exit::OK);
         }
-        println!(
-            "run {} ({:?}), agent {}, policy sha256 {}",
-            info.id, info.status, info.agent_hash, info.policy_hash
+        outln!(
+            "run {} ({}), agent {}, policy sha256 {}",
+            info.id,
+            info.status,
+            info.agent_hash,
+            info.policy_hash
         );
         for r in rows {
             let s = |k: &str| {
-                r[k].as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| r[k].to_string())
+                r[k].as_str().map(str::to_owned).unwrap_or_else(|| {
+                    if r[k].is_null() {
+                        String::new()
+                    } else {
+                        r[k].to_string()
+                    }
+                })
             };
-            println!(
+            outln!(
                 "{:>4}  {:<6} {:<20} rule {:<28} {}",
                 r["event"],
                 s("decision"),
@@ -213,7 +271,7 @@ impl AuditCommand {
 }
 
 /// Re-run a journaled run without calling any brain or capability; the
-/// agent must make exactly the recorded requests.
+/// agent must make exactly the recorded requests. Needs only the journal.
 #[derive(clap::Args)]
 pub struct ReplayCommand {
     /// The run id.
@@ -237,20 +295,53 @@ impl ReplayCommand {
     }
 }
 
-/// Continue a run that was killed from where its journal ends.
+/// What to do with a `write` call of unknown outcome.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UncertainChoice {
+    /// Stop and say so (the run stays resumable).
+    Fail,
+    /// Run it again with the same idempotency key.
+    Retry,
+    /// Do not run it again; the agent is told its outcome is unknown.
+    Skip,
+}
+
+/// Continue a killed run from where its journal ends.
 #[derive(clap::Args)]
 pub struct ResumeCommand {
     /// The run id.
     run: String,
     #[command(flatten)]
     state: StateArgs,
+    /// What to do with a `write` call whose outcome is unknown (it was
+    /// started but its result never journaled), instead of the policy's
+    /// `[journal] on-uncertain`; journaled as the operator's decision.
+    #[arg(long, value_enum, value_name = "CHOICE")]
+    on_uncertain: Option<UncertainChoice>,
 }
 
 impl ResumeCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let dir = self.state.dir()?;
         let runtime = run::runtime(&self.state)?;
-        let outcome = run::block_on(runtime.resume(&dir, &self.run));
+        let options = Resume {
+            on_uncertain: self.on_uncertain.map(|c| match c {
+                UncertainChoice::Fail => OnUncertain::Fail,
+                UncertainChoice::Retry => OnUncertain::Retry,
+                UncertainChoice::Skip => OnUncertain::Skip,
+            }),
+        };
+        // A resumed run has the same deadline as any run: its policy's.
+        let timeout = open(&self.state)?
+            .and_then(|j| j.run(&self.run).ok())
+            .and_then(|info| info.plan["policy_text"].as_str().map(str::to_owned))
+            .and_then(|text| femtoclaw_policy::Policy::parse_recorded("", &text).ok())
+            .map_or(femtoclaw_policy::Limits::default().run_timeout, |p| {
+                p.limits.run_timeout
+            });
+        let watchdog = run::Watchdog::start(&self.run, timeout);
+        let outcome = run::block_on(runtime.resume(&dir, &self.run, options));
+        watchdog.done();
         run::leave(runtime);
         Ok(run::print_answer(outcome?))
     }

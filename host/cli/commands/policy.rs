@@ -3,8 +3,11 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use femtoclaw_policy::{ComponentLimits, ComponentSource, Policy, SecretSource};
+use femtoclaw_policy::{
+    BrainSpec, ComponentLimits, ComponentSource, Policy, Protocol, SecretSource,
+};
 
+use crate::console::{out_json, outln};
 use crate::exit;
 
 /// Policy tools.
@@ -17,6 +20,11 @@ pub enum PolicyCommand {
     Check {
         /// The policy file.
         file: PathBuf,
+        /// Also load and describe each capability's component, as `run`
+        /// does: its description is checked, and every granted tool must be
+        /// one it provides.
+        #[arg(long)]
+        components: bool,
     },
     /// Print the effective grants of every component, with every default
     /// filled in.
@@ -37,14 +45,39 @@ pub enum PolicyCommand {
 impl PolicyCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         match self {
-            PolicyCommand::Check { file } => {
+            PolicyCommand::Check { file, components } => {
                 let policy = Policy::load(&file)?;
                 let n = policy.capabilities.len();
-                println!(
+                let granted = format!(
                     "policy `{}` is valid: {n} capabilit{} granted",
                     file.display(),
                     if n == 1 { "y" } else { "ies" }
                 );
+                if !components {
+                    outln!(
+                        "{granted}; its tools were not checked against the components (`--components` loads them)"
+                    );
+                    return Ok(exit::OK);
+                }
+                let runtime = femtoclaw_runtime::Runtime::new()?;
+                let checked = crate::commands::run::block_on(runtime.check_capabilities(&policy))?;
+                outln!("{granted}; every granted tool is provided");
+                for c in &checked {
+                    outln!(
+                        "capability {} ({}) describes {}",
+                        c.name,
+                        c.component,
+                        c.tools.join(", ")
+                    );
+                }
+                for (name, g) in &policy.capabilities {
+                    if let ComponentSource::Bundle(b) = &g.component {
+                        outln!(
+                            "capability {name} (bundle:{b}) was not checked: it is checked against its bundle when the bundle runs"
+                        );
+                    }
+                }
+                crate::commands::run::leave(runtime);
             }
             PolicyCommand::Explain { file, json, bundle } => {
                 let policy = Policy::load(&file)?;
@@ -70,11 +103,13 @@ impl PolicyCommand {
                     if bundle.is_some() {
                         v["bundle-requested"] = serde_json::Value::Object(requested);
                     }
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    out_json(&v);
                 } else {
-                    print!("{}", explain(&policy));
+                    for line in explain(&policy).lines() {
+                        outln!("{line}");
+                    }
                     for (name, asked) in &requested {
-                        println!(
+                        outln!(
                             "capability {name} from the bundle asks for {asked}; the effective grant is the policy's, above (a policy may narrow a bundle, never widen it)"
                         );
                     }
@@ -94,6 +129,17 @@ fn explain(p: &Policy) -> String {
         "run: max-steps {}, max-tool-calls {}, run-timeout {:?}, max-tool-output {} B, max-log-lines {}",
         l.max_steps, l.max_tool_calls, l.run_timeout, l.max_tool_output, l.max_log_lines
     );
+    let m = &p.memory;
+    let _ = writeln!(
+        out,
+        "journal: max-journal {} B per run, on-uncertain {}; memory: max-value {} B, max-keys {}, max-written {} B per run, max-stored {} B",
+        l.max_journal,
+        p.on_uncertain.as_str(),
+        m.max_value,
+        m.max_keys,
+        m.max_written,
+        m.max_stored
+    );
     let _ = writeln!(
         out,
         "agent (built-in unless given): no files, no network, no environment; memory {} MiB, fuel {} and wall time {:?} for the run",
@@ -105,7 +151,8 @@ fn explain(p: &Policy) -> String {
         Some(b) => {
             let _ = writeln!(
                 out,
-                "brain: {b:?}; no files, no network, no environment; {}",
+                "brain: {}; no files, no environment; {}",
+                brain(b),
                 limits(&l.component)
             );
         }
@@ -117,7 +164,7 @@ fn explain(p: &Policy) -> String {
         let _ = writeln!(out, "capabilities: none");
     }
     for (name, g) in &p.capabilities {
-        let _ = writeln!(out, "capability {name} ({:?})", g.component);
+        let _ = writeln!(out, "capability {name} ({})", source(&g.component));
         let tools: Vec<String> = g
             .tools
             .iter()
@@ -183,6 +230,40 @@ fn explain(p: &Policy) -> String {
         let _ = writeln!(out, "  limits: {}", limits(&g.limits));
     }
     out
+}
+
+fn brain(b: &BrainSpec) -> String {
+    match b {
+        BrainSpec::Scripted { script } => format!("scripted, script {}", script.display()),
+        BrainSpec::Provider(p) => {
+            let protocol = match p.protocol {
+                Protocol::Openai => "openai",
+                Protocol::Anthropic => "anthropic",
+            };
+            let key = match &p.api_key_env {
+                Some(var) => format!("key from host variable {var}, added by the host"),
+                None if p.api_key_fallback => {
+                    "key from OPENAI_API_KEY if set, added by the host".into()
+                }
+                None => "no key".into(),
+            };
+            format!(
+                "{protocol} model {} at {} ({key}); network: {} only; max-tokens {}",
+                p.model,
+                p.base_url,
+                p.origin(),
+                p.max_tokens
+            )
+        }
+    }
+}
+
+fn source(c: &ComponentSource) -> String {
+    match c {
+        ComponentSource::Builtin(b) => format!("builtin:{b}"),
+        ComponentSource::File(path) => path.display().to_string(),
+        ComponentSource::Bundle(b) => format!("bundle:{b}"),
+    }
 }
 
 fn limits(l: &ComponentLimits) -> String {

@@ -1,9 +1,11 @@
 //! `fc-host run [AGENT.wasm] --policy FILE [--brain SPEC] [--task TEXT]`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use femtoclaw_policy::{BrainSpec, Protocol, ProviderBrain};
 use femtoclaw_runtime::prelude::*;
+use serde_json::json;
 
 use crate::exit;
 use crate::state::StateArgs;
@@ -63,10 +65,12 @@ impl RunCommand {
             .transpose()?;
         plan.state = Some(self.state.dir()?);
         let run_id = femtoclaw_runtime::new_run_id();
-        eprintln!("fc-host: run {run_id}");
-        plan.run_id = Some(run_id);
+        crate::console::notice(&format!("run {run_id}"), &[("run_id", json!(run_id))]);
+        plan.run_id = Some(run_id.clone());
         let runtime = runtime(&self.state)?;
+        let watchdog = Watchdog::start(&run_id, plan.policy.limits.run_timeout);
         let outcome = block_on(runtime.run(plan));
+        watchdog.done();
         if let Some(file) = &self.metrics {
             std::fs::write(file, runtime.metrics().render()).map_err(|e| {
                 anyhow::anyhow!("cannot write metrics to `{}`: {e}", file.display())
@@ -74,6 +78,52 @@ impl RunCommand {
         }
         leave(runtime);
         Ok(print_answer(outcome?))
+    }
+}
+
+/// Ends the process if a run outlives its `run-timeout` (plus a grace)
+/// whatever it is blocked on: a host thread stuck in the kernel cannot be
+/// interrupted, and waiting for it would hold the journal's run open and
+/// never print an outcome. The run stays `running` in the journal
+/// (everything up to its last commit point is there): `fc-host resume`
+/// continues it.
+pub struct Watchdog(std::sync::Arc<std::sync::Mutex<bool>>);
+
+/// Time past `run-timeout` before the watchdog acts: the run's own limit
+/// stops it cleanly first whenever it can.
+const GRACE: Duration = Duration::from_secs(5);
+
+impl Watchdog {
+    pub fn start(run_id: &str, timeout: Duration) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::Mutex::new(false));
+        let seen = done.clone();
+        let run_id = run_id.to_owned();
+        let deadline = timeout + GRACE;
+        let started = std::thread::Builder::new()
+            .name("fc-watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(deadline);
+                let finished = seen.lock().unwrap_or_else(|p| p.into_inner());
+                if !*finished {
+                    crate::console::error_line(
+                        &format!(
+                            "run stopped: wall-time limit of {timeout:?} (`limits.run-timeout`) passed while a host call was blocked; run `{run_id}` stays resumable (`fc-host resume {run_id}`)"
+                        ),
+                        &[("run_id", json!(run_id)), ("exit_code", json!(exit::LIMIT))],
+                    );
+                    // Holding the lock: the run cannot be reported as
+                    // finished while the process ends.
+                    std::process::exit(i32::from(exit::LIMIT));
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no watchdog thread: a blocked host call could outlive the run's timeout");
+        }
+        Watchdog(done)
+    }
+
+    pub fn done(self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
     }
 }
 
@@ -92,26 +142,36 @@ pub fn leave(runtime: Runtime) {
 }
 
 /// Runs a future on a small single-threaded runtime (timers and sockets on).
+/// The runtime is not waited for when it ends: a blocking-pool thread stuck
+/// in the kernel must not hold the process.
 pub fn block_on<T>(f: impl Future<Output = Result<T, RunError>>) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .enable_io()
         .build()?;
-    Ok(runtime.block_on(f)?)
+    let result = runtime.block_on(f);
+    runtime.shutdown_background();
+    Ok(result?)
 }
 
-/// Prints the answer on stdout (or the agent's error on stderr).
+/// Prints the answer on stdout (or why there is none on stderr).
 pub fn print_answer(outcome: RunOutcome) -> u8 {
-    match outcome.answer {
+    let (message, code) = match &outcome.answer {
         Ok(answer) => {
-            println!("{answer}");
-            exit::OK
+            crate::console::answer(answer);
+            return exit::OK;
         }
-        Err(error) => {
-            eprintln!("fc-host: the agent failed: {error}");
-            exit::AGENT_ERROR
-        }
-    }
+        Err(e @ AgentError::Failed(_)) => (e.to_string(), exit::AGENT_ERROR),
+        Err(e @ AgentError::Incomplete(_)) => (e.to_string(), exit::INCOMPLETE),
+    };
+    crate::console::error_line(
+        &message,
+        &[
+            ("run_id", json!(outcome.run_id)),
+            ("exit_code", json!(code)),
+        ],
+    );
+    code
 }
 
 fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {

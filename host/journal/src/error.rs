@@ -17,7 +17,7 @@ pub enum JournalError {
         /// What redb found.
         detail: String,
     },
-    /// Another process holds the journal open.
+    /// Another process holds the journal in a way this one cannot share.
     #[error("journal `{path}` is in use by another fc-host process")]
     Busy {
         /// The database file.
@@ -53,6 +53,16 @@ pub enum JournalError {
         /// The first event that fails.
         seq: u64,
         /// What does not match.
+        detail: String,
+    },
+    /// A run's events do not add up to what was committed for it (events
+    /// lost to damage, or a finished run without its end): it is never shown
+    /// as a shorter run.
+    #[error("run `{run}` is damaged: {detail}")]
+    Damaged {
+        /// The run.
+        run: String,
+        /// What is missing or inconsistent.
         detail: String,
     },
 }

@@ -8,18 +8,42 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
-    /// Started and not finished: still going, or killed.
+    /// Started and not finished: still going, or killed (resumable).
     Running,
     /// The agent returned an answer.
     Ok,
     /// The agent returned its own error.
     AgentError,
+    /// The model stopped without a complete answer (cut off at its token
+    /// limit, filtered, or refused) and the agent did not recover.
+    Incomplete,
     /// A budget or limit stopped it.
     Limit,
     /// A guest trapped.
     Trap,
     /// The host failed (a component refused, a journal error, …).
     Failed,
+}
+
+impl RunStatus {
+    /// The status as the journal spells it (`agent-error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::AgentError => "agent-error",
+            RunStatus::Incomplete => "incomplete",
+            RunStatus::Limit => "limit",
+            RunStatus::Trap => "trap",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A run's record.
@@ -31,9 +55,9 @@ pub struct RunInfo {
     pub started: u64,
     /// Its status.
     pub status: RunStatus,
-    /// The agent component (`builtin:agent` or a path).
+    /// The agent component (`builtin:agent`, a path, or a bundle's label).
     pub agent: String,
-    /// sha256 of the agent component.
+    /// sha256 of the agent component (its bytes are kept in the journal).
     pub agent_hash: String,
     /// sha256 of the policy text.
     pub policy_hash: String,
@@ -42,6 +66,20 @@ pub struct RunInfo {
     pub plan: Value,
     /// The final answer or error, once finished.
     pub outcome: Option<String>,
+}
+
+/// Where a run's chain ends, as of its last commit: how many events it has
+/// and the hash of the last one. Written in the same transaction as the
+/// events, so a reader can tell a complete run from one that lost events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Number of events.
+    pub events: u64,
+    /// Hash of the last event (the genesis hash when there is none).
+    pub hash: String,
+    /// Bytes of its stored events (for the per-run journal quota).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// A change to durable memory, applied in the same transaction as the
@@ -64,6 +102,17 @@ pub enum MemoryEffect {
         /// The key.
         key: String,
     },
+}
+
+impl MemoryEffect {
+    /// The scope and key it changes.
+    pub(crate) fn slot(&self) -> (&str, &str) {
+        match self {
+            MemoryEffect::Set { scope, key, .. } | MemoryEffect::Delete { scope, key } => {
+                (scope, key)
+            }
+        }
+    }
 }
 
 /// One journaled event of a run.

@@ -1,12 +1,14 @@
 //! FemtoClaw journal: every run as a durable, hash-chained, replayable record.
 //!
-//! One redb database per state directory holds the runs, their events and
-//! the agents' durable memory. Events are appended with
-//! [`Durability::None`](redb::Durability::None) (cheap: no fsync) and made
-//! durable by [`Journal::sync`] at the points where an effect leaves the
-//! sandbox: before a `write` tool runs and before a final answer is printed
-//! (the output-commit rule). Each event carries the hash of the one before
-//! it, so any change to a stored event breaks the chain at that event.
+//! One redb database per state directory holds the runs, their events, the
+//! agents' durable memory and the agent components runs used. Any number of
+//! processes may append to it and read it at once (redb's multi-writer
+//! mode). Events are buffered and committed durably where an effect leaves
+//! the sandbox: when a run starts, before a `write` tool runs and before a
+//! final answer is printed (the output-commit rule). Each event carries the
+//! hash of the one before it, and each commit records where every run's
+//! chain ends, so any change to a stored event, and any event lost, is
+//! found when the run is read.
 //!
 //! A failed commit poisons the handle: no write is retried blindly; the
 //! database is reopened (and recovered by redb) by the next process.
@@ -16,8 +18,11 @@
 mod contain;
 mod error;
 mod event;
+mod memory;
+mod read;
 mod store;
 
 pub use error::{JournalError, Result};
-pub use event::{Event, MemoryEffect, RunInfo, RunStatus};
+pub use event::{Event, Head, MemoryEffect, RunInfo, RunStatus};
+pub use read::Listing;
 pub use store::{FILE_NAME, Journal};

@@ -1,16 +1,22 @@
-//! The redb database behind the journal.
+//! The redb database behind the journal: opening it, and writing to it.
+//!
+//! Every process opens the file in redb's multi-writer mode: runs in other
+//! processes append to the same state directory, and readers (`fc-host
+//! runs`, `inspect`, `audit`) open it read-only beside them, never waiting
+//! for a writer's lock. That mode commits durably only, so events are
+//! buffered here and written at the commit points (docs/journal.md).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
-    WriteTransaction,
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, StorageBackend, TableDefinition, TableError, WriteTransaction,
 };
 use serde_json::Value;
 
 use crate::contain::contain;
-use crate::event::{Event, GENESIS, MemoryEffect, RunInfo, RunStatus};
+use crate::event::{Event, GENESIS, Head, MemoryEffect, RunInfo, RunStatus};
 use crate::{JournalError, Result};
 
 /// The journal's file name inside the state directory.
@@ -18,53 +24,64 @@ pub const FILE_NAME: &str = "journal.redb";
 
 // Keys and values are bytes, decoded (and checked) here: a damaged page
 // must become an error, and redb's own `&str` decoding would panic on it.
-const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
-const EVENTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("events");
-const MEMORY: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("memory");
+pub(crate) const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
+pub(crate) const EVENTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("events");
+pub(crate) const MEMORY: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("memory");
+/// Run id → [`Head`] as of the run's last commit.
+pub(crate) const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
+/// Counters kept transactionally: `runs`, `memory-bytes`.
+pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+/// sha256 → bytes of every agent component a run used (replay needs them).
+pub(crate) const COMPONENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("components");
+/// Monotonic records (the highest bundle version run from each signer).
+pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 
-/// An open journal. One process holds it at a time.
+/// Page cache of one handle. redb's default (1 GiB) let a journal-heavy run
+/// grow the host by hundreds of MiB.
+const CACHE_BYTES: usize = 16 << 20;
+/// Events buffered before they are committed anyway.
+const MAX_PENDING: usize = 512;
+/// Bytes of buffered events before they are committed anyway.
+const MAX_PENDING_BYTES: usize = 8 << 20;
+
+pub(crate) enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Db {
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+}
+
+/// An open journal.
 pub struct Journal {
-    db: Database,
-    path: PathBuf,
+    pub(crate) db: Db,
+    pub(crate) path: PathBuf,
     poisoned: Option<String>,
-    /// Last `(seq, hash)` of each run appended to through this handle.
-    heads: HashMap<String, (u64, String)>,
-    /// Appended events not yet written. Buffering them costs nothing in
-    /// durability: a `Durability::None` commit lives in this process's
-    /// memory too until the next durable one.
-    pending: Vec<Pending>,
+    /// Head of each run appended to through this handle, pending events
+    /// included.
+    heads: HashMap<String, Head>,
+    /// Appended events not yet committed. Nothing is lost by buffering
+    /// them: no effect has left the sandbox since the last commit point.
+    pub(crate) pending: Vec<Pending>,
+    pending_bytes: usize,
+    /// Change of the stored memory bytes by the pending effects.
+    pub(crate) pending_memory: i64,
+    /// Components to store with the next commit.
+    pending_components: Vec<(String, Vec<u8>)>,
 }
 
 /// An appended event waiting for the next transaction.
-struct Pending {
-    run: String,
-    seq: u64,
-    text: String,
-    effect: Option<MemoryEffect>,
-}
-
-/// Events buffered before they are written anyway.
-const MAX_PENDING: usize = 512;
-
-fn write_pending(txn: &WriteTransaction, pending: &[Pending]) -> Result<(), redb::Error> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut events = txn.open_table(EVENTS)?;
-    let mut memory = txn.open_table(MEMORY)?;
-    for p in pending {
-        events.insert((p.run.as_bytes(), p.seq), p.text.as_bytes())?;
-        match &p.effect {
-            Some(MemoryEffect::Set { scope, key, value }) => {
-                memory.insert((scope.as_bytes(), key.as_bytes()), value.as_bytes())?;
-            }
-            Some(MemoryEffect::Delete { scope, key }) => {
-                memory.remove((scope.as_bytes(), key.as_bytes()))?;
-            }
-            None => {}
-        }
-    }
-    Ok(())
+pub(crate) struct Pending {
+    pub run: String,
+    pub seq: u64,
+    pub text: String,
+    pub effect: Option<MemoryEffect>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -74,8 +91,9 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal of a state directory. A file
-    /// left by a crash is recovered by redb; a damaged one is refused.
+    /// Opens (creating if needed) the journal of a state directory for
+    /// writing. Other processes may have it open too. A file left by a crash
+    /// is recovered by redb; a damaged one is refused.
     pub fn open(dir: &Path) -> Result<Journal> {
         create_private_dir(dir).map_err(|e| JournalError::Storage {
             path: dir.to_owned(),
@@ -84,44 +102,106 @@ impl Journal {
         let path = dir.join(FILE_NAME);
         contain(&path.clone(), || {
             let db = Database::builder()
+                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+                .set_cache_size(CACHE_BYTES)
                 .create(&path)
                 .map_err(|e| db_error(&path, e))?;
-            Journal::init(db, path)
+            Journal::init(Db::Write(db), path)
         })
     }
 
-    /// Opens a journal on any redb storage backend (tests simulate power
-    /// loss with one).
+    /// Opens the journal of a state directory for reading only, beside any
+    /// writers; `None` when the directory has no journal (nothing is created).
+    pub fn open_read_only(dir: &Path) -> Result<Option<Journal>> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(JournalError::Storage {
+                    path,
+                    detail: e.to_string(),
+                });
+            }
+            Ok(_) => {}
+        }
+        let opened = contain(&path.clone(), || {
+            Ok(Database::builder()
+                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+                .set_cache_size(CACHE_BYTES)
+                .open_read_only(&path))
+        })?;
+        match opened {
+            Ok(db) => Ok(Some(Journal::new(Db::Read(db), path))),
+            // The last writer was killed and none is running: a reader may
+            // not repair the file, so it is opened as a writer would, which
+            // recovers it to its last commit (nothing else is written).
+            Err(redb::DatabaseError::RepairAborted) => Journal::open(dir).map(Some),
+            Err(e) => Err(db_error(&path, e)),
+        }
+    }
+
+    /// Opens a journal on any redb storage backend, for this process alone
+    /// (tests simulate power loss with one).
     pub fn open_with_backend(backend: impl StorageBackend, label: &str) -> Result<Journal> {
         let path = PathBuf::from(label);
         contain(&path.clone(), || {
             let db = Database::builder()
                 .create_with_backend(backend)
                 .map_err(|e| db_error(&path, e))?;
-            Journal::init(db, path)
+            Journal::init(Db::Write(db), path)
         })
     }
 
-    fn init(db: Database, path: PathBuf) -> Result<Journal> {
-        let mut journal = Journal {
+    fn new(db: Db, path: PathBuf) -> Journal {
+        Journal {
             db,
             path,
             poisoned: None,
             heads: HashMap::new(),
             pending: Vec::new(),
-        };
-        // Create the tables once; an existing journal opens without a commit.
+            pending_bytes: 0,
+            pending_memory: 0,
+            pending_components: Vec::new(),
+        }
+    }
+
+    fn init(db: Db, path: PathBuf) -> Result<Journal> {
+        let mut journal = Journal::new(db, path);
+        // Create the tables and counters once (a journal written by an older
+        // fc-host gets its counters computed here); an up-to-date journal
+        // opens without a commit.
         let ready = {
-            let txn = journal.db.begin_read().map_err(|e| journal.storage(e))?;
-            txn.open_table(RUNS).is_ok()
-                && txn.open_table(EVENTS).is_ok()
-                && txn.open_table(MEMORY).is_ok()
+            let txn = journal.begin_read()?;
+            let meta = txn.open_table(META).ok();
+            let counted = |k: &[u8]| {
+                meta.as_ref()
+                    .is_some_and(|m| matches!(m.get(k), Ok(Some(_))))
+            };
+            counted(b"runs")
+                && counted(b"memory-bytes")
+                && txn.open_table(HEADS).is_ok()
+                && txn.open_table(COMPONENTS).is_ok()
+                && txn.open_table(RECORDS).is_ok()
         };
         if !ready {
-            journal.write(Durability::Immediate, |txn| {
-                txn.open_table(RUNS)?;
+            journal.write(|txn| {
                 txn.open_table(EVENTS)?;
-                txn.open_table(MEMORY)?;
+                txn.open_table(HEADS)?;
+                txn.open_table(COMPONENTS)?;
+                txn.open_table(RECORDS)?;
+                let runs = txn.open_table(RUNS)?.len()?;
+                let mut memory_bytes = 0u64;
+                for entry in txn.open_table(MEMORY)?.iter()? {
+                    let (k, v) = entry?;
+                    memory_bytes += (k.value().1.len() + v.value().len()) as u64;
+                }
+                let mut meta = txn.open_table(META)?;
+                if meta.get(&b"runs"[..])?.is_none() {
+                    meta.insert(&b"runs"[..], runs.to_string().as_bytes())?;
+                }
+                if meta.get(&b"memory-bytes"[..])?.is_none() {
+                    meta.insert(&b"memory-bytes"[..], memory_bytes.to_string().as_bytes())?;
+                }
                 Ok(())
             })?;
         }
@@ -133,22 +213,53 @@ impl Journal {
         &self.path
     }
 
-    /// Records a new run. Not yet durable: nothing of the run has left the
-    /// sandbox, and the next [`Journal::sync`] (before the first effect)
-    /// makes it so.
+    /// Records a new run, durably: a run exists in the journal before
+    /// anything of it leaves the process.
     pub fn create_run(&mut self, info: &RunInfo) -> Result<()> {
         let path = self.path.clone();
         contain(&path, || {
             let text = serde_json::to_string(info).expect("invariant: RunInfo serializes");
-            self.write(Durability::None, |txn| {
-                txn.open_table(RUNS)?
-                    .insert(info.id.as_bytes(), text.as_bytes())?;
-                Ok(())
+            let head = Head {
+                events: 0,
+                hash: GENESIS.to_owned(),
+                bytes: 0,
+            };
+            let head_text = serde_json::to_string(&head).expect("invariant: Head serializes");
+            let id = info.id.clone();
+            let mut exists = false;
+            self.commit_with(|txn| {
+                let mut runs = txn.open_table(RUNS)?;
+                if runs.get(id.as_bytes())?.is_some() {
+                    exists = true;
+                    return Ok(());
+                }
+                runs.insert(id.as_bytes(), text.as_bytes())?;
+                drop(runs);
+                txn.open_table(HEADS)?
+                    .insert(id.as_bytes(), head_text.as_bytes())?;
+                add_counter(txn, b"runs", 1)
             })?;
-            self.heads
-                .insert(info.id.clone(), (u64::MAX, GENESIS.to_owned()));
+            if exists {
+                return Err(JournalError::Storage {
+                    path: self.path.clone(),
+                    detail: format!("a run `{id}` already exists"),
+                });
+            }
+            self.heads.insert(info.id.clone(), head);
             Ok(())
         })
+    }
+
+    /// Keeps a component's bytes (by its sha256) with the next commit,
+    /// unless the journal has them already.
+    pub fn keep_component(&mut self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        if self.component(sha256)?.is_none()
+            && !self.pending_components.iter().any(|(h, _)| h == sha256)
+        {
+            self.pending_components
+                .push((sha256.to_owned(), bytes.to_vec()));
+        }
+        Ok(())
     }
 
     /// Marks a run finished, durably (and everything appended before it).
@@ -165,9 +276,7 @@ impl Journal {
             info.outcome = outcome;
             let text = serde_json::to_string(&info).expect("invariant: RunInfo serializes");
             // The run's end and every event before it, in one durable commit.
-            let pending = std::mem::take(&mut self.pending);
-            self.write(Durability::Immediate, |txn| {
-                write_pending(txn, &pending)?;
+            self.commit_with(|txn| {
                 txn.open_table(RUNS)?
                     .insert(id.as_bytes(), text.as_bytes())?;
                 Ok(())
@@ -175,8 +284,8 @@ impl Journal {
         })
     }
 
-    /// Appends an event to a run (not yet durable: see [`Journal::sync`]),
-    /// applying a memory change in the same transaction.
+    /// Appends an event to a run (buffered until the next commit point, see
+    /// [`Journal::sync`]), applying a memory change in the same transaction.
     pub fn append(
         &mut self,
         run: &str,
@@ -184,222 +293,180 @@ impl Journal {
         data: Value,
         effect: Option<MemoryEffect>,
     ) -> Result<Event> {
-        if let Some(detail) = &self.poisoned {
-            return Err(JournalError::Poisoned {
-                path: self.path.clone(),
-                detail: detail.clone(),
-            });
-        }
+        self.check_poisoned()?;
         let path = self.path.clone();
         contain(&path, || {
-            let (last, prev) = match self.heads.get(run) {
+            let head = match self.heads.get(run) {
                 Some(head) => head.clone(),
-                None => self.head(run)?,
+                None => self.stored_head(run)?,
             };
-            let seq = last.wrapping_add(1);
-            let event = Event::new(seq, kind, data, &prev);
+            let seq = head.events;
+            let event = Event::new(seq, kind, data, &head.hash);
             let text = serde_json::to_string(&event).expect("invariant: Event serializes");
+            if let Some(effect) = &effect {
+                self.pending_memory += self.memory_delta(effect)?;
+            }
+            let head = Head {
+                events: seq + 1,
+                hash: event.hash.clone(),
+                bytes: head.bytes + text.len() as u64,
+            };
+            self.heads.insert(run.to_owned(), head);
+            self.pending_bytes += text.len();
             self.pending.push(Pending {
                 run: run.to_owned(),
                 seq,
                 text,
                 effect,
             });
-            self.heads.insert(run.to_owned(), (seq, event.hash.clone()));
-            if self.pending.len() >= MAX_PENDING {
-                self.flush()?;
+            if self.pending.len() >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
+                self.sync()?;
             }
             Ok(event)
         })
     }
 
-    /// Writes the buffered events (and their memory changes) in one
-    /// transaction, without fsync. Reads through this handle see only
-    /// flushed events: call it before reading memory that was just written.
-    pub fn flush(&mut self) -> Result<()> {
-        self.commit(Durability::None)
+    /// Bytes of a run's events appended so far (for the per-run journal
+    /// quota); 0 for a run this handle has not appended to.
+    pub fn run_bytes(&self, run: &str) -> u64 {
+        self.heads.get(run).map_or(0, |head| head.bytes)
     }
 
-    /// One transaction with every buffered event.
-    fn commit(&mut self, durability: Durability) -> Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() && matches!(durability, Durability::None) {
+    /// Makes everything appended so far durable (one commit).
+    pub fn sync(&mut self) -> Result<()> {
+        if self.pending.is_empty() && self.pending_components.is_empty() {
             return Ok(());
         }
-        self.write(durability, |txn| write_pending(txn, &pending))
+        self.commit_with(|_| Ok(()))
     }
 
-    /// Makes everything appended so far durable (one fsync).
-    pub fn sync(&mut self) -> Result<()> {
-        self.commit(Durability::Immediate)
+    /// Where a run's chain ends as committed: its [`Head`], or for a run
+    /// written by an older fc-host, its last event.
+    fn stored_head(&self, run: &str) -> Result<Head> {
+        let txn = self.begin_read()?;
+        if let Some(head) = crate::read::head(self, &txn, run)? {
+            return Ok(head);
+        }
+        let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
+        let range = (run.as_bytes(), 0)..=(run.as_bytes(), u64::MAX);
+        let mut head = Head {
+            events: 0,
+            hash: GENESIS.to_owned(),
+            bytes: 0,
+        };
+        for entry in table.range(range).map_err(|e| self.storage(e))? {
+            let (_, text) = entry.map_err(|e| self.storage(e))?;
+            let event: Event = self.decode(text.value())?;
+            head = Head {
+                events: event.seq + 1,
+                hash: event.hash,
+                bytes: head.bytes + text.value().len() as u64,
+            };
+        }
+        Ok(head)
     }
 
-    /// A run's record and its events, in order.
-    pub fn load(&self, id: &str) -> Result<(RunInfo, Vec<Event>)> {
-        Ok((self.run(id)?, self.events(id)?))
-    }
-
-    /// A run's record.
-    pub fn run(&self, id: &str) -> Result<RunInfo> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(RUNS).map_err(|e| self.storage(e))?;
-            let text = table
-                .get(id.as_bytes())
-                .map_err(|e| self.storage(e))?
-                .ok_or_else(|| JournalError::UnknownRun(id.to_owned()))?;
-            self.decode(text.value())
-        })
-    }
-
-    /// Every run, oldest first.
-    pub fn runs(&self) -> Result<Vec<RunInfo>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(RUNS).map_err(|e| self.storage(e))?;
-            let mut runs = Vec::new();
-            for entry in table.iter().map_err(|e| self.storage(e))? {
-                let (_, text) = entry.map_err(|e| self.storage(e))?;
-                runs.push(self.decode::<RunInfo>(text.value())?);
-            }
-            runs.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
-            Ok(runs)
-        })
-    }
-
-    /// A run's events in order, after checking the hash chain.
-    pub fn events(&self, run: &str) -> Result<Vec<Event>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            self.run(run)?;
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
-            let mut events = Vec::new();
-            let mut prev = GENESIS.to_owned();
-            let range = (run.as_bytes(), 0)..=(run.as_bytes(), u64::MAX);
-            for entry in table.range(range).map_err(|e| self.storage(e))? {
-                let (key, text) = entry.map_err(|e| self.storage(e))?;
-                let seq = key.value().1;
-                let tampered = |detail: &str| JournalError::Tampered {
-                    run: run.to_owned(),
-                    seq,
-                    detail: detail.to_owned(),
-                };
-                let event: Event = serde_json::from_slice(text.value())
-                    .map_err(|_| tampered("not a valid event"))?;
-                if event.seq != seq || seq != events.len() as u64 {
-                    return Err(tampered("out of sequence"));
-                }
-                if event.prev != prev {
-                    return Err(tampered("its link to the previous event is wrong"));
-                }
-                if Event::digest(event.seq, &event.kind, &event.data, &event.prev) != event.hash {
-                    return Err(tampered("its content does not match its hash"));
-                }
-                prev = event.hash.clone();
-                events.push(event);
-            }
-            Ok(events)
-        })
-    }
-
-    /// A value of an agent's durable memory.
-    pub fn memory_get(&self, scope: &str, key: &str) -> Result<Option<String>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(MEMORY).map_err(|e| self.storage(e))?;
-            match table
-                .get((scope.as_bytes(), key.as_bytes()))
-                .map_err(|e| self.storage(e))?
-            {
-                Some(v) => String::from_utf8(v.value().to_vec())
-                    .map(Some)
-                    .map_err(|_| self.corrupt("a memory value is not UTF-8")),
-                None => Ok(None),
-            }
-        })
-    }
-
-    /// The keys of an agent's durable memory that start with `prefix`, sorted.
-    pub fn memory_list(&self, scope: &str, prefix: &str) -> Result<Vec<String>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(MEMORY).map_err(|e| self.storage(e))?;
-            let mut keys = Vec::new();
-            for entry in table
-                .range((scope.as_bytes(), prefix.as_bytes())..)
-                .map_err(|e| self.storage(e))?
-            {
-                let (key, _) = entry.map_err(|e| self.storage(e))?;
-                let (s, k) = key.value();
-                if s != scope.as_bytes() || !k.starts_with(prefix.as_bytes()) {
-                    break;
-                }
-                keys.push(
-                    String::from_utf8(k.to_vec())
-                        .map_err(|_| self.corrupt("a memory key is not UTF-8"))?,
-                );
-            }
-            Ok(keys)
-        })
-    }
-
-    /// Last `(seq, hash)` of a run as stored.
-    fn head(&self, run: &str) -> Result<(u64, String)> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
-            let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
-            let range = (run.as_bytes(), 0)..=(run.as_bytes(), u64::MAX);
-            let last = table.range(range).map_err(|e| self.storage(e))?.next_back();
-            match last {
-                None => Ok((u64::MAX, GENESIS.to_owned())),
-                Some(entry) => {
-                    let (_, text) = entry.map_err(|e| self.storage(e))?;
-                    let event: Event = self.decode(text.value())?;
-                    Ok((event.seq, event.hash))
-                }
-            }
-        })
-    }
-
-    /// One write transaction. A failed commit poisons the handle: the
-    /// write is not retried (after a failed fsync the page cache cannot be
-    /// trusted), and every later write fails until the journal is reopened.
-    fn write(
+    /// One durable transaction: every buffered event, memory change and
+    /// component, the heads of the runs they belong to, and `f`.
+    fn commit_with(
         &mut self,
-        durability: Durability,
         f: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<()> {
-        if let Some(detail) = &self.poisoned {
-            return Err(JournalError::Poisoned {
-                path: self.path.clone(),
-                detail: detail.clone(),
-            });
+        let pending = std::mem::take(&mut self.pending);
+        let components = std::mem::take(&mut self.pending_components);
+        let mut heads: Vec<(String, String)> = Vec::new();
+        for p in &pending {
+            if !heads.iter().any(|(r, _)| *r == p.run) {
+                let head = &self.heads[&p.run];
+                heads.push((
+                    p.run.clone(),
+                    serde_json::to_string(head).expect("invariant: Head serializes"),
+                ));
+            }
         }
+        self.pending_bytes = 0;
+        self.pending_memory = 0;
+        self.write(|txn| {
+            crate::memory::write_pending(txn, &pending)?;
+            {
+                let mut table = txn.open_table(HEADS)?;
+                for (run, head) in &heads {
+                    table.insert(run.as_bytes(), head.as_bytes())?;
+                }
+                let mut table = txn.open_table(COMPONENTS)?;
+                for (hash, bytes) in &components {
+                    table.insert(hash.as_bytes(), bytes.as_slice())?;
+                }
+            }
+            f(txn)
+        })
+    }
+
+    /// A monotonic record: stores `value` under `key` unless the stored value
+    /// is not lower (`greater(new, old)` says whether `new` is higher), in
+    /// one durable transaction. Returns the value stored before.
+    pub fn raise_record(
+        &mut self,
+        key: &str,
+        value: &str,
+        greater: impl Fn(&str, &str) -> bool,
+    ) -> Result<Option<String>> {
+        let path = self.path.clone();
+        contain(&path, || {
+            let mut previous = None;
+            let mut undecodable = false;
+            self.write(|txn| {
+                let mut table = txn.open_table(RECORDS)?;
+                let old = table
+                    .get(key.as_bytes())?
+                    .map(|v| String::from_utf8(v.value().to_vec()));
+                match old {
+                    Some(Err(_)) => undecodable = true,
+                    Some(Ok(old)) => {
+                        if greater(value, &old) {
+                            table.insert(key.as_bytes(), value.as_bytes())?;
+                        }
+                        previous = Some(old);
+                    }
+                    None => {
+                        table.insert(key.as_bytes(), value.as_bytes())?;
+                    }
+                }
+                Ok(())
+            })?;
+            if undecodable {
+                return Err(self.corrupt(&format!("the record `{key}` is not UTF-8")));
+            }
+            Ok(previous)
+        })
+    }
+
+    /// One durable write transaction. A failed commit poisons the handle:
+    /// the write is not retried (after a failed fsync the page cache cannot
+    /// be trusted), and every later write fails until the journal is
+    /// reopened.
+    fn write(
+        &mut self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        let Db::Write(db) = &self.db else {
+            return Err(JournalError::Storage {
+                path: self.path.clone(),
+                detail: "opened read-only".into(),
+            });
+        };
         let path = self.path.clone();
         let attempt = || -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(durability).map_err(|e| {
-                redb::Error::from(redb::StorageError::from(std::io::Error::other(
-                    e.to_string(),
-                )))
-            })?;
-            if matches!(durability, Durability::Immediate) {
-                // Journal data is guest-influenced: two-phase commit keeps a
-                // crafted crash from making a torn commit look valid.
-                txn.set_two_phase_commit(true);
-            }
+            let mut txn = db.begin_write()?;
+            // Journal data is guest-influenced: two-phase commit keeps a
+            // crafted crash from making a torn commit look valid.
+            txn.set_two_phase_commit(true);
             f(&txn)?;
             txn.commit()?;
             Ok(())
         };
-        let result = contain(&path, || Ok(attempt()));
-        let result = match result {
+        let result = match contain(&path, || Ok(attempt())) {
             Ok(r) => r,
             Err(e) => {
                 self.poisoned = Some(e.to_string());
@@ -422,18 +489,32 @@ impl Journal {
         })
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(detail) => Err(JournalError::Poisoned {
+                path: self.path.clone(),
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction> {
+        self.db.begin_read().map_err(|e| self.storage(e))
+    }
+
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         serde_json::from_slice(bytes).map_err(|e| self.corrupt(&format!("undecodable record: {e}")))
     }
 
-    fn corrupt(&self, detail: &str) -> JournalError {
+    pub(crate) fn corrupt(&self, detail: &str) -> JournalError {
         JournalError::Corrupt {
             path: self.path.clone(),
             detail: detail.to_owned(),
         }
     }
 
-    fn storage(&self, e: impl Into<redb::Error>) -> JournalError {
+    pub(crate) fn storage(&self, e: impl Into<redb::Error>) -> JournalError {
         match e.into() {
             redb::Error::Corrupted(detail) => JournalError::Corrupt {
                 path: self.path.clone(),
@@ -445,6 +526,37 @@ impl Journal {
             },
         }
     }
+}
+
+/// Opens a table that an older journal may not have: `None` when absent.
+pub(crate) fn optional<K: redb::Key + 'static, V: redb::Value + 'static>(
+    journal: &Journal,
+    txn: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(journal.storage(e)),
+    }
+}
+
+/// Adds `delta` to a counter of the `meta` table.
+pub(crate) fn add_counter(
+    txn: &WriteTransaction,
+    key: &[u8],
+    delta: i64,
+) -> Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    let current = match meta.get(key)? {
+        Some(v) => std::str::from_utf8(v.value())
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| redb::Error::Corrupted("a journal counter is not a number".into()))?,
+        None => 0,
+    };
+    meta.insert(key, (current + delta).max(0).to_string().as_bytes())?;
+    Ok(())
 }
 
 fn db_error(path: &Path, e: redb::DatabaseError) -> JournalError {

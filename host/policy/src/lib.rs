@@ -29,6 +29,6 @@ mod units;
 pub use error::{PolicyError, Result};
 pub use model::{
     BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
-    HostPattern, Limits, Mount, MountMode, NetPattern, OnUncertain, Policy, Protocol,
+    HostPattern, Limits, MemoryLimits, Mount, MountMode, NetPattern, OnUncertain, Policy, Protocol,
     ProviderBrain, SecretSource,
 };

@@ -31,6 +31,37 @@ pub struct Policy {
     pub on_uncertain: OnUncertain,
     /// Which signing keys are trusted for bundles (`[trust]`).
     pub trust: Trust,
+    /// Quotas of the agent's durable memory (`[memory]`).
+    pub memory: MemoryLimits,
+}
+
+/// `[memory]`: what an agent may keep in its durable memory. A write over a
+/// quota is refused with a typed error the agent can read; the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MemoryLimits {
+    /// Bytes of one value (`max-value`, default 64 KiB; keys are at most
+    /// 256 bytes).
+    pub max_value: u64,
+    /// Keys one agent may hold (`max-keys`, default 1000).
+    pub max_keys: u32,
+    /// Bytes (keys and values) one run may write (`max-written`, default
+    /// 1 MiB): each write is journaled, so this also bounds the journal.
+    pub max_written: u64,
+    /// Bytes (keys and values) of all agents' memory in the state directory
+    /// (`max-stored`, default 16 MiB).
+    pub max_stored: u64,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_value: 64 << 10,
+            max_keys: 1000,
+            max_written: 1 << 20,
+            max_stored: 16 << 20,
+        }
+    }
 }
 
 /// `[trust]`: the keys whose bundle signatures are accepted.
@@ -54,6 +85,30 @@ pub enum OnUncertain {
     Fail,
     /// Run the call again with the same idempotency key.
     Retry,
+    /// Do not run it again: the agent gets a `failed` error saying that the
+    /// call's outcome is unknown.
+    Skip,
+}
+
+impl OnUncertain {
+    /// The policy's spelling: `fail`, `retry` or `skip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUncertain::Fail => "fail",
+            OnUncertain::Retry => "retry",
+            OnUncertain::Skip => "skip",
+        }
+    }
+
+    /// Parses the policy's spelling.
+    pub fn parse(text: &str) -> Option<OnUncertain> {
+        match text {
+            "fail" => Some(OnUncertain::Fail),
+            "retry" => Some(OnUncertain::Retry),
+            "skip" => Some(OnUncertain::Skip),
+            _ => None,
+        }
+    }
 }
 
 /// Run budgets and the default limits of every component. A budget that
@@ -75,6 +130,10 @@ pub struct Limits {
     /// Model tokens (input + output, as the provider reports them) per run
     /// (`max-tokens`, default: no cap).
     pub max_tokens: Option<u64>,
+    /// Bytes of one run's journal events (`max-journal`, default 64 MiB):
+    /// a run that writes more is stopped, so no guest can fill the disk
+    /// through the journal.
+    pub max_journal: u64,
     /// Limits of each component unless its own `[capabilities.NAME.limits]`
     /// narrows them.
     pub component: ComponentLimits,
@@ -89,6 +148,7 @@ impl Default for Limits {
             max_tool_output: 1 << 20,
             max_log_lines: 1000,
             max_tokens: None,
+            max_journal: 64 << 20,
             component: ComponentLimits::default(),
         }
     }
@@ -305,13 +365,21 @@ impl Policy {
             path: path.to_owned(),
             source,
         })?;
-        crate::parse::parse(path, &text)
+        crate::parse::parse(path, &text, crate::parse::Files::Check)
     }
 
     /// Validates policy text as if it had been read from `path` (relative
     /// paths inside resolve against `path`'s directory).
     pub fn parse(path: impl AsRef<Path>, text: &str) -> crate::Result<Policy> {
-        crate::parse::parse(path.as_ref(), text)
+        crate::parse::parse(path.as_ref(), text, crate::parse::Files::Check)
+    }
+
+    /// Validates a policy journaled with a run, without looking at the file
+    /// system: the files and directories it names need not exist (a replay
+    /// runs no capability, and may run on another machine). Paths are kept
+    /// as resolved against `path`'s directory, not canonicalised.
+    pub fn parse_recorded(path: impl AsRef<Path>, text: &str) -> crate::Result<Policy> {
+        crate::parse::parse(path.as_ref(), text, crate::parse::Files::Ignore)
     }
 }
 

@@ -13,6 +13,15 @@ use crate::{PolicyError, Result, units};
 /// The only policy format version this build reads.
 const VERSION: i64 = 1;
 
+/// Whether the files and directories a policy names are checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Files {
+    /// They must exist (and mount roots are canonicalised): a policy to run.
+    Check,
+    /// They are taken as written: a journaled policy read back for replay.
+    Ignore,
+}
+
 /// Carries what every error needs: the file and its text (for line numbers).
 struct Ctx<'a> {
     path: &'a Path,
@@ -20,6 +29,7 @@ struct Ctx<'a> {
     text: &'a str,
     /// The run's limits, which capability limits start from.
     limits: Limits,
+    files: Files,
 }
 
 impl Ctx<'_> {
@@ -45,9 +55,14 @@ impl Ctx<'_> {
     fn resolve(&self, value: &str) -> PathBuf {
         self.dir.join(value)
     }
+
+    /// Whether `file` must exist as a file and does not.
+    fn missing_file(&self, file: &Path) -> bool {
+        self.files == Files::Check && !file.is_file()
+    }
 }
 
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
+pub(crate) fn parse(path: &Path, text: &str, files: Files) -> Result<Policy> {
     let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
         path: path.to_owned(),
         message: e.to_string(),
@@ -63,6 +78,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         dir,
         text,
         limits: Limits::default(),
+        files,
     };
 
     if *raw.version.get_ref() != VERSION {
@@ -88,14 +104,13 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
     }
     let on_uncertain = match raw.journal.and_then(|j| j.on_uncertain) {
         None => OnUncertain::Fail,
-        Some(v) => match v.get_ref().as_str() {
-            "fail" => OnUncertain::Fail,
-            "retry" => OnUncertain::Retry,
-            other => {
+        Some(v) => match OnUncertain::parse(v.get_ref()) {
+            Some(choice) => choice,
+            None => {
                 return cx.err(
                     v.span(),
                     "journal.on-uncertain",
-                    format!("`{other}` is not `fail` or `retry`"),
+                    format!("`{}` is not `fail`, `retry` or `skip`", v.get_ref()),
                 );
             }
         },
@@ -105,7 +120,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         trust.require_signature = t.require_signature.unwrap_or(false);
         for key in &t.keys {
             let file = cx.resolve(key.get_ref());
-            if !file.is_file() {
+            if cx.missing_file(&file) {
                 return cx.err(
                     key.span(),
                     "trust.keys",
@@ -115,6 +130,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
             trust.keys.push(file);
         }
     }
+    let memory = match raw.memory {
+        Some(m) => memory(&cx, m)?,
+        None => MemoryLimits::default(),
+    };
     Ok(Policy {
         path: path.to_owned(),
         text: text.to_owned(),
@@ -123,7 +142,25 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Policy> {
         capabilities,
         on_uncertain,
         trust,
+        memory,
     })
+}
+
+fn memory(cx: &Ctx, raw: RawMemory) -> Result<MemoryLimits> {
+    let mut out = MemoryLimits::default();
+    if let Some(v) = &raw.max_value {
+        out.max_value = size(cx, v, "memory.max-value")?;
+    }
+    if let Some(v) = &raw.max_keys {
+        out.max_keys = positive(cx, v, "memory.max-keys")?;
+    }
+    if let Some(v) = &raw.max_written {
+        out.max_written = size(cx, v, "memory.max-written")?;
+    }
+    if let Some(v) = &raw.max_stored {
+        out.max_stored = size(cx, v, "memory.max-stored")?;
+    }
+    Ok(out)
 }
 
 fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
@@ -145,6 +182,9 @@ fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
     }
     if let Some(v) = &raw.max_tool_output {
         out.max_tool_output = size(cx, v, "limits.max-tool-output")?;
+    }
+    if let Some(v) = &raw.max_journal {
+        out.max_journal = size(cx, v, "limits.max-journal")?;
     }
     let overrides = RawComponentLimits {
         memory: raw.memory,
@@ -226,7 +266,7 @@ fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
                 );
             };
             let file = cx.resolve(script.get_ref());
-            if !file.is_file() {
+            if cx.missing_file(&file) {
                 return cx.err(
                     script.span(),
                     "brain.script",
@@ -481,7 +521,7 @@ fn component(cx: &Ctx, raw: &Spanned<String>, key: &str) -> Result<ComponentSour
         return Ok(ComponentSource::Builtin(name.to_owned()));
     }
     let file = cx.resolve(raw.get_ref());
-    if !file.is_file() {
+    if cx.missing_file(&file) {
         return cx.err(
             raw.span(),
             key,
@@ -512,6 +552,9 @@ fn mount(cx: &Ctx, raw: &RawMount, key: &str) -> Result<Mount> {
         }
     };
     let host = cx.resolve(raw.host.get_ref());
+    if cx.files == Files::Ignore {
+        return Ok(Mount { guest, host, mode });
+    }
     // The grant root itself must be a real directory: a symlink could be
     // swapped later to point anywhere.
     match std::fs::symlink_metadata(&host) {
@@ -592,7 +635,21 @@ mod tests {
     use super::*;
 
     fn parse_in(dir: &Path, text: &str) -> Result<Policy> {
-        parse(&dir.join("policy.toml"), text)
+        parse(&dir.join("policy.toml"), text, Files::Check)
+    }
+
+    #[test]
+    fn a_recorded_policy_parses_without_its_files() {
+        let text = "version = 1\n[brain]\nkind = \"scripted\"\nscript = \"gone.json\"\n[trust]\nkeys = [\"gone.pub\"]\n[capabilities.fs]\ncomponent = \"gone.wasm\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"gone\", mode = \"ro\" }]\n[memory]\nmax-keys = 3\n";
+        let dir = Path::new("/nowhere");
+        let err = parse(&dir.join("p.toml"), text, Files::Check).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let p = parse(&dir.join("p.toml"), text, Files::Ignore).unwrap();
+        assert_eq!(p.capabilities["fs"].mounts[0].host, dir.join("gone"));
+        assert_eq!(p.memory.max_keys, 3);
+        // Values are still checked.
+        let bad = text.replace("max-keys = 3", "max-keys = 0");
+        assert!(parse(&dir.join("p.toml"), &bad, Files::Ignore).is_err());
     }
 
     #[test]

@@ -20,6 +20,17 @@ pub(crate) struct RawPolicy {
     pub journal: Option<RawJournal>,
     #[serde(default)]
     pub trust: Option<RawTrust>,
+    #[serde(default)]
+    pub memory: Option<RawMemory>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMemory {
+    pub max_value: Option<Spanned<RawSize>>,
+    pub max_keys: Option<Spanned<i64>>,
+    pub max_written: Option<Spanned<RawSize>>,
+    pub max_stored: Option<Spanned<RawSize>>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +59,7 @@ pub(crate) struct RawLimits {
     pub fuel: Option<Spanned<i64>>,
     pub call_timeout: Option<Spanned<String>>,
     pub max_tokens: Option<Spanned<i64>>,
+    pub max_journal: Option<Spanned<RawSize>>,
 }
 
 /// Per-component overrides of the run's component limits.

@@ -47,5 +47,6 @@ pub mod brain {
     });
 }
 
-pub use agent::femtoclaw::runtime::types::EffectClass;
-pub use agent::femtoclaw::runtime::types::{BrainError, Completion, Message, ToolError, ToolSpec};
+pub use agent::femtoclaw::runtime::types::{
+    BrainError, Completion, EffectClass, FinishReason, Message, ToolError, ToolSpec,
+};

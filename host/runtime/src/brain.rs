@@ -184,9 +184,20 @@ fn load_script(path: &Path) -> Result<String, RunError> {
         let obj = turn
             .as_object()
             .ok_or_else(|| bad(format!("turn {n} is not an object")))?;
-        if let Some(key) = obj.keys().find(|k| *k != "content" && *k != "tool_calls") {
+        if let Some(key) = obj
+            .keys()
+            .find(|k| !["content", "tool_calls", "finish"].contains(&k.as_str()))
+        {
             return Err(bad(format!(
-                "turn {n}: unknown key `{key}` (expected `content`, `tool_calls`)"
+                "turn {n}: unknown key `{key}` (expected `content`, `tool_calls`, `finish`)"
+            )));
+        }
+        if !matches!(
+            obj.get("finish").map(|f| f.as_str()),
+            None | Some(Some("complete" | "length" | "content-filter" | "refusal"))
+        ) {
+            return Err(bad(format!(
+                "turn {n}: `finish` must be `complete`, `length`, `content-filter` or `refusal`"
             )));
         }
         if !matches!(

@@ -11,6 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Invocation;
 use crate::bindings::capability::{Capability, CapabilityPre};
 use crate::bindings::{ToolError, ToolSpec};
+use crate::gate::Described;
 use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
 use crate::net::NetGate;
 use crate::redact::{MIN_SECRET_LEN, Redactor};
@@ -23,6 +24,8 @@ type CapStore = Store<GuestState<()>>;
 pub(crate) struct CapabilityInstance {
     /// Name in the policy (the tools' prefix).
     pub name: String,
+    /// Where its code came from (`builtin:fs`, a path), for messages.
+    pub label: String,
     /// sha256 of its component.
     pub hash: String,
     pre: CapabilityPre<GuestState<()>>,
@@ -93,7 +96,7 @@ impl Runtime {
             max_calls: Default::default(),
             limits: Default::default(),
         };
-        let (_, specs) = CapabilityInstance::start_source(
+        let (cap, specs) = CapabilityInstance::start_source(
             self,
             "describe",
             source.clone(),
@@ -104,10 +107,73 @@ impl Runtime {
             Redactor::default(),
         )
         .await?;
-        Ok(specs
+        let checked = crate::gate::described(&cap.label, specs)?;
+        Ok(checked
             .iter()
-            .map(|s| serde_json::to_value(s).expect("invariant: specs serialize"))
+            .map(|t| serde_json::to_value(&t.spec).expect("invariant: specs serialize"))
             .collect())
+    }
+}
+
+/// What `fc-host policy check --components` found for one capability.
+#[derive(Debug, Clone)]
+pub struct CheckedCapability {
+    /// Its name in the policy.
+    pub name: String,
+    /// Where its code comes from.
+    pub component: String,
+    /// The tools it describes.
+    pub tools: Vec<String>,
+}
+
+impl Runtime {
+    /// Loads and describes every capability a policy grants, as a run would
+    /// (without its grants: no files, network or variables), checks each
+    /// description, and that it provides every tool the policy grants. A
+    /// bundle's capabilities are left out: they need their bundle.
+    pub async fn check_capabilities(
+        &self,
+        policy: &femtoclaw_policy::Policy,
+    ) -> Result<Vec<CheckedCapability>, RunError> {
+        let mut checked = Vec::new();
+        for (name, grant) in &policy.capabilities {
+            let source = match &grant.component {
+                ComponentSource::Bundle(_) => continue,
+                ComponentSource::Builtin(b) => {
+                    ComponentRef::Builtin(Builtin::capability(b).ok_or_else(|| {
+                        RunError::Config(format!("unknown built-in capability `{b}`"))
+                    })?)
+                }
+                ComponentSource::File(path) => ComponentRef::File(path.clone()),
+            };
+            let bare = CapabilityGrant {
+                mounts: vec![],
+                net: vec![],
+                env: vec![],
+                secrets: Default::default(),
+                ..grant.clone()
+            };
+            let (cap, specs) = CapabilityInstance::start_source(
+                self,
+                name,
+                source,
+                &bare,
+                vec![],
+                100,
+                1 << 20,
+                Redactor::default(),
+            )
+            .await?;
+            let tools = crate::gate::described(&cap.label, specs)?;
+            let names = tools.iter().map(|t| t.spec.name.clone()).collect();
+            crate::gate::Gate::default().register(policy, name, tools)?;
+            checked.push(CheckedCapability {
+                name: name.clone(),
+                component: cap.label,
+                tools: names,
+            });
+        }
+        Ok(checked)
     }
 }
 
@@ -127,7 +193,7 @@ impl CapabilityInstance {
         max_body: u64,
         redact: Redactor,
         bundle: Option<&Bundle>,
-    ) -> Result<(Self, Vec<ToolSpec>), RunError> {
+    ) -> Result<(Self, Vec<Described>), RunError> {
         let mut pinned = None;
         let source = match &grant.component {
             ComponentSource::Builtin(b) => {
@@ -156,7 +222,11 @@ impl CapabilityInstance {
         if let Some(pinned) = pinned {
             crate::bundled::check_pinned(name, &pinned, &specs)?;
         }
-        Ok((cap, specs))
+        // What a component describes reaches the model, the journal and
+        // `inspect`: no secret survives in it, and it must follow the rules.
+        let specs = specs.into_iter().map(|s| cap.redact.spec(s)).collect();
+        let tools = crate::gate::described(&cap.label, specs)?;
+        Ok((cap, tools))
     }
 
     #[expect(clippy::too_many_arguments, reason = "as for `start`")]
@@ -174,6 +244,7 @@ impl CapabilityInstance {
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        crate::fsguard::guard_open(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
         Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
         let reject = |e: wasmtime::Error| RunError::Component {
@@ -191,6 +262,7 @@ impl CapabilityInstance {
         };
         let mut cap = CapabilityInstance {
             name: name.to_owned(),
+            label: loaded.label.clone(),
             hash: loaded.hash,
             pre,
             live: None,

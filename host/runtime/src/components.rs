@@ -1,6 +1,7 @@
 //! Loading components: built-ins embedded in the binary or `.wasm` files.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -88,7 +89,7 @@ pub enum ComponentRef {
         /// `bundle:NAME@VERSION/COMPONENT`, for messages.
         label: String,
         /// Its bytes.
-        bytes: std::sync::Arc<Vec<u8>>,
+        bytes: Arc<Vec<u8>>,
     },
 }
 
@@ -112,6 +113,25 @@ pub(crate) struct Loaded {
     pub label: String,
     /// sha256 of the component's bytes, hex.
     pub hash: String,
+    /// The bytes that were hashed (a run keeps its agent's in the journal).
+    pub bytes: Bytes,
+}
+
+/// A component's bytes: in `fc-host`'s image, or read into memory.
+#[derive(Clone)]
+pub(crate) enum Bytes {
+    Static(&'static [u8]),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Static(b) => b,
+            Bytes::Shared(b) => b,
+        }
+    }
 }
 
 impl Runtime {
@@ -128,23 +148,29 @@ impl Runtime {
             component: label.clone(),
             message,
         };
-        let owned;
-        let bytes: &[u8] = match source {
-            ComponentRef::Builtin(b) => b.bytes(),
-            ComponentRef::Bundled { bytes, .. } => bytes,
+        // A file that cannot be read is the command line's mistake (exit 2),
+        // not the component's.
+        let unreadable = |e: std::io::Error| {
+            RunError::Config(format!(
+                "cannot read component `{label}`: {}",
+                crate::text::io_error(&e)
+            ))
+        };
+        let source_bytes = match source {
+            ComponentRef::Builtin(b) => Bytes::Static(b.bytes()),
+            ComponentRef::Bundled { bytes, .. } => Bytes::Shared(bytes.clone()),
             ComponentRef::File(path) => {
-                let meta =
-                    std::fs::metadata(path).map_err(|e| reject(format!("cannot read: {e}")))?;
+                let meta = std::fs::metadata(path).map_err(unreadable)?;
                 if meta.len() > MAX_COMPONENT_BYTES {
                     return Err(reject(format!(
                         "{} bytes exceed the cap of {MAX_COMPONENT_BYTES}",
                         meta.len()
                     )));
                 }
-                owned = std::fs::read(path).map_err(|e| reject(format!("cannot read: {e}")))?;
-                &owned
+                Bytes::Shared(Arc::new(std::fs::read(path).map_err(unreadable)?))
             }
         };
+        let bytes: &[u8] = &source_bytes;
         // The built-ins were checked when fc-host was built; not even their
         // first page is read unless they must be compiled.
         let builtin = matches!(source, ComponentRef::Builtin(_));
@@ -207,6 +233,7 @@ impl Runtime {
             component,
             label,
             hash,
+            bytes: source_bytes.clone(),
         })
     }
 }

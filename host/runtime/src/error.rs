@@ -57,6 +57,30 @@ pub enum RunError {
     Internal(String),
 }
 
+impl StopReason {
+    /// What the journal's `stop` event records of it: its text, and for a
+    /// trap the component, so that a replay ends the same way.
+    pub(crate) fn record(&self) -> serde_json::Value {
+        match self {
+            StopReason::ComponentTrap { component, .. } => {
+                serde_json::json!({ "reason": self.to_string(), "trap": component })
+            }
+            StopReason::Recorded { trap: Some(c), .. } => {
+                serde_json::json!({ "reason": self.to_string(), "trap": c })
+            }
+            _ => serde_json::json!({ "reason": self.to_string() }),
+        }
+    }
+
+    /// A stop read back from its `stop` event.
+    pub(crate) fn recorded(data: &serde_json::Value) -> StopReason {
+        StopReason::Recorded {
+            reason: data["reason"].as_str().unwrap_or("stopped").to_owned(),
+            trap: data["trap"].as_str().map(str::to_owned),
+        }
+    }
+}
+
 /// Why a host call ended the run (raised as an error through the agent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -70,6 +94,35 @@ pub enum StopReason {
     /// More model tokens than `limits.max-tokens`.
     #[error("token budget exhausted (`limits.max-tokens` = {0})")]
     MaxTokens(u64),
+    /// More bytes of journal events than `limits.max-journal`.
+    #[error("journal quota exhausted: the run's events exceed `limits.max-journal` ({0} bytes)")]
+    MaxJournal(u64),
+    /// A component the run cannot go on without (the brain) hit one of its
+    /// limits.
+    #[error("the {component} hit its {limit}")]
+    ComponentLimit {
+        /// Which component.
+        component: String,
+        /// Which limit, with its value.
+        limit: String,
+    },
+    /// A component the run cannot go on without (the brain) trapped.
+    #[error("{component} trapped: {message}")]
+    ComponentTrap {
+        /// Which component.
+        component: String,
+        /// The trap.
+        message: String,
+    },
+    /// A stop read back from the journal (in a replay): `reason` is its
+    /// text, `trap` whether it was a trap rather than a limit.
+    #[error("{reason}")]
+    Recorded {
+        /// The recorded text.
+        reason: String,
+        /// For a trap: the component that trapped.
+        trap: Option<String>,
+    },
     /// The agent did not do what the journal recorded.
     #[error("replay diverged at event {event}")]
     Divergence {
@@ -102,6 +155,19 @@ impl From<StopReason> for RunError {
             },
             StopReason::Journal(m) => RunError::Journal(m),
             StopReason::Uncertain(m) => RunError::Uncertain(m),
+            StopReason::ComponentTrap { component, message } => {
+                RunError::Trap { component, message }
+            }
+            StopReason::Recorded {
+                reason,
+                trap: Some(component),
+            } => RunError::Trap {
+                message: reason
+                    .strip_prefix(&format!("{component} trapped: "))
+                    .unwrap_or(&reason)
+                    .to_owned(),
+                component,
+            },
             limit => RunError::Limit(limit.to_string()),
         }
     }

@@ -42,34 +42,93 @@ pub(crate) struct Gate {
     offered: BTreeSet<String>,
 }
 
+/// A tool as a component described it, checked: a name the address
+/// scheme carries, unique, with schemas that compile.
+pub(crate) struct Described {
+    pub spec: ToolSpec,
+    pub schema: ToolSchema,
+}
+
+/// Tools one capability may describe.
+const MAX_TOOLS: usize = 256;
+/// Bytes of one tool's description (it is sent to the model every turn).
+const MAX_DESCRIPTION: usize = 8 << 10;
+/// Bytes of a tool name (`capability__tool` must fit providers' 64).
+const MAX_TOOL_NAME: usize = 48;
+
+/// Checks what a capability's `describe()` returned, like any input: a
+/// component that breaks the rules of a description is refused (exit 5),
+/// naming the tool and the rule.
+pub(crate) fn described(component: &str, specs: Vec<ToolSpec>) -> Result<Vec<Described>, RunError> {
+    let refuse = |message: String| RunError::Component {
+        component: component.to_owned(),
+        message,
+    };
+    if specs.len() > MAX_TOOLS {
+        return Err(refuse(format!(
+            "describes {} tools; at most {MAX_TOOLS} are accepted",
+            specs.len()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let name = crate::text::escape(&spec.name).into_owned();
+        if !is_tool_name(&spec.name) {
+            return Err(refuse(format!(
+                "describes a tool named `{name}`, which a tool address cannot carry (lowercase letters, digits, `_` and `-`, starting with a letter, at most {MAX_TOOL_NAME} bytes)"
+            )));
+        }
+        if !seen.insert(spec.name.clone()) {
+            return Err(refuse(format!(
+                "describes the tool `{name}` twice (tool names are unique within a capability)"
+            )));
+        }
+        if spec.description.len() > MAX_DESCRIPTION {
+            return Err(refuse(format!(
+                "the description of tool `{name}` has {} bytes; at most {MAX_DESCRIPTION} are accepted",
+                spec.description.len()
+            )));
+        }
+        let schema = ToolSchema::compile(&spec.input_schema, spec.output_schema.as_deref())
+            .map_err(|e| refuse(format!("tool `{name}`: {e}")))?;
+        out.push(Described { spec, schema });
+    }
+    Ok(out)
+}
+
+fn is_tool_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= MAX_TOOL_NAME
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 impl Gate {
     /// Registers what one capability described, keeping only granted tools.
-    /// A granted tool the component does not offer is a configuration error,
-    /// as is an unusable schema.
+    /// A granted tool the component does not offer is a configuration error.
     pub(crate) fn register(
         &mut self,
         policy: &Policy,
         capability: &str,
-        specs: Vec<ToolSpec>,
+        tools: Vec<Described>,
     ) -> Result<(), RunError> {
         let grant = &policy.capabilities[capability];
         for tool in &grant.tools {
-            if !specs.iter().any(|s| &s.name == tool) {
-                let offered: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            if !tools.iter().any(|t| &t.spec.name == tool) {
+                let offered: Vec<&str> = tools.iter().map(|t| t.spec.name.as_str()).collect();
                 return Err(RunError::Config(format!(
                     "`capabilities.{capability}.tools` grants `{tool}`, which the component does not provide (it provides: {})",
                     offered.join(", ")
                 )));
             }
         }
-        for spec in specs {
+        for Described { spec, schema } in tools {
             let address = format!("{capability}.{}", spec.name);
             if !grant.tools.contains(&spec.name) {
                 self.offered.insert(address);
                 continue;
             }
-            let schema = ToolSchema::compile(&spec.input_schema, spec.output_schema.as_deref())
-                .map_err(|e| RunError::Config(format!("tool `{address}`: {e}")))?;
             let spec = ToolSpec {
                 name: address.clone(),
                 ..spec
@@ -204,8 +263,8 @@ mod tests {
 
     fn gate(policy: &Policy) -> Gate {
         let mut gate = Gate::default();
-        gate.register(policy, "fs", vec![spec("read_file"), spec("write_file")])
-            .unwrap();
+        let tools = described("fs", vec![spec("read_file"), spec("write_file")]).unwrap();
+        gate.register(policy, "fs", tools).unwrap();
         gate
     }
 
@@ -272,9 +331,46 @@ mod tests {
     fn a_granted_tool_the_component_lacks_is_a_config_error() {
         let p = policy();
         let err = Gate::default()
-            .register(&p, "fs", vec![spec("list_dir")])
+            .register(&p, "fs", described("fs", vec![spec("list_dir")]).unwrap())
             .err()
             .unwrap();
         assert!(err.to_string().contains("grants `read_file`"), "{err}");
+    }
+
+    #[test]
+    fn descriptions_that_break_the_rules_refuse_the_component() {
+        let refused = |specs: Vec<ToolSpec>| match described("c", specs) {
+            Err(RunError::Component { message, .. }) => message,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        };
+        let twice = refused(vec![spec("echo"), spec("echo")]);
+        assert!(twice.contains("`echo` twice"), "{twice}");
+        for bad in [
+            "read\nfile",
+            "Read",
+            "a.b",
+            "",
+            "x\u{1b}[2J",
+            &"a".repeat(49),
+        ] {
+            let m = refused(vec![spec(bad)]);
+            assert!(m.contains("a tool address cannot carry"), "{bad}: {m}");
+            assert!(!m.contains('\n') && !m.contains('\u{1b}'), "{m}");
+        }
+        let remote = ToolSpec {
+            input_schema: r#"{"$ref":"https://example.com/s.json"}"#.into(),
+            ..spec("get")
+        };
+        assert!(refused(vec![remote]).contains("tool `get`: invalid input schema"));
+        let long = ToolSpec {
+            description: "d".repeat(MAX_DESCRIPTION + 1),
+            ..spec("get")
+        };
+        assert!(refused(vec![long]).contains("description of tool `get`"));
+        assert!(
+            refused((0..=MAX_TOOLS).map(|i| spec(&format!("t{i}"))).collect())
+                .contains("at most 256")
+        );
     }
 }

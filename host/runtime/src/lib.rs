@@ -14,7 +14,10 @@
 //! let policy = Policy::load("examples/hello/policy.toml")?;
 //! let runtime = Runtime::new()?;
 //! let outcome = runtime.run(RunPlan::new(policy, "list the files")).await?;
-//! println!("{}", outcome.answer.unwrap_or_else(|e| e));
+//! match outcome.answer {
+//!     Ok(answer) => println!("{answer}"),
+//!     Err(error) => eprintln!("{error}"),
+//! }
 //! # Ok(()) }
 //! ```
 
@@ -30,6 +33,7 @@ mod components;
 mod engine;
 mod engine_config;
 mod error;
+mod fsguard;
 pub mod gate;
 mod guest;
 mod metrics;
@@ -39,14 +43,16 @@ mod precompiled;
 mod record;
 mod redact;
 mod run;
+pub mod text;
 mod virt;
 
 pub use bundled::check_grants as check_bundle_grants;
+pub use capability::CheckedCapability;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
 pub use metrics::Metrics;
-pub use run::{BrainChoice, RunOutcome, RunPlan, RunStats, new_run_id};
+pub use run::{AgentError, BrainChoice, Resume, RunOutcome, RunPlan, RunStats, new_run_id};
 pub(crate) use virt::{VirtualClock, seeded_rng};
 
 /// Paths of every guest component built from `guests/` (for tests and tools).
@@ -59,6 +65,8 @@ pub mod artifacts {
 
 /// The names an embedding program needs.
 pub mod prelude {
-    pub use crate::{BrainChoice, ComponentRef, RunError, RunOutcome, RunPlan, Runtime};
+    pub use crate::{
+        AgentError, BrainChoice, ComponentRef, Resume, RunError, RunOutcome, RunPlan, Runtime,
+    };
     pub use femtoclaw_policy::Policy;
 }

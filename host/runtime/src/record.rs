@@ -2,6 +2,9 @@
 //! the agent receives is appended as an event, and in replay (or the replayed
 //! part of a resume) each input is taken back from the journal after
 //! checking that the agent asked for exactly the same thing.
+//!
+//! Everything recorded passes the run's redactor first: the journal never
+//! holds a secret value, whatever a component put where.
 
 use std::collections::VecDeque;
 
@@ -9,6 +12,7 @@ use femtoclaw_journal::{Event, Journal, MemoryEffect};
 use serde_json::Value;
 
 use crate::StopReason;
+use crate::redact::Redactor;
 
 /// What the next input of a given kind comes from.
 pub(crate) enum Next {
@@ -30,17 +34,31 @@ pub(crate) struct Recorder {
     live_after: bool,
     /// Sequence number just past the recorded events.
     end: u64,
+    /// Bytes of journal events the run may write (`limits.max-journal`).
+    max_bytes: u64,
+    redact: Redactor,
 }
+
+/// Events that annotate a run (who decided what) rather than record an input
+/// the agent asked for: a replay passes over them.
+const ANNOTATIONS: &[&str] = &["decision"];
 
 impl Recorder {
     /// Records a new run.
-    pub(crate) fn recording(run_id: String, journal: Option<Journal>) -> Recorder {
+    pub(crate) fn recording(
+        run_id: String,
+        journal: Option<Journal>,
+        max_bytes: u64,
+        redact: Redactor,
+    ) -> Recorder {
         Recorder {
             run_id,
             journal,
             pending: VecDeque::new(),
             live_after: true,
             end: 0,
+            max_bytes,
+            redact,
         }
     }
 
@@ -50,6 +68,8 @@ impl Recorder {
         run_id: String,
         events: Vec<Event>,
         journal: Option<Journal>,
+        max_bytes: u64,
+        redact: Redactor,
     ) -> Recorder {
         let end = events.len() as u64;
         let live_after = journal.is_some();
@@ -64,6 +84,8 @@ impl Recorder {
             pending,
             live_after,
             end,
+            max_bytes,
+            redact,
         }
     }
 
@@ -74,21 +96,37 @@ impl Recorder {
 
     /// Takes the next input of `kind`. `same` says whether a recorded
     /// event's data describes the request being made now; `actual`
-    /// describes that request for a divergence report.
+    /// describes that request for a divergence report. A recorded `stop`
+    /// ends the replay as it ended the run; a live run whose journal is
+    /// over its quota stops here.
     pub(crate) fn next(
         &mut self,
         kind: &str,
         same: impl Fn(&Value) -> bool,
         actual: impl Fn() -> String,
     ) -> Result<Next, StopReason> {
+        while self
+            .pending
+            .front()
+            .is_some_and(|e| ANNOTATIONS.contains(&e.kind.as_str()))
+        {
+            self.pending.pop_front();
+        }
         match self.pending.pop_front() {
             Some(event) if event.kind == kind && same(&event.data) => Ok(Next::Replay(event)),
+            Some(event) if event.kind == "stop" => Err(StopReason::recorded(&event.data)),
             Some(event) => Err(StopReason::Divergence {
                 event: event.seq,
                 expected: describe(&event),
                 actual: actual(),
             }),
-            None if self.live_after => Ok(Next::Live),
+            None if self.live_after => {
+                // The run's end is always recorded, whatever the quota.
+                if kind != "run-end" && self.bytes() > self.max_bytes {
+                    return Err(self.stop(StopReason::MaxJournal(self.max_bytes)));
+                }
+                Ok(Next::Live)
+            }
             None => Err(StopReason::Divergence {
                 event: self.end,
                 expected: "the end of the run".into(),
@@ -97,14 +135,33 @@ impl Recorder {
         }
     }
 
-    /// Appends an event (no-op without a journal).
+    /// Bytes of this run's events written so far.
+    fn bytes(&self) -> u64 {
+        self.journal
+            .as_ref()
+            .map_or(0, |j| j.run_bytes(&self.run_id))
+    }
+
+    /// Journals that the run stops for `reason` (in a replay, the stop is
+    /// already recorded) and returns it.
+    pub(crate) fn stop(&mut self, reason: StopReason) -> StopReason {
+        if self.pending.is_empty() {
+            let _ = self.record("stop", reason.record(), None);
+        } else if self.pending.front().is_some_and(|e| e.kind == "stop") {
+            self.pending.pop_front();
+        }
+        reason
+    }
+
+    /// Appends an event, secrets removed (no-op without a journal).
     pub(crate) fn record(
         &mut self,
         kind: &str,
-        data: Value,
+        mut data: Value,
         effect: Option<MemoryEffect>,
     ) -> Result<(), StopReason> {
         if let Some(journal) = &mut self.journal {
+            self.redact.value(&mut data);
             journal
                 .append(&self.run_id, kind, data, effect)
                 .map_err(|e| StopReason::Journal(e.to_string()))?;

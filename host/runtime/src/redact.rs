@@ -1,10 +1,14 @@
-//! Secret values are removed from everything a guest or the host says: log
-//! lines, tool results and errors, brain output, run errors.
+//! Secret values are removed from everything a guest or a model says, where
+//! it enters the host: tool specs and results, log lines, brain turns, run
+//! errors. The journal and the brain's requests are redacted again on the
+//! way out, so that no path can carry a secret to a sink.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use crate::bindings::{Completion, Message, ToolSpec};
 
 /// The secret values of a run, each with the name that replaces it.
 #[derive(Clone, Default)]
@@ -51,10 +55,64 @@ impl Redactor {
         }
         match serde_json::from_str::<Value>(text) {
             Ok(mut value) => {
-                self.walk(&mut value);
-                value.to_string()
+                self.value(&mut value);
+                // Escapes that spelled a secret differently are gone too.
+                let encoded = value.to_string();
+                self.apply(&encoded).into_owned()
             }
             Err(_) => self.apply(text).into_owned(),
+        }
+    }
+
+    /// Redacts every string (and object key) of a JSON value in place.
+    pub(crate) fn value(&self, value: &mut Value) {
+        if self.0.is_empty() {
+            return;
+        }
+        self.walk(value);
+    }
+
+    /// A tool spec as a component described it, with secrets removed from
+    /// its name, description and schemas.
+    pub(crate) fn spec(&self, spec: ToolSpec) -> ToolSpec {
+        if self.0.is_empty() {
+            return spec;
+        }
+        ToolSpec {
+            name: self.apply(&spec.name).into_owned(),
+            description: self.apply(&spec.description).into_owned(),
+            input_schema: self.apply_json(&spec.input_schema),
+            output_schema: spec.output_schema.map(|s| self.apply_json(&s)),
+            effect: spec.effect,
+        }
+    }
+
+    /// A model's turn with secrets removed: a provider could echo what the
+    /// host sent it (its key), and the agent must never see a secret.
+    pub(crate) fn completion(&self, mut c: Completion) -> Completion {
+        if self.0.is_empty() {
+            return c;
+        }
+        c.content = c.content.map(|t| self.apply(&t).into_owned());
+        for call in &mut c.tool_calls {
+            call.id = self.apply(&call.id).into_owned();
+            call.name = self.apply(&call.name).into_owned();
+            call.arguments = self.apply(&call.arguments).into_owned();
+        }
+        c
+    }
+
+    /// A conversation with secrets removed (what a brain is sent).
+    pub(crate) fn messages(&self, messages: &mut [Message]) {
+        if self.0.is_empty() {
+            return;
+        }
+        for m in messages {
+            m.content = m.content.take().map(|t| self.apply(&t).into_owned());
+            for call in &mut m.tool_calls {
+                call.name = self.apply(&call.name).into_owned();
+                call.arguments = self.apply(&call.arguments).into_owned();
+            }
         }
     }
 

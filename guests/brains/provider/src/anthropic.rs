@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::exports::femtoclaw::runtime::model::Request;
-use crate::femtoclaw::runtime::types::{BrainError, Completion, Role, ToolCall, Usage};
+use crate::femtoclaw::runtime::types::{BrainError, Completion, FinishReason, Role, ToolCall, Usage};
 use crate::names::Names;
 use crate::{Settings, http};
 
@@ -14,10 +14,11 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
     let mut messages: Vec<Value> = Vec::new();
     for m in &request.messages {
         match m.role {
-            Role::System => system.extend(m.content.clone()),
-            Role::User => push(&mut messages, "user", vec![json!({ "type": "text", "text": m.content.clone().unwrap_or_default() })]),
+            Role::System => system.extend(m.content.clone().filter(|t| !t.is_empty())),
+            // The API refuses empty text blocks: an empty text is not sent.
+            Role::User => push(&mut messages, "user", text_block(m.content.as_deref())),
             Role::Assistant => {
-                let mut blocks: Vec<Value> = m.content.iter().filter(|t| !t.is_empty()).map(|t| json!({ "type": "text", "text": t })).collect();
+                let mut blocks = text_block(m.content.as_deref());
                 for c in &m.tool_calls {
                     // The transcript needs an object; a model's malformed
                     // arguments are kept as text inside one.
@@ -27,12 +28,19 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
                 push(&mut messages, "assistant", blocks);
             }
             // Results of one turn's calls travel together in one user message.
-            Role::Tool => push(
-                &mut messages,
-                "user",
-                vec![json!({ "type": "tool_result", "tool_use_id": m.tool_call_id.clone().unwrap_or_default(), "content": m.content.clone().unwrap_or_default() })],
-            ),
+            Role::Tool => {
+                let mut block = json!({ "type": "tool_result", "tool_use_id": m.tool_call_id.clone().unwrap_or_default() });
+                if let Some(content) = m.content.as_deref().filter(|c| !c.is_empty()) {
+                    block["content"] = json!(content);
+                }
+                push(&mut messages, "user", vec![block]);
+            }
         }
+    }
+    if messages.first().is_none_or(|m| m["role"] != "user") {
+        return Err(BrainError::Config(
+            "the conversation has no user text to send (is the task empty? give `--task`)".into(),
+        ));
     }
     let tools: Vec<Value> = request
         .tools
@@ -59,6 +67,9 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
 /// Appends blocks, merging with the previous message of the same role (the
 /// API wants user and assistant turns to alternate).
 fn push(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
     if let Some(last) = messages.last_mut().filter(|m| m["role"] == role) {
         last["content"].as_array_mut().expect("invariant: content is an array").extend(blocks);
     } else {
@@ -66,7 +77,21 @@ fn push(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
     }
 }
 
+/// A text block, or none for an absent or empty text.
+fn text_block(text: Option<&str>) -> Vec<Value> {
+    text.filter(|t| !t.is_empty()).map(|t| json!({ "type": "text", "text": t })).into_iter().collect()
+}
+
 fn parse(names: &Names, response: &Value) -> Result<Completion, BrainError> {
+    let finish = match response["stop_reason"].as_str() {
+        None | Some("end_turn" | "stop_sequence" | "tool_use") => FinishReason::Complete,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("refusal") => FinishReason::Refusal,
+        // `pause_turn` and anything newer is not taken for a complete answer.
+        Some(other) => {
+            return Err(BrainError::Provider(format!("the response's `stop_reason` `{other}` is not one this brain knows")));
+        }
+    };
     let blocks = response["content"].as_array().ok_or_else(|| BrainError::Provider("the response has no content".into()))?;
     let mut text = Vec::new();
     let mut tool_calls = Vec::new();
@@ -86,5 +111,5 @@ fn parse(names: &Names, response: &Value) -> Result<Completion, BrainError> {
         output_tokens: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
     });
     let content = (!text.is_empty()).then(|| text.join(""));
-    Ok(Completion { content, tool_calls, usage })
+    Ok(Completion { content, tool_calls, usage, finish })
 }

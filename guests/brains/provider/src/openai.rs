@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::exports::femtoclaw::runtime::model::Request;
-use crate::femtoclaw::runtime::types::{BrainError, Completion, Role, ToolCall, Usage};
+use crate::femtoclaw::runtime::types::{BrainError, Completion, FinishReason, Role, ToolCall, Usage};
 use crate::names::Names;
 use crate::{Settings, http};
 
@@ -18,7 +18,13 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
                 Role::Assistant => "assistant",
                 Role::Tool => "tool",
             };
-            let mut msg = json!({ "role": role, "content": m.content });
+            // Only an assistant turn may have no content (when it calls tools).
+            let content = match (&m.content, m.role) {
+                (Some(c), _) => json!(c),
+                (None, Role::Assistant) => Value::Null,
+                (None, _) => json!(""),
+            };
+            let mut msg = json!({ "role": role, "content": content });
             if !m.tool_calls.is_empty() {
                 msg["tool_calls"] = m
                     .tool_calls
@@ -52,10 +58,19 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
 }
 
 fn parse(names: &Names, response: &Value) -> Result<Completion, BrainError> {
-    let message = response["choices"]
-        .get(0)
-        .map(|c| &c["message"])
-        .ok_or_else(|| BrainError::Provider("the response has no choices".into()))?;
+    let choice = response["choices"].get(0).ok_or_else(|| BrainError::Provider("the response has no choices".into()))?;
+    let message = &choice["message"];
+    let refusal = message["refusal"].as_str().filter(|r| !r.is_empty());
+    let finish = match (refusal, choice["finish_reason"].as_str()) {
+        (Some(_), _) => FinishReason::Refusal,
+        (None, None | Some("stop" | "tool_calls" | "function_call")) => FinishReason::Complete,
+        (None, Some("length")) => FinishReason::Length,
+        (None, Some("content_filter")) => FinishReason::ContentFilter,
+        // An unknown reason is not taken for a complete answer.
+        (None, Some(other)) => {
+            return Err(BrainError::Provider(format!("the response's `finish_reason` `{other}` is not one this brain knows")));
+        }
+    };
     let tool_calls = message["tool_calls"]
         .as_array()
         .map(|calls| {
@@ -78,5 +93,6 @@ fn parse(names: &Names, response: &Value) -> Result<Completion, BrainError> {
         input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
         output_tokens: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
     });
-    Ok(Completion { content: message["content"].as_str().map(str::to_owned), tool_calls, usage })
+    let content = message["content"].as_str().or(refusal).map(str::to_owned);
+    Ok(Completion { content, tool_calls, usage, finish })
 }

@@ -11,7 +11,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "brain" });
 
 use exports::femtoclaw::runtime::model::{Guest, Request};
 use femtoclaw::runtime::brain_config;
-use femtoclaw::runtime::types::{BrainError, Completion, ToolCall};
+use femtoclaw::runtime::types::{BrainError, Completion, FinishReason, ToolCall};
 
 thread_local! {
     /// Turns not yet returned, and how many were.
@@ -68,7 +68,15 @@ fn turn_to_completion(number: usize, turn: &Value) -> Result<Completion, BrainEr
             tool_calls.push(ToolCall { id: format!("call_{number}_{i}"), name: name.into(), arguments });
         }
     }
-    Ok(Completion { content, tool_calls, usage: None })
+    // A script can end a turn as a provider would: cut off, filtered, refused.
+    let finish = match turn.get("finish").and_then(Value::as_str) {
+        None | Some("complete") => FinishReason::Complete,
+        Some("length") => FinishReason::Length,
+        Some("content-filter") => FinishReason::ContentFilter,
+        Some("refusal") => FinishReason::Refusal,
+        Some(other) => return Err(bad(&format!("unknown `finish` `{other}`"))),
+    };
+    Ok(Completion { content, tool_calls, usage: None, finish })
 }
 
 export!(Scripted);

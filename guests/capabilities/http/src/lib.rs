@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 use wasip2::http::outgoing_handler;
+use url::Url;
 use wasip2::http::types::{ErrorCode, Fields, IncomingResponse, Method, OutgoingRequest, Scheme};
 
 wit_bindgen::generate!({ path: "../../../wit", world: "capability" });
@@ -34,7 +35,8 @@ impl Guest for Http {
             return Err(ToolError::UnknownTool(format!("http has no tool `{}`", call.tool)));
         }
         let args: Value = serde_json::from_str(&call.arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-        let mut url = args["url"].as_str().unwrap_or_default().to_owned();
+        let text = args["url"].as_str().unwrap_or_default();
+        let mut url = Url::parse(text).map_err(|e| ToolError::InvalidArguments(format!("`{text}` is not a URL: {e}")))?;
         for _ in 0..=MAX_REDIRECTS {
             let response = send(&url)?;
             let status = response.status();
@@ -46,40 +48,51 @@ impl Guest for Http {
                 .collect();
             if (300..400).contains(&status) {
                 if let Some(Value::String(location)) = headers.get("location") {
-                    url = join(&url, location);
+                    // Relative, absolute-path and scheme-relative targets
+                    // resolve against the URL they came from, as the URL
+                    // standard says; the host checks the result again.
+                    url = url.join(location).map_err(|e| {
+                        ToolError::Failed(format!("`{url}` redirects to `{location}`, which is not a URL: {e}"))
+                    })?;
                     continue;
                 }
             }
             let (body, truncated) = read_body(response)?;
-            return Ok(json!({ "url": url, "status": status, "headers": headers, "body": body, "truncated": truncated }).to_string());
+            return Ok(json!({ "url": url.as_str(), "status": status, "headers": headers, "body": body, "truncated": truncated }).to_string());
         }
         Err(ToolError::Failed(format!("more than {MAX_REDIRECTS} redirects")))
     }
 }
 
-fn send(url: &str) -> Result<IncomingResponse, ToolError> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| ToolError::InvalidArguments(format!("`{url}` is not a URL")))?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let path = if path.starts_with('?') { format!("/{path}") } else { path.to_owned() };
-    let request = OutgoingRequest::new(Fields::new());
-    let scheme = match scheme {
+fn send(url: &Url) -> Result<IncomingResponse, ToolError> {
+    let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => return Err(ToolError::InvalidArguments(format!("scheme `{other}` is not http or https"))),
     };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ToolError::InvalidArguments(format!("`{url}` carries credentials; the policy grants hosts, not logins")));
+    }
+    let host = url.host_str().ok_or_else(|| ToolError::InvalidArguments(format!("`{url}` has no host")))?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let request = OutgoingRequest::new(Fields::new());
     let bad = |_| ToolError::InvalidArguments(format!("`{url}` is not a valid URL"));
     request.set_method(&Method::Get).map_err(bad)?;
     request.set_scheme(Some(&scheme)).map_err(bad)?;
-    request.set_authority(Some(authority)).map_err(bad)?;
+    request.set_authority(Some(&authority)).map_err(bad)?;
     request.set_path_with_query(Some(&path)).map_err(bad)?;
-    let future = outgoing_handler::handle(request, None).map_err(|e| error(url, e))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| error(url.as_str(), e))?;
     future.subscribe().block();
     match future.get() {
         Some(Ok(Ok(response))) => Ok(response),
-        Some(Ok(Err(e))) => Err(error(url, e)),
+        Some(Ok(Err(e))) => Err(error(url.as_str(), e)),
         _ => Err(ToolError::Failed(format!("`{url}`: no response"))),
     }
 }
@@ -106,19 +119,6 @@ fn read_body(response: IncomingResponse) -> Result<(String, bool), ToolError> {
         }
     }
     Ok((String::from_utf8_lossy(&bytes).into_owned(), truncated))
-}
-
-/// A redirect target made absolute against the URL it came from.
-fn join(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        return location.to_owned();
-    }
-    let origin_end = base.find("://").map_or(0, |i| i + 3);
-    let origin = match base[origin_end..].find('/') {
-        Some(i) => &base[..origin_end + i],
-        None => base,
-    };
-    format!("{origin}/{}", location.trim_start_matches('/'))
 }
 
 fn error(url: &str, code: ErrorCode) -> ToolError {

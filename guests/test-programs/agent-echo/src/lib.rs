@@ -1,11 +1,12 @@
 //! Test agent. It runs the brain's tool calls like the default agent, and its
 //! final answer is a JSON array with one entry per call: the tool, and either
 //! `ok` with the result or `error` with the error kind and message. Tests
-//! read it to see exactly what the runtime handed back to the agent.
+//! read it to see exactly what the runtime handed back to the agent. It
+//! stops at the first turn without tool calls, whatever its finish reason.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "agent" });
 
-use exports::femtoclaw::runtime::runner::Guest;
+use exports::femtoclaw::runtime::runner::{Guest, RunError};
 use femtoclaw::runtime::types::{Message, Role, ToolError};
 use femtoclaw::runtime::{inference, tools};
 use serde_json::{Value, json};
@@ -13,12 +14,12 @@ use serde_json::{Value, json};
 struct Echo;
 
 impl Guest for Echo {
-    fn run(task: String) -> Result<String, String> {
+    fn run(task: String) -> Result<String, RunError> {
         let mut messages =
             vec![Message { role: Role::User, content: Some(task), tool_calls: vec![], tool_call_id: None }];
         let mut transcript = Vec::<Value>::new();
         loop {
-            let turn = inference::complete(&messages).map_err(|e| format!("{e:?}"))?;
+            let turn = inference::complete(&messages).map_err(|e| RunError::Failed(format!("{e:?}")))?;
             messages.push(Message {
                 role: Role::Assistant,
                 content: turn.content.clone(),

@@ -8,7 +8,7 @@ use serde_json::json;
 wit_bindgen::generate!({ path: "../../../wit", world: "brain" });
 
 use exports::femtoclaw::runtime::model::{Guest, Request};
-use femtoclaw::runtime::types::{BrainError, Completion};
+use femtoclaw::runtime::types::{BrainError, Completion, FinishReason};
 
 struct Probe;
 
@@ -20,7 +20,7 @@ impl Guest for Probe {
         let task = request.messages.iter().rev().find_map(|m| m.content.clone()).unwrap_or_default();
         let fetched: Vec<String> = task.strip_prefix("fetch ").map_or(Vec::new(), |urls| urls.split(' ').map(fetch).collect());
         let content = json!({ "env": env, "root": format!("{root:?}"), "tools": tools, "messages": request.messages.len(), "fetched": fetched });
-        Ok(Completion { content: Some(content.to_string()), tool_calls: vec![], usage: None })
+        Ok(Completion { content: Some(content.to_string()), tool_calls: vec![], usage: None, finish: FinishReason::Complete })
     }
 }
 

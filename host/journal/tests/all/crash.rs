@@ -18,7 +18,7 @@ struct Disk {
 }
 
 #[derive(Debug, Clone, Default)]
-struct CrashBackend(Arc<Mutex<Disk>>);
+pub(crate) struct CrashBackend(Arc<Mutex<Disk>>);
 
 impl CrashBackend {
     /// The disk as it is after a power loss now.
@@ -80,7 +80,7 @@ impl StorageBackend for CrashBackend {
     }
 }
 
-fn run_info(id: &str) -> RunInfo {
+pub(crate) fn run_info(id: &str) -> RunInfo {
     RunInfo {
         id: id.into(),
         started: 1,
@@ -299,9 +299,7 @@ fn memory_is_scoped_and_listed_by_prefix() {
             }),
         )
         .unwrap();
-    // Appends are buffered until the next commit; reads see flushed data.
-    assert_eq!(journal.memory_list("a", "").unwrap(), Vec::<String>::new());
-    journal.flush().unwrap();
+    // Appends are buffered until the next commit; reads see them already.
     assert_eq!(journal.memory_list("a", "note/").unwrap(), ["note/1"]);
     assert_eq!(journal.memory_list("a", "").unwrap(), ["note/1", "other"]);
     assert_eq!(
@@ -310,9 +308,13 @@ fn memory_is_scoped_and_listed_by_prefix() {
     );
     assert_eq!(journal.memory_get("a", "note/3").unwrap(), None);
     journal
+        .append("r1", "run-end", json!({ "status": "ok" }), None)
+        .unwrap();
+    journal
         .finish_run("r1", RunStatus::Ok, Some("done".into()))
         .unwrap();
-    assert_eq!(journal.runs().unwrap()[0].status, RunStatus::Ok);
+    assert_eq!(journal.memory_list("a", "").unwrap(), ["note/1", "other"]);
+    assert_eq!(journal.runs().unwrap().runs[0].status, RunStatus::Ok);
     assert!(matches!(
         journal.run("nope"),
         Err(JournalError::UnknownRun(_))

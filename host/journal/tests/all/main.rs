@@ -1,0 +1,4 @@
+//! The journal's integration tests: crashes, damage, integrity, sharing.
+
+mod crash;
+mod integrity;

@@ -1,0 +1,78 @@
+//! The agent's host: its `tools`, `inference` and `memory` imports. Every
+//! tool call passes the gate and the validator before a capability runs it;
+//! every input the agent receives is journaled (or, when replaying, taken
+//! from the journal); budgets that run out end the run with a
+//! [`StopReason`].
+
+mod inference;
+mod memory;
+mod tools;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use femtoclaw_policy::{OnUncertain, Policy};
+
+use crate::RunStats;
+use crate::StopReason;
+use crate::bindings::ToolSpec;
+use crate::brain::BrainInstance;
+use crate::capability::CapabilityInstance;
+use crate::gate::Gate;
+use crate::metrics::Metrics;
+use crate::record::Recorder;
+
+/// The components a live run calls (absent in a pure replay).
+pub(crate) struct Live {
+    pub gate: Gate,
+    pub capabilities: BTreeMap<String, CapabilityInstance>,
+    pub brain: BrainInstance,
+}
+
+/// What a resumed run does with a `write` call of unknown outcome, and who
+/// decided it: the policy, or the operator at resume time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Uncertain {
+    pub choice: OnUncertain,
+    pub by_operator: bool,
+}
+
+/// What the agent's imports act on.
+pub(crate) struct AgentHost {
+    pub policy: Policy,
+    /// The tools the agent may call (granted, or as recorded).
+    pub specs: Vec<ToolSpec>,
+    pub live: Option<Live>,
+    pub recorder: Recorder,
+    /// Whose durable memory this agent uses (its component's sha256).
+    pub memory_scope: String,
+    /// Bytes this run has written to memory (`memory.max-written`).
+    pub memory_written: u64,
+    pub on_uncertain: Uncertain,
+    pub stats: RunStats,
+    /// Calls per tool address so far, for `max-calls` quotas.
+    pub calls_per_tool: BTreeMap<String, u32>,
+    pub metrics: Arc<Metrics>,
+    /// The run's span, and the current step's (a brain turn and the tool
+    /// calls it proposed): spans nest run → step → inference / tool call.
+    pub run_span: tracing::Span,
+    pub step_span: tracing::Span,
+}
+
+pub(crate) type HostResult<T> = wasmtime::Result<T>;
+
+pub(crate) fn halt<T>(reason: StopReason) -> HostResult<T> {
+    Err(wasmtime::Error::new(reason))
+}
+
+impl AgentHost {
+    /// Records a stop and returns it.
+    pub(crate) fn stop(&mut self, reason: StopReason, component: &str) -> StopReason {
+        self.metrics.add(
+            "fc_limit_stops_total",
+            vec![("component", component.to_owned())],
+            1,
+        );
+        self.recorder.stop(reason)
+    }
+}

@@ -1,0 +1,284 @@
+//! A new run: the run record is durable first, then the brain and the
+//! capabilities start, then the agent runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use femtoclaw_bundle::Bundle;
+use femtoclaw_journal::{Journal, RunInfo, RunStatus};
+use femtoclaw_policy::{BrainSpec, ComponentSource, Policy, ProviderBrain};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::execute::Execution;
+use super::{BrainChoice, RunOutcome, RunPlan, new_run_id};
+use crate::agent::{Live, Uncertain};
+use crate::bindings::ToolSpec;
+use crate::brain::{BrainInstance, probe, provider_key};
+use crate::capability::{CapabilityInstance, Vars, resolve_env};
+use crate::gate::Gate;
+use crate::record::Recorder;
+use crate::redact::Redactor;
+use crate::{Builtin, ComponentRef, RunError, Runtime};
+
+/// The secrets of a run, read once from the host.
+pub(super) struct Secrets {
+    /// Each capability's variables, secrets included.
+    env: BTreeMap<String, Vars>,
+    /// The brain provider's API key.
+    key: Option<String>,
+    /// Every secret value, for every store and sink.
+    pub redact: Redactor,
+}
+
+impl Runtime {
+    /// Runs an agent under a policy to its end.
+    pub async fn run(&self, plan: RunPlan) -> Result<RunOutcome, RunError> {
+        let brain = match (plan.brain.clone(), &plan.policy.brain) {
+            (Some(choice), _) => choice,
+            (None, Some(BrainSpec::Scripted { script })) => BrainChoice::Scripted(script.clone()),
+            (None, Some(BrainSpec::Provider(p))) => BrainChoice::Provider(p.clone()),
+            (None, None) => {
+                return Err(RunError::Config(format!(
+                    "no brain: the policy `{}` has no [brain] section and no --brain was given",
+                    plan.policy.path.display()
+                )));
+            }
+        };
+        check_trust(&plan, &brain)?;
+        let agent_source = match (&plan.agent, &plan.bundle) {
+            (ComponentRef::Builtin(Builtin::Agent), Some(bundle)) => {
+                crate::bundled::agent(bundle).unwrap_or(plan.agent.clone())
+            }
+            (agent, _) => agent.clone(),
+        };
+        // Check the agent before starting anything else.
+        let agent = self.prepare_agent(&agent_source)?;
+        let secrets = resolve_secrets(&plan.policy, &brain)?;
+        // The task is the operator's, but an agent must never see a secret.
+        let task = secrets.redact.apply(&plan.task).into_owned();
+        let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
+        // The run is durable before any component starts: a capability's
+        // `describe` or the brain's first request may already reach out.
+        let mut journal = match &plan.state {
+            Some(dir) => {
+                let mut journal = open_journal(dir)?;
+                let info = RunInfo {
+                    id: run_id.clone(),
+                    started: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs(),
+                    status: RunStatus::Running,
+                    agent: agent.label.clone(),
+                    agent_hash: agent.hash.clone(),
+                    policy_hash: hex::encode(Sha256::digest(plan.policy.text.as_bytes())),
+                    plan: json!({
+                        "policy_path": plan.policy.path,
+                        "policy_text": plan.policy.text,
+                        "task": task,
+                        "brain": brain_json(&brain),
+                        "fc_host": env!("CARGO_PKG_VERSION"),
+                    }),
+                    outcome: None,
+                };
+                let journal_error =
+                    |e: femtoclaw_journal::JournalError| RunError::Journal(e.to_string());
+                // Replay needs the agent's bytes, wherever they came from.
+                journal
+                    .keep_component(&agent.hash, &agent.bytes)
+                    .map_err(journal_error)?;
+                journal.create_run(&info).map_err(journal_error)?;
+                Some(journal)
+            }
+            None => None,
+        };
+        tracing::info!(target: "femtoclaw::run", run_id = %run_id, policy = %plan.policy.path.display(), agent = %agent.label, "run started");
+        let started = self
+            .start_live(&plan.policy, &brain, 0, plan.bundle.as_deref(), secrets)
+            .await;
+        let (live, specs, redact) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                if let Some(journal) = &mut journal {
+                    record_failed_start(journal, &run_id, &error);
+                }
+                return Err(error);
+            }
+        };
+        let mut recorder = Recorder::recording(
+            run_id,
+            journal,
+            plan.policy.limits.max_journal,
+            redact.clone(),
+        );
+        recorder.record("run-start", json!({ "tools": specs }), None)?;
+        let on_uncertain = Uncertain {
+            choice: plan.policy.on_uncertain,
+            by_operator: false,
+        };
+        self.execute(Execution {
+            agent,
+            policy: plan.policy,
+            specs,
+            live: Some(live),
+            recorder,
+            redact,
+            task,
+            on_uncertain,
+        })
+        .await
+    }
+
+    /// Starts the capabilities and the brain.
+    pub(super) async fn start_live(
+        &self,
+        policy: &Policy,
+        brain: &BrainChoice,
+        start_turn: usize,
+        bundle: Option<&Bundle>,
+        mut secrets: Secrets,
+    ) -> Result<(Live, Vec<ToolSpec>, Redactor), RunError> {
+        if let Some(p) = provider_of(policy, brain) {
+            probe(p).await?;
+        }
+        let redact = secrets.redact.clone();
+        let limits = policy.limits;
+        let mut gate = Gate::default();
+        let mut capabilities = BTreeMap::new();
+        for (name, grant) in &policy.capabilities {
+            let vars = secrets.env.remove(name).unwrap_or_default();
+            let (instance, tools) = CapabilityInstance::start(
+                self,
+                name,
+                grant,
+                vars,
+                limits.max_log_lines,
+                limits.max_tool_output,
+                redact.clone(),
+                bundle,
+            )
+            .await?;
+            gate.register(policy, name, tools)?;
+            capabilities.insert(name.clone(), instance);
+        }
+        let brain = BrainInstance::start(
+            self,
+            brain,
+            provider_of(policy, brain),
+            secrets.key.take(),
+            &limits,
+            redact.clone(),
+            start_turn,
+        )
+        .await?;
+        let specs = gate.specs();
+        Ok((
+            Live {
+                gate,
+                capabilities,
+                brain,
+            },
+            specs,
+            redact,
+        ))
+    }
+}
+
+/// The provider settings a brain reaches its model with, if any.
+fn provider_of<'a>(policy: &'a Policy, brain: &'a BrainChoice) -> Option<&'a ProviderBrain> {
+    match brain {
+        BrainChoice::Provider(p) => Some(p),
+        BrainChoice::Component(_) => match &policy.brain {
+            Some(BrainSpec::Provider(p)) => Some(p),
+            _ => None,
+        },
+        BrainChoice::Scripted(_) => None,
+    }
+}
+
+/// Reads every secret of a run once: each store, and every sink, redacts
+/// all of them.
+pub(super) fn resolve_secrets(policy: &Policy, brain: &BrainChoice) -> Result<Secrets, RunError> {
+    let mut env = BTreeMap::new();
+    let mut values = Vec::new();
+    for (name, grant) in &policy.capabilities {
+        let (vars, secret_values) = resolve_env(name, grant)?;
+        env.insert(name.clone(), vars);
+        values.extend(secret_values);
+    }
+    let key = provider_of(policy, brain)
+        .map(provider_key)
+        .transpose()?
+        .flatten();
+    if let Some(key) = &key {
+        values.push(("BRAIN_API_KEY".to_owned(), key.clone()));
+    }
+    Ok(Secrets {
+        env,
+        key,
+        redact: Redactor::new(values),
+    })
+}
+
+/// A run whose components could not start is journaled as failed, with
+/// the reason: the audit trail holds refused runs too.
+fn record_failed_start(journal: &mut Journal, run_id: &str, error: &RunError) {
+    let text = error.to_string();
+    let data = json!({ "status": RunStatus::Failed, "outcome": text });
+    let recorded = journal
+        .append(run_id, "run-end", data, None)
+        .and_then(|_| journal.finish_run(run_id, RunStatus::Failed, Some(text)));
+    if let Err(e) = recorded {
+        tracing::warn!(target: "femtoclaw::run", run_id, error = %e, "the failed start could not be journaled");
+    }
+}
+
+/// Under `[trust] require-signature`, every component that is not built
+/// into fc-host must come from the (verified) bundle.
+fn check_trust(plan: &RunPlan, brain: &BrainChoice) -> Result<(), RunError> {
+    if !plan.policy.trust.require_signature {
+        return Ok(());
+    }
+    let refuse = |what: String| {
+        RunError::Component {
+            component: what,
+            message: "the policy requires signed components (`[trust] require-signature`): run it from a signed bundle".into(),
+        }
+    };
+    if let ComponentRef::File(path) = &plan.agent {
+        return Err(refuse(path.display().to_string()));
+    }
+    if let BrainChoice::Component(path) = brain {
+        return Err(refuse(path.display().to_string()));
+    }
+    for grant in plan.policy.capabilities.values() {
+        if let ComponentSource::File(path) = &grant.component {
+            return Err(refuse(path.display().to_string()));
+        }
+    }
+    if plan.bundle.is_none()
+        && plan
+            .policy
+            .capabilities
+            .values()
+            .any(|g| matches!(g.component, ComponentSource::Bundle(_)))
+    {
+        return Err(RunError::Config(
+            "the policy names bundle components, but no bundle is being run".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn open_journal(dir: &Path) -> Result<Journal, RunError> {
+    Journal::open(dir).map_err(|e| RunError::Journal(e.to_string()))
+}
+
+fn brain_json(brain: &BrainChoice) -> Value {
+    match brain {
+        BrainChoice::Scripted(path) => json!({ "scripted": path }),
+        BrainChoice::Component(path) => json!({ "component": path }),
+        BrainChoice::Provider(p) => json!({ "provider": p }),
+    }
+}

@@ -1,0 +1,230 @@
+//! Replaying and resuming journaled runs. A replay needs nothing but the
+//! journal: the agent's bytes are kept in it, the policy is read back
+//! without looking for the files it names, and no brain or capability runs.
+
+use std::path::{Path, PathBuf};
+
+use femtoclaw_journal::{Event, Journal, RunInfo, RunStatus};
+use femtoclaw_policy::Policy;
+use serde_json::{Value, json};
+
+use super::execute::{Execution, PreparedAgent};
+use super::live::{open_journal, resolve_secrets};
+use super::{BrainChoice, Resume, RunOutcome};
+use crate::agent::Uncertain;
+use crate::bindings::ToolSpec;
+use crate::record::Recorder;
+use crate::redact::Redactor;
+use crate::{Builtin, ComponentRef, RunError, Runtime};
+
+impl Runtime {
+    /// Replays a journaled run without calling any brain or capability: the
+    /// agent gets its recorded inputs, and every request it makes must match
+    /// the journal. `agent` replaces the recorded agent component. The
+    /// journal is only read, beside any run in progress.
+    pub async fn replay(
+        &self,
+        state: &Path,
+        run_id: &str,
+        agent: Option<ComponentRef>,
+    ) -> Result<RunOutcome, RunError> {
+        let journal = Journal::open_read_only(state)
+            .map_err(|e| RunError::Journal(e.to_string()))?
+            .ok_or_else(|| RunError::Journal(no_journal(state)))?;
+        let (info, events) = load_run(&journal, run_id)?;
+        let prepared = match agent {
+            Some(other) => self.prepare_agent(&other)?,
+            None => self.recorded_agent(&journal, &info)?,
+        };
+        drop(journal);
+        let (policy, task, _) = plan_parts(&info, |p, t| Policy::parse_recorded(p, t))?;
+        let specs = recorded_specs(&events)?;
+        let max = policy.limits.max_journal;
+        let recorder =
+            Recorder::replaying(run_id.to_owned(), events, None, max, Redactor::default());
+        let on_uncertain = Uncertain {
+            choice: policy.on_uncertain,
+            by_operator: false,
+        };
+        self.execute(Execution {
+            agent: prepared,
+            policy,
+            specs,
+            live: None,
+            recorder,
+            redact: Redactor::default(),
+            task,
+            on_uncertain,
+        })
+        .await
+    }
+
+    /// Continues a run that was killed: its journal is replayed, then the
+    /// run goes on live, appending to the same journal.
+    pub async fn resume(
+        &self,
+        state: &Path,
+        run_id: &str,
+        options: Resume,
+    ) -> Result<RunOutcome, RunError> {
+        let journal = open_journal(state)?;
+        let (info, events) = load_run(&journal, run_id)?;
+        if info.status != RunStatus::Running {
+            return Err(RunError::Config(format!(
+                "run `{run_id}` already ended (`{}`); replay it instead",
+                info.status
+            )));
+        }
+        let prepared = self.recorded_agent(&journal, &info)?;
+        let (policy, task, brain) = plan_parts(&info, |p, t| Policy::parse(p, t))?;
+        if plan_has_bundle(&policy) {
+            return Err(RunError::Config(format!(
+                "run `{run_id}` ran a bundle's capabilities; resuming bundle runs is not supported yet: replay it instead"
+            )));
+        }
+        let turns = events.iter().filter(|e| e.kind == "inference").count();
+        let secrets = resolve_secrets(&policy, &brain)?;
+        let (live, specs, redact) = self
+            .start_live(&policy, &brain, turns, None, secrets)
+            .await?;
+        if json!(specs) != json!(recorded_specs(&events)?) {
+            return Err(RunError::Divergence {
+                event: 0,
+                expected: "the tools recorded at the start of the run".into(),
+                actual: "capabilities that now describe different tools".into(),
+            });
+        }
+        tracing::info!(target: "femtoclaw::run", run_id = %run_id, replayed = events.len(), "run resumed");
+        let max = policy.limits.max_journal;
+        let recorder = Recorder::replaying(
+            run_id.to_owned(),
+            events,
+            Some(journal),
+            max,
+            redact.clone(),
+        );
+        let on_uncertain = match options.on_uncertain {
+            Some(choice) => Uncertain {
+                choice,
+                by_operator: true,
+            },
+            None => Uncertain {
+                choice: policy.on_uncertain,
+                by_operator: false,
+            },
+        };
+        self.execute(Execution {
+            agent: prepared,
+            policy,
+            specs,
+            live: Some(live),
+            recorder,
+            redact,
+            task,
+            on_uncertain,
+        })
+        .await
+    }
+
+    /// The agent a run recorded, checked by its sha256: fc-host's own
+    /// built-in if it is the same, else the bytes kept in the journal, else
+    /// (a journal written before components were kept) the file it names.
+    fn recorded_agent(&self, journal: &Journal, info: &RunInfo) -> Result<PreparedAgent, RunError> {
+        let source = if info.agent_hash == Builtin::Agent.sha256() {
+            ComponentRef::Builtin(Builtin::Agent)
+        } else {
+            match journal
+                .component(&info.agent_hash)
+                .map_err(|e| RunError::Journal(e.to_string()))?
+            {
+                Some(bytes) => ComponentRef::Bundled {
+                    label: info.agent.clone(),
+                    bytes: std::sync::Arc::new(bytes),
+                },
+                None if !info.agent.starts_with("builtin:")
+                    && !info.agent.starts_with("bundle:") =>
+                {
+                    ComponentRef::File(PathBuf::from(&info.agent))
+                }
+                None => {
+                    return Err(RunError::Journal(format!(
+                        "run `{}`: the journal does not hold its agent `{}` (sha256 {}), and this fc-host's built-in agent is a different one",
+                        info.id, info.agent, info.agent_hash
+                    )));
+                }
+            }
+        };
+        let prepared = self.prepare_agent(&source)?;
+        if prepared.hash != info.agent_hash {
+            return Err(RunError::Divergence {
+                event: 0,
+                expected: format!("agent `{}` with sha256 {}", info.agent, info.agent_hash),
+                actual: format!("a component with sha256 {}", prepared.hash),
+            });
+        }
+        Ok(prepared)
+    }
+}
+
+fn no_journal(state: &Path) -> String {
+    format!(
+        "no journal in `{}`: no run has been recorded there",
+        state.display()
+    )
+}
+
+fn plan_has_bundle(policy: &Policy) -> bool {
+    policy
+        .capabilities
+        .values()
+        .any(|g| matches!(g.component, femtoclaw_policy::ComponentSource::Bundle(_)))
+}
+
+fn load_run(journal: &Journal, run_id: &str) -> Result<(RunInfo, Vec<Event>), RunError> {
+    journal
+        .load(run_id)
+        .map_err(|e| RunError::Journal(e.to_string()))
+}
+
+/// The policy, task and brain a journaled run started with.
+fn plan_parts(
+    info: &RunInfo,
+    parse: impl Fn(&str, &str) -> femtoclaw_policy::Result<Policy>,
+) -> Result<(Policy, String, BrainChoice), RunError> {
+    let bad = |what: &str| {
+        RunError::Journal(format!(
+            "run `{}` has no usable {what} in its record",
+            info.id
+        ))
+    };
+    let plan = &info.plan;
+    let path = plan["policy_path"]
+        .as_str()
+        .ok_or_else(|| bad("policy path"))?;
+    let text = plan["policy_text"].as_str().ok_or_else(|| bad("policy"))?;
+    let policy = parse(path, text)?;
+    let task = plan["task"].as_str().ok_or_else(|| bad("task"))?.to_owned();
+    let brain = match (
+        &plan["brain"]["scripted"],
+        &plan["brain"]["component"],
+        &plan["brain"]["provider"],
+    ) {
+        (Value::String(p), _, _) => BrainChoice::Scripted(p.into()),
+        (_, Value::String(p), _) => BrainChoice::Component(p.into()),
+        (_, _, p) if p.is_object() => {
+            BrainChoice::Provider(serde_json::from_value(p.clone()).map_err(|_| bad("brain"))?)
+        }
+        _ => return Err(bad("brain")),
+    };
+    Ok((policy, task, brain))
+}
+
+/// The tool specs journaled when the run started.
+fn recorded_specs(events: &[Event]) -> Result<Vec<ToolSpec>, RunError> {
+    let start = events
+        .first()
+        .filter(|e| e.kind == "run-start")
+        .ok_or_else(|| RunError::Journal("the run has no start event".into()))?;
+    serde_json::from_value(start.data["tools"].clone())
+        .map_err(|e| RunError::Journal(format!("event 0: {e}")))
+}
