@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-time setup: the pinned toolchains that build the Python, JavaScript and
 # C capabilities (the Rust ones need only `rustup target add wasm32-wasip2`).
-# Everything lands inside guests/ (.venv, js/node_modules, c/witc/target);
-# running it again updates nothing that is already in place.
+# Everything lands inside guests/ (.venv, js/node_modules, c/witc/target),
+# but for the test suites in tests/suites/; running it again updates nothing
+# that is already in place.
 #   Python:     componentize-py   (guests/python/requirements.txt)
 #   C:          zig cc from the `ziglang` wheel (same file) + witc (guests/c/witc)
 #   JavaScript: componentize-js   (guests/js/package-lock.json)
@@ -14,6 +15,22 @@ if [[ ! -x $guests/.venv/bin/python ]]; then
 fi
 "$guests/.venv/bin/pip" install --quiet --disable-pip-version-check \
     -r "$guests/python/requirements.txt"
+
+# What the tests check against (tests/requirements.txt): the providers'
+# SDK types, and the JSON-Schema-Test-Suite, unpacked once.
+"$guests/.venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r "$guests/../tests/requirements.txt"
+suite="$guests/../tests/suites/json-schema-test-suite"
+if [[ ! -d $suite/tests/draft2020-12 ]]; then
+    tmp=$(mktemp -d)
+    "$guests/.venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: "jsonschema==4.25.1" -d "$tmp"
+    tar -xzf "$tmp/jsonschema-4.25.1.tar.gz" -C "$tmp"
+    mkdir -p "$suite"
+    cp -r "$tmp/jsonschema-4.25.1/json/tests" "$tmp/jsonschema-4.25.1/json/remotes" \
+        "$tmp/jsonschema-4.25.1/json/LICENSE" "$tmp/jsonschema-4.25.1/json/README.md" "$suite/"
+    rm -rf "$tmp"
+fi
 
 npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
 

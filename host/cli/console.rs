@@ -96,11 +96,12 @@ pub fn error(e: &anyhow::Error, code: u8) {
 }
 
 /// The causes of an error joined by `: `, leaving out a cause whose text
-/// the message before it already holds (an OS error is printed once).
+/// the message before it already holds (an OS error is printed once), and
+/// Rust's ` (os error N)` suffixes (the words say it).
 pub fn chain(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
-        let part = cause.to_string();
+        let part = without_os_codes(&cause.to_string());
         if !text.contains(&part) {
             if !text.is_empty() {
                 text.push_str(": ");
@@ -109,6 +110,24 @@ pub fn chain(e: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+fn without_os_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (os error ") {
+        let tail = &rest[i + " (os error ".len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..i]);
+        if digits > 0 && tail[digits..].starts_with(')') {
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(" (os error ");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn line(level: &str, message: &str, fields: &[(&str, Value)]) {
@@ -199,5 +218,8 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::NotFound)
         ));
         assert_eq!(chain(&e), "cannot read `x`: entity not found");
+        let os =
+            anyhow::Error::new(std::io::Error::from_raw_os_error(2)).context("cannot read `y`");
+        assert_eq!(chain(&os), "cannot read `y`: No such file or directory");
     }
 }

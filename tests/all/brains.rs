@@ -10,12 +10,18 @@ const KEY: &str = "sk-test-canary-0a1b2c3d4e";
 
 fn setup(kind: &str, port: u16, extra_brain: &str) -> Scratch {
     let s = Scratch::new();
+    // Only Chat Completions has a temperature.
+    let temperature = if kind == "openai" {
+        "temperature = 0.2\n"
+    } else {
+        ""
+    };
     s.write("data/a.txt", "apples");
     s.write("data/b.txt", "bananas");
     s.write(
         "policy.toml",
         &format!(
-            "version = 1\n[limits]\nmax-steps = 6\n[brain]\nkind = \"{kind}\"\nbase-url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"test-model\"\ntemperature = 0.2\n{extra_brain}\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n"
+            "version = 1\n[limits]\nmax-steps = 6\n[brain]\nkind = \"{kind}\"\nbase-url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"test-model\"\n{temperature}{extra_brain}\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n"
         ),
     );
     s
@@ -36,7 +42,7 @@ fn run_brain(s: &Scratch, key: Option<&str>, args: &[&str]) -> Output {
 
 fn openai_turn(message: Value, usage: (u64, u64)) -> Value {
     json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "model": "test-model",
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "test-model",
         "choices": [{ "index": 0, "message": message, "finish_reason": if message["tool_calls"].is_array() { "tool_calls" } else { "stop" } }],
         "usage": { "prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1 }
     })
@@ -106,6 +112,7 @@ fn openai_brain_completes_a_multi_step_task() {
         (Some("call_a"), Some("call_b"))
     );
     assert!(messages[3]["content"].as_str().unwrap().contains("apples"));
+    provider.assert_conforms("openai");
     let done = &out.events_named("run finished")[0];
     assert_eq!(
         (
@@ -181,6 +188,7 @@ fn anthropic_brain_completes_a_multi_step_task() {
         (Some("toolu_a"), Some("toolu_b"))
     );
     assert!(results[1]["content"].as_str().unwrap().contains("bananas"));
+    provider.assert_conforms("anthropic");
 }
 
 #[test]
@@ -356,4 +364,141 @@ fn brain_local_talks_to_a_keyless_openai_compatible_server() {
         "--brain local sends no key"
     );
     assert!(req.body.get("tools").is_none(), "no capability, no tools");
+}
+
+/// What the model's stop reason was, what the run did with it, and what
+/// the journal and the audit say.
+fn stopped(s: &Scratch, state: &std::path::Path) -> (Output, Value) {
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", state)
+        .env("FC_TEST_KEY", KEY)
+        .args(["run", "--policy"])
+        .arg(s.path("policy.toml"))
+        .args(["--task", "answer"]));
+    let id = first_run_id(state);
+    let audit = run(fc_host()
+        .env("FC_STATE_DIR", state)
+        .args(["audit", &id, "--json"]));
+    (out, serde_json::from_str(&audit.stdout).unwrap())
+}
+
+#[test]
+fn the_models_stop_reason_is_never_taken_for_an_answer() {
+    let cut = |finish: &str, extra: Value| {
+        let mut message = json!({ "role": "assistant", "content": "The answer is" });
+        if let Value::Object(m) = extra {
+            message.as_object_mut().unwrap().extend(m);
+        }
+        json!({
+            "id": "c", "object": "chat.completion", "created": 1767225600, "model": "test-model",
+            "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+        })
+    };
+    let refusal = json!({
+        "id": "c", "object": "chat.completion", "created": 1767225600, "model": "test-model",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": null, "refusal": "I can't help with that." }, "finish_reason": "stop" }],
+    });
+    let anthropic = |stop: &str| {
+        json!({
+            "id": "m", "type": "message", "role": "assistant", "model": "test-model", "stop_reason": stop, "stop_sequence": null,
+            "content": [{ "type": "text", "text": "The answer is" }], "usage": { "input_tokens": 1, "output_tokens": 1 },
+        })
+    };
+    let cases = [
+        (
+            "openai",
+            cut("length", json!({})),
+            "cut off at its output-token limit",
+            "length",
+        ),
+        (
+            "openai",
+            cut("content_filter", json!({})),
+            "withheld by the provider's content filter",
+            "content-filter",
+        ),
+        (
+            "openai",
+            refusal,
+            "the model refused: I can't help with that.",
+            "refusal",
+        ),
+        (
+            "anthropic",
+            anthropic("max_tokens"),
+            "cut off at its output-token limit",
+            "length",
+        ),
+        (
+            "anthropic",
+            anthropic("refusal"),
+            "the model refused: The answer is",
+            "refusal",
+        ),
+    ];
+    for (kind, response, message, finish) in cases {
+        let provider = MockProvider::start(vec![(200, "", response)]);
+        let s = setup(kind, provider.port, "api-key-env = \"FC_TEST_KEY\"");
+        let state = fresh_dir();
+        let (out, audit) = stopped(&s, &state);
+        assert_eq!(out.code, 12, "{kind} {finish}: {out:#?}");
+        assert!(out.stdout.is_empty(), "no answer on stdout: {out:#?}");
+        assert!(
+            out.stderr.contains("no complete answer: ") && out.stderr.contains(message),
+            "{kind} {finish}: {}",
+            out.stderr
+        );
+        assert_eq!(audit["status"], "incomplete", "{audit:#}");
+        assert_eq!(audit["decisions"][0]["decision"], "incomplete", "{audit:#}");
+        assert_eq!(audit["decisions"][0]["outcome"], finish, "{audit:#}");
+        provider.assert_conforms(kind);
+    }
+    // A reason the brain does not know is not an answer either.
+    let provider = MockProvider::start(vec![(200, "", cut("eaten_by_a_grue", json!({})))]);
+    let s = setup("openai", provider.port, "api-key-env = \"FC_TEST_KEY\"");
+    let (out, _) = stopped(&s, &fresh_dir());
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("`finish_reason` `eaten_by_a_grue` is not one this brain knows"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_empty_task_is_not_sent_as_an_empty_text_block() {
+    let provider = MockProvider::start(vec![]);
+    let s = setup("anthropic", provider.port, "api-key-env = \"FC_TEST_KEY\"");
+    let out = run_brain(&s, Some(KEY), &[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.contains(
+            "the conversation has no user text to send (is the task empty? give `--task`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        provider.requests().is_empty(),
+        "nothing the API would refuse was sent"
+    );
+}
+
+/// The conformance check itself refuses what the providers would: a test
+/// of the brain is only as good as this check.
+#[test]
+fn the_conformance_check_refuses_what_the_apis_refuse() {
+    use crate::mock_provider::check_provider_documents;
+    let docs = [
+        json!({ "api": "openai", "kind": "request", "body": { "model": "m", "messages": [{ "role": "robot", "content": "x" }] } }),
+        json!({ "api": "openai", "kind": "request", "body": { "model": "m", "messages": [], "max_token": 5 } }),
+        json!({ "api": "anthropic", "kind": "request", "body": { "model": "m", "max_tokens": 5, "messages": [{ "role": "user", "content": [{ "type": "text", "text": "" }] }] } }),
+        json!({ "api": "anthropic", "kind": "request", "body": { "model": "m", "max_tokens": 5, "messages": [{ "role": "assistant", "content": "x" }] } }),
+        json!({ "api": "openai", "kind": "response", "body": { "id": "c", "choices": [] } }),
+    ];
+    let report = check_provider_documents(&docs);
+    for (doc, result) in docs.iter().zip(&report) {
+        assert_eq!(result["ok"], false, "accepted: {doc}");
+    }
 }

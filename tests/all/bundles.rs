@@ -271,3 +271,78 @@ fn a_policy_may_narrow_a_bundle_but_never_widen_it() {
         "read_file is no longer granted"
     );
 }
+
+/// The rollback record fails closed: a damaged one (a torn write of an
+/// older fc-host's `bundles.json`) stops signed bundles and says how to
+/// recover; a readable one is moved into the journal and keeps protecting.
+#[test]
+fn a_damaged_rollback_record_fails_closed() {
+    let s = example();
+    s.write(
+        "bundle.toml",
+        &std::fs::read_to_string(s.path("bundle.toml"))
+            .unwrap()
+            .replace("1.0.0", "2.0.0"),
+    );
+    publish(&s, "v2.fcb");
+    s.write(
+        "bundle.toml",
+        &std::fs::read_to_string(s.path("bundle.toml"))
+            .unwrap()
+            .replace("2.0.0", "1.0.0"),
+    );
+    publish(&s, "v1.fcb");
+    let fingerprint = fc(&s, &["bundle", "verify", "v2.fcb", "--trust", "hello.pub"])
+        .stdout
+        .split("trusted key ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    std::fs::create_dir_all(s.path("state")).unwrap();
+    s.write("state/bundles.json", "{\"hello ");
+    let (out, compiled) = run_bundle(&s, "v1.fcb", &[]);
+    assert_eq!(out.code, exit::JOURNAL, "{out:#?}");
+    assert!(
+        out.stderr.contains("bundles.json` cannot be read")
+            && out
+                .stderr
+                .contains("signed bundles do not run until it is repaired"),
+        "{}",
+        out.stderr
+    );
+    assert!(!compiled, "refused before anything was compiled");
+    // An older fc-host's intact record: 2.0.0 ran from this signer.
+    s.write(
+        "state/bundles.json",
+        &serde_json::json!({ format!("hello {fingerprint}"): femtoclaw_bundle::Version::parse("2.0.0").unwrap() }).to_string(),
+    );
+    let (out, _) = run_bundle(&s, "v1.fcb", &[]);
+    assert_eq!(out.code, exit::DOWNGRADE, "{out:#?}");
+    assert!(
+        !s.path("state/bundles.json").exists(),
+        "moved into the journal"
+    );
+    assert!(s.path("state/bundles.json.imported").exists());
+    let (out, _) = run_bundle(&s, "v1.fcb", &[]);
+    assert_eq!(out.code, exit::DOWNGRADE, "the journal keeps it: {out:#?}");
+    assert_eq!(run_bundle(&s, "v2.fcb", &[]).0.code, exit::OK);
+}
+
+/// A run of a bundle replays from the journal alone: the bundle file, its
+/// policy and its data may be gone.
+#[test]
+fn a_bundle_run_replays_without_the_bundle() {
+    let s = example();
+    publish(&s, "hello.fcb");
+    let (out, _) = run_bundle(&s, "hello.fcb", &[]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let state = s.path("state");
+    let id = first_run_id(&state);
+    let moved = fresh_dir().join("state");
+    std::fs::rename(&state, &moved).unwrap();
+    drop(s);
+    let replay = run(fc_host().env("FC_STATE_DIR", &moved).args(["replay", &id]));
+    assert_eq!(replay.code, exit::OK, "{replay:#?}");
+    assert_eq!(replay.stdout, out.stdout);
+}

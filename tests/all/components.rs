@@ -96,3 +96,50 @@ fn a_truncated_component_is_refused() {
         out.stderr
     );
 }
+
+/// A capability whose `describe()` breaks the rules of a description is a
+/// refused component (exit 5) naming the tool and the rule: the same check
+/// in `run` and in `policy check --components`.
+#[test]
+fn a_description_that_breaks_the_rules_refuses_the_component() {
+    let s = Scratch::new();
+    s.setup(
+        &policy(&format!(
+            "[capabilities.h]\ncomponent = {:?}\ntools = [\"echo\"]\nenv = [\"HOSTILE_DESCRIBE\"]\n",
+            artifacts::CAP_HOSTILE
+        )),
+        serde_json::json!([{ "content": "done" }]),
+    );
+    for (mode, expected) in [
+        ("duplicate", "describes the tool `echo` twice"),
+        (
+            "bad-name",
+            "describes a tool named `read\\nfile`, which a tool address cannot carry",
+        ),
+        ("remote-ref", "tool `spin`: invalid input schema"),
+        ("bad-schema", "tool `spin`: invalid input schema"),
+    ] {
+        let run_out = run(fc_host()
+            .env("HOSTILE_DESCRIBE", mode)
+            .args(["run", "--policy"])
+            .arg(s.path("policy.toml")));
+        let check = run(fc_host()
+            .env("HOSTILE_DESCRIBE", mode)
+            .args(["policy", "check", "--components"])
+            .arg(s.path("policy.toml")));
+        for out in [&run_out, &check] {
+            assert_eq!(out.code, exit::COMPONENT, "{mode}: {out:#?}");
+            assert!(out.stderr.contains(expected), "{mode}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(artifacts::CAP_HOSTILE),
+                "names the component: {}",
+                out.stderr
+            );
+            let errors = out
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("fc-host: error:"));
+            assert_eq!(errors.count(), 1, "{}", out.stderr);
+        }
+    }
+}

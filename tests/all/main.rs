@@ -4,10 +4,13 @@
 mod brains;
 mod bundles;
 mod cache;
+mod cli;
 mod common;
 mod components;
 mod crash;
+mod damage;
 mod denied;
+mod exhaustion;
 mod hello;
 mod hostile;
 mod inprocess;
@@ -23,3 +26,4 @@ mod readonly;
 mod replay100;
 mod secrets;
 mod server;
+mod sinks;

@@ -30,6 +30,8 @@ impl Received {
 pub struct MockProvider {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// The 2xx bodies it answered with.
+    served: Arc<Mutex<Vec<Value>>>,
 }
 
 impl MockProvider {
@@ -39,8 +41,9 @@ impl MockProvider {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(Mutex::new(Vec::new()));
         let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
-        let r = received.clone();
+        let (r, sv) = (received.clone(), served.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -85,6 +88,9 @@ impl MockProvider {
                     "",
                     serde_json::json!({ "error": { "message": "no more responses" } }),
                 ));
+                if (200..300).contains(&status) {
+                    sv.lock().unwrap().push(body.clone());
+                }
                 let body = body.to_string();
                 let response = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
@@ -93,12 +99,72 @@ impl MockProvider {
                 let _ = stream.write_all(response.as_bytes());
             }
         });
-        MockProvider { port, received }
+        MockProvider {
+            port,
+            received,
+            served,
+        }
     }
 
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    /// Checks every request the brain sent, and every answer this mock
+    /// gave, against the provider's published types (tests/providers.py,
+    /// over the official SDKs): a test of the brain is only as good as the
+    /// mock's likeness to the provider.
+    pub fn assert_conforms(&self, api: &str) {
+        let mut docs: Vec<Value> = self
+            .requests()
+            .into_iter()
+            .map(|r| serde_json::json!({ "api": api, "kind": "request", "body": r.body }))
+            .collect();
+        docs.extend(
+            self.served
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|b| serde_json::json!({ "api": api, "kind": "response", "body": b })),
+        );
+        let report = check_provider_documents(&docs);
+        for (doc, result) in docs.iter().zip(&report) {
+            assert_eq!(
+                result["ok"], true,
+                "{api} {} does not conform: {:#}\n{:#}",
+                doc["kind"], result["errors"], doc["body"]
+            );
+        }
+    }
+}
+
+/// Runs tests/providers.py (with the toolchains' Python, where the SDKs
+/// are installed) on the documents; its report, one entry each.
+pub fn check_provider_documents(docs: &[Value]) -> Vec<Value> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("guests/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run guests/toolchains.sh",
+        python.display()
+    );
+    let mut child = std::process::Command::new(python)
+        .arg(root.join("tests/providers.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(docs.to_vec()).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "providers.py failed");
+    let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.len(), docs.len());
+    report
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {

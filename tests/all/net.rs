@@ -156,3 +156,51 @@ fn raw_sockets_and_name_lookups_are_refused() {
         "a net grant is for HTTP, never a raw socket"
     );
 }
+
+#[test]
+fn redirects_resolve_by_the_url_standard() {
+    let server = Server::start(0);
+    let p = server.port;
+    let s = Scratch::new();
+    s.setup(
+        &http_policy(&format!("\"http://127.0.0.1:{p}\""), ""),
+        calls(&[
+            get(format!("http://127.0.0.1:{p}/a/b")),
+            get(format!("http://127.0.0.1:{p}/scheme-relative")),
+        ]),
+    );
+    let t = s.run_echo().transcript();
+    assert_eq!(kinds(&t), ["ok", "ok"], "{t:#?}");
+    let relative: serde_json::Value = serde_json::from_str(t[0]["ok"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (relative["url"].as_str(), relative["body"].as_str()),
+        (
+            Some(format!("http://127.0.0.1:{p}/a/c").as_str()),
+            Some("relative arrived")
+        ),
+        "`Location: c` from /a/b is /a/c"
+    );
+    let scheme_relative: serde_json::Value =
+        serde_json::from_str(t[1]["ok"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        scheme_relative["url"],
+        format!("http://127.0.0.1:{p}/a/c?from=scheme-relative"),
+        "`//host/path` keeps the scheme"
+    );
+    let paths: Vec<String> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.split_whitespace().nth(1).unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/a/b",
+            "/a/c",
+            "/scheme-relative",
+            "/a/c?from=scheme-relative"
+        ]
+    );
+}

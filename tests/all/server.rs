@@ -68,6 +68,11 @@ fn respond(path: &str, port: u16, redirect_port: u16) -> Vec<u8> {
         "/redirect-away" => redirect(format!("http://127.0.0.1:{redirect_port}/")),
         "/redirect-home" => redirect(format!("http://127.0.0.1:{port}/final")),
         "/final" => ok("arrived", ""),
+        // Relative and scheme-relative redirects, resolved by the URL
+        // standard against the URL they came from.
+        "/a/b" => redirect("c".into()),
+        "/a/c" => ok("relative arrived", ""),
+        "/scheme-relative" => redirect(format!("//127.0.0.1:{port}/a/c?from=scheme-relative")),
         "/store.json" => ok(
             r#"{"store":{"book":[{"title":"Dune","price":8},{"title":"Emma","price":12}],"bike":{"price":19}}}"#,
             "",

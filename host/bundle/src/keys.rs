@@ -49,7 +49,7 @@ impl KeyPair {
         let public = base.with_extension("pub");
         let pem = self.pkcs8_v1_pem();
         if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
         }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -57,8 +57,10 @@ impl KeyPair {
             .mode(0o600)
             .open(&secret)
             .map_err(|e| key_error(&secret, e.to_string()))?;
-        f.write_all(pem.as_bytes())?;
-        std::fs::write(&public, self.public().to_pem()?)?;
+        f.write_all(pem.as_bytes())
+            .map_err(|e| key_error(&secret, e.to_string()))?;
+        std::fs::write(&public, self.public().to_pem()?)
+            .map_err(|e| key_error(&public, e.to_string()))?;
         Ok(())
     }
 

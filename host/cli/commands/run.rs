@@ -95,25 +95,31 @@ const GRACE: Duration = Duration::from_secs(5);
 
 impl Watchdog {
     pub fn start(run_id: &str, timeout: Duration) -> Watchdog {
+        let run_id = run_id.to_owned();
+        Watchdog::with_action(timeout + GRACE, move || {
+            crate::console::error_line(
+                &format!(
+                    "run stopped: wall-time limit of {timeout:?} (`limits.run-timeout`) passed while a host call was blocked; run `{run_id}` stays resumable (`fc-host resume {run_id}`)"
+                ),
+                &[("run_id", json!(run_id)), ("exit_code", json!(exit::LIMIT))],
+            );
+            std::process::exit(i32::from(exit::LIMIT));
+        })
+    }
+
+    /// Runs `expire` after `deadline` unless [`Watchdog::done`] came first.
+    fn with_action(deadline: Duration, expire: impl FnOnce() + Send + 'static) -> Watchdog {
         let done = std::sync::Arc::new(std::sync::Mutex::new(false));
         let seen = done.clone();
-        let run_id = run_id.to_owned();
-        let deadline = timeout + GRACE;
         let started = std::thread::Builder::new()
             .name("fc-watchdog".into())
             .spawn(move || {
                 std::thread::sleep(deadline);
                 let finished = seen.lock().unwrap_or_else(|p| p.into_inner());
                 if !*finished {
-                    crate::console::error_line(
-                        &format!(
-                            "run stopped: wall-time limit of {timeout:?} (`limits.run-timeout`) passed while a host call was blocked; run `{run_id}` stays resumable (`fc-host resume {run_id}`)"
-                        ),
-                        &[("run_id", json!(run_id)), ("exit_code", json!(exit::LIMIT))],
-                    );
                     // Holding the lock: the run cannot be reported as
                     // finished while the process ends.
-                    std::process::exit(i32::from(exit::LIMIT));
+                    expire();
                 }
             });
         if let Err(e) = started {
@@ -228,4 +234,44 @@ fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
     Err(config(format!(
         "unknown --brain `{spec}` (expected `local[=URL]`, `remote`, `scripted:FILE` or `PATH.wasm`)"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::Watchdog;
+
+    #[test]
+    fn the_watchdog_acts_only_for_a_run_that_outlives_its_deadline() {
+        let fired = Arc::new(AtomicBool::new(false));
+        let f = fired.clone();
+        let _late = Watchdog::with_action(Duration::from_millis(10), move || {
+            f.store(true, Ordering::SeqCst)
+        });
+        let ended = Arc::new(AtomicBool::new(false));
+        let e = ended.clone();
+        let finished = Watchdog::with_action(Duration::from_millis(100), move || {
+            e.store(true, Ordering::SeqCst)
+        });
+        finished.done();
+        // Bounded: both deadlines have passed well before this.
+        for _ in 0..100 {
+            if fired.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            fired.load(Ordering::SeqCst),
+            "a run past its deadline is ended"
+        );
+        assert!(
+            !ended.load(Ordering::SeqCst),
+            "a finished run is left alone"
+        );
+    }
 }

@@ -10,7 +10,7 @@ pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
-    #[error("cannot read policy `{path}`: {source}")]
+    #[error("cannot read policy `{path}`")]
     Read {
         /// The policy file.
         path: PathBuf,

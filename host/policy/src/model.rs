@@ -392,7 +392,7 @@ impl ProviderBrain {
         model: &str,
         api_key_env: Option<String>,
     ) -> Result<ProviderBrain, String> {
-        crate::units::net_pattern(&crate::parse::origin_of(base_url))
+        crate::parse::base_url_origin(base_url)
             .map_err(|e| format!("base URL `{base_url}`: {e}"))?;
         Ok(ProviderBrain {
             protocol,
@@ -407,7 +407,6 @@ impl ProviderBrain {
 
     /// The one origin (`scheme://host[:port]`) this brain may reach.
     pub fn origin(&self) -> NetPattern {
-        crate::units::net_pattern(&crate::parse::origin_of(&self.base_url))
-            .expect("invariant: checked when parsed")
+        crate::parse::base_url_origin(&self.base_url).expect("invariant: checked when parsed")
     }
 }

@@ -301,7 +301,7 @@ fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
             "a provider brain needs `base-url`, e.g. `http://127.0.0.1:11434/v1`",
         );
     };
-    let origin = units::net_pattern(&origin_of(base_url.get_ref()));
+    let origin = base_url_origin(base_url.get_ref());
     if let Err(m) = origin {
         return cx.err(base_url.span(), "brain.base-url", m);
     }
@@ -313,6 +313,15 @@ fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
         );
     };
     let temperature = match raw.temperature {
+        // The Messages API defines no sampling temperature (its published
+        // types have none): sending one would be refused.
+        Some(t) if protocol == Protocol::Anthropic => {
+            return cx.err(
+                t.span(),
+                "brain.temperature",
+                "the Anthropic Messages API takes no `temperature`: remove it",
+            );
+        }
         Some(t) if !(0.0..=2.0).contains(t.get_ref()) => {
             return cx.err(
                 t.span(),
@@ -349,15 +358,28 @@ fn brain(cx: &Ctx, raw: RawBrain) -> Result<BrainSpec> {
     }))
 }
 
-/// `scheme://host[:port]` of a URL.
-pub(crate) fn origin_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!(
-            "{scheme}://{}",
-            rest.split(['/', '?', '#']).next().unwrap_or_default()
-        ),
-        None => url.to_owned(),
+/// `scheme://host:port` of a URL, parsed by the URL standard (so the origin
+/// checked is the one a client connects to); the error says why there is
+/// none.
+pub(crate) fn origin_of(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "`{text}` carries credentials: name the key with `api-key-env` instead"
+        ));
     }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("`{text}` has no port (scheme `{}`)", url.scheme()))?;
+    Ok(format!("{}://{host}:{port}", url.scheme()))
+}
+
+/// The one origin a base URL names, as a `net` pattern.
+pub(crate) fn base_url_origin(text: &str) -> Result<NetPattern, String> {
+    units::net_pattern(&origin_of(text)?)
 }
 
 fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<CapabilityGrant> {
@@ -636,6 +658,33 @@ mod tests {
 
     fn parse_in(dir: &Path, text: &str) -> Result<Policy> {
         parse(&dir.join("policy.toml"), text, Files::Check)
+    }
+
+    #[test]
+    fn base_urls_are_parsed_by_the_url_standard() {
+        let origin = |u: &str| base_url_origin(u).map(|p| p.to_string());
+        assert_eq!(
+            origin("http://127.0.0.1:11434/v1").unwrap(),
+            "http://127.0.0.1:11434"
+        );
+        assert_eq!(
+            origin("https://API.example.com/v1?x=1#f").unwrap(),
+            "https://api.example.com:443"
+        );
+        assert_eq!(origin("http://[::1]:8080/v1").unwrap(), "http://[::1]:8080");
+        // What hand-splitting on `://` got wrong: the host is after the
+        // credentials, and a backslash ends the authority.
+        assert!(
+            origin("http://user:pw@good.example@evil.example/")
+                .unwrap_err()
+                .contains("credentials")
+        );
+        assert_eq!(
+            origin("https://good.example\\@evil.example/").unwrap(),
+            "https://good.example:443"
+        );
+        assert!(origin("ftp://example.com/").is_err());
+        assert!(origin("not a url").is_err());
     }
 
     #[test]

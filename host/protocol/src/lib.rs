@@ -10,5 +10,5 @@
 mod schema;
 mod strict;
 
-pub use schema::{SchemaError, ToolSchema, Violation};
+pub use schema::{Schema, SchemaError, ToolSchema, Violation};
 pub use strict::{JsonError, Limits, parse_strict};

@@ -22,10 +22,34 @@ pub struct Violation {
     pub errors: Vec<String>,
 }
 
+/// One compiled JSON Schema. The dialect is the schema's `$schema` (drafts
+/// 4, 6, 7, 2019-09 and 2020-12), else 2020-12. Every `format` is asserted,
+/// and a format the validator does not know is refused when the schema is
+/// compiled: no format passes unchecked. A reference to another document is
+/// refused: a schema cannot make the host fetch anything.
+pub struct Schema(jsonschema::Validator);
+
+impl Schema {
+    /// Compiles a schema (an object, or `true`/`false`).
+    pub fn compile(schema: &Value) -> Result<Schema, String> {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(false)
+            .build(schema)
+            .map(Schema)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks a value: every failed constraint, with its location.
+    pub fn check(&self, value: &Value) -> Result<(), Violation> {
+        check(&self.0, value)
+    }
+}
+
 /// The compiled input (and optional output) schema of one tool.
 pub struct ToolSchema {
-    input: jsonschema::Validator,
-    output: Option<jsonschema::Validator>,
+    input: Schema,
+    output: Option<Schema>,
 }
 
 impl std::fmt::Debug for ToolSchema {
@@ -51,16 +75,16 @@ impl ToolSchema {
 
     /// Checks call arguments against the input schema.
     pub fn check_input(&self, value: &Value) -> Result<(), Violation> {
-        check(&self.input, value)
+        self.input.check(value)
     }
 
     /// Checks a result against the output schema, if the tool declared one.
     pub fn check_output(&self, value: &Value) -> Result<(), Violation> {
-        self.output.as_ref().map_or(Ok(()), |v| check(v, value))
+        self.output.as_ref().map_or(Ok(()), |s| s.check(value))
     }
 }
 
-fn compile_one(which: &'static str, text: &str) -> Result<jsonschema::Validator, SchemaError> {
+fn compile_one(which: &'static str, text: &str) -> Result<Schema, SchemaError> {
     let err = |message: String| SchemaError { which, message };
     let schema = parse_strict(
         text,
@@ -73,10 +97,7 @@ fn compile_one(which: &'static str, text: &str) -> Result<jsonschema::Validator,
     if !schema.is_object() {
         return Err(err("a tool schema must be a JSON object".into()));
     }
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|e| err(e.to_string()))
+    Schema::compile(&schema).map_err(err)
 }
 
 fn check(validator: &jsonschema::Validator, value: &Value) -> Result<(), Violation> {
@@ -135,5 +156,18 @@ mod tests {
         assert!(ToolSchema::compile(r#"{"type":"nonsense"}"#, None).is_err());
         let remote = r#"{"$ref":"https://example.com/schema.json"}"#;
         assert!(ToolSchema::compile(remote, None).is_err());
+        let unknown = r#"{"type":"string","format":"colour"}"#;
+        let e = ToolSchema::compile(unknown, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("colour"), "an unknown format is refused: {e}");
+    }
+
+    #[test]
+    fn internationalised_formats_are_checked() {
+        let s = ToolSchema::compile(r#"{"type":"string","format":"idn-hostname"}"#, None).unwrap();
+        assert!(s.check_input(&json!("münchen.example")).is_ok());
+        assert!(s.check_input(&json!("-not a host-")).is_err());
     }
 }

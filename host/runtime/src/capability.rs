@@ -128,7 +128,7 @@ pub struct CheckedCapability {
 
 impl Runtime {
     /// Loads and describes every capability a policy grants, as a run would
-    /// (without its grants: no files, network or variables), checks each
+    /// (without its network and its secrets), checks each
     /// description, and that it provides every tool the policy grants. A
     /// bundle's capabilities are left out: they need their bundle.
     pub async fn check_capabilities(
@@ -146,19 +146,19 @@ impl Runtime {
                 }
                 ComponentSource::File(path) => ComponentRef::File(path.clone()),
             };
+            // No network and no secrets: checking a policy reaches nothing.
             let bare = CapabilityGrant {
-                mounts: vec![],
                 net: vec![],
-                env: vec![],
                 secrets: Default::default(),
                 ..grant.clone()
             };
+            let (vars, _) = resolve_env(name, &bare)?;
             let (cap, specs) = CapabilityInstance::start_source(
                 self,
                 name,
                 source,
                 &bare,
-                vec![],
+                vars,
                 100,
                 1 << 20,
                 Redactor::default(),

@@ -99,7 +99,7 @@ pub enum StopReason {
     MaxJournal(u64),
     /// A component the run cannot go on without (the brain) hit one of its
     /// limits.
-    #[error("the {component} hit its {limit}")]
+    #[error("the {component} stopped: {limit}")]
     ComponentLimit {
         /// Which component.
         component: String,

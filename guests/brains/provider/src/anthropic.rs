@@ -57,9 +57,6 @@ pub(crate) fn complete(s: &Settings, names: &Names, request: &Request) -> Result
     if !tools.is_empty() {
         body["tools"] = json!(tools);
     }
-    if let Some(t) = s.temperature {
-        body["temperature"] = json!(t);
-    }
     let response = http::post_json(&format!("{}/messages", s.base_url), &[("anthropic-version", VERSION)], &body)?;
     parse(names, &response)
 }

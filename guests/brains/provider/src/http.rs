@@ -72,8 +72,16 @@ enum Transport {
 
 fn send(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, Transport> {
     let bad = |m: &str| Transport::Denied(format!("`{url}`: {m}"));
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not a URL"))?;
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let parsed = url::Url::parse(url).map_err(|_| bad("not a URL"))?;
+    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+    let authority = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
     // A known length, not chunked encoding: simple local servers prefer it.
     let mut fields: Vec<(String, Vec<u8>)> = vec![
         ("content-type".into(), b"application/json".to_vec()),
@@ -82,11 +90,11 @@ fn send(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, Tr
     fields.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())));
     let fields = Fields::from_list(&fields).map_err(|_| bad("invalid header"))?;
     let request = OutgoingRequest::new(fields);
-    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let scheme = if parsed.scheme() == "https" { Scheme::Https } else { Scheme::Http };
     request.set_method(&Method::Post).map_err(|_| bad("invalid method"))?;
     request.set_scheme(Some(&scheme)).map_err(|_| bad("invalid scheme"))?;
-    request.set_authority(Some(authority)).map_err(|_| bad("invalid host"))?;
-    request.set_path_with_query(Some(path)).map_err(|_| bad("invalid path"))?;
+    request.set_authority(Some(&authority)).map_err(|_| bad("invalid host"))?;
+    request.set_path_with_query(Some(&path)).map_err(|_| bad("invalid path"))?;
     let outgoing = request.body().map_err(|_| bad("no request body"))?;
     let future = outgoing_handler::handle(request, None).map_err(|e| classify(url, e))?;
     {

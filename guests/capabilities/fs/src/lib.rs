@@ -117,6 +117,9 @@ fn io_error(path: &str, e: std::io::Error) -> ToolError {
         || e.raw_os_error() == Some(ENOTCAPABLE);
     if denied {
         ToolError::Denied(format!("`{path}` is outside the granted mounts or not writable: {e}"))
+    } else if e.kind() == ErrorKind::Unsupported {
+        // The host opens regular files and directories only.
+        ToolError::Failed(format!("`{path}` is a special file (a FIFO, socket or device): not supported"))
     } else {
         ToolError::Failed(format!("`{path}`: {e}"))
     }

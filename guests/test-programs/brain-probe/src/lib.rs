@@ -1,7 +1,8 @@
 //! Test brain: its single answer reports what its sandbox lets it see (its
 //! environment and files), so a test can check that no secret reaches a
 //! brain. A task `fetch URL…` makes it try an HTTP GET of each URL and
-//! report whether the network gate let it through.
+//! report whether the network gate let it through; `spin` and `grow`
+//! exhaust its limits.
 
 use serde_json::json;
 
@@ -18,6 +19,20 @@ impl Guest for Probe {
         let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
         let tools: Vec<String> = request.tools.iter().map(|t| t.name.clone()).collect();
         let task = request.messages.iter().rev().find_map(|m| m.content.clone()).unwrap_or_default();
+        // `spin` and `grow` exhaust the brain's fuel and memory.
+        if task == "spin" {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        if task == "grow" {
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                chunks.push(vec![1; 1 << 20]);
+                std::hint::black_box(&chunks);
+            }
+        }
         let fetched: Vec<String> = task.strip_prefix("fetch ").map_or(Vec::new(), |urls| urls.split(' ').map(fetch).collect());
         let content = json!({ "env": env, "root": format!("{root:?}"), "tools": tools, "messages": request.messages.len(), "fetched": fetched });
         Ok(Completion { content: Some(content.to_string()), tool_calls: vec![], usage: None, finish: FinishReason::Complete })

@@ -123,7 +123,7 @@ impl Runtime {
             Ok(Ok(answer)) => Ok(Ok(text(answer))),
             Ok(Err(AgentRunError::Failed(e))) => Ok(Err(AgentError::Failed(text(e)))),
             Ok(Err(AgentRunError::Incomplete(e))) => Ok(Err(AgentError::Incomplete(text(e)))),
-            Err(Failure::Limit(m)) => Err(RunError::Limit(format!("the agent hit its {m}"))),
+            Err(Failure::Limit(m)) => Err(RunError::Limit(format!("the agent stopped: {m}"))),
             Err(Failure::Trap(m)) => Err(RunError::Trap {
                 component: "agent".into(),
                 message: text(m),

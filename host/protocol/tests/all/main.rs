@@ -1,0 +1,3 @@
+//! The protocol validator against what others wrote.
+
+mod suite;
