@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::RunError;
 use crate::bindings::{Completion, Message, ToolSpec};
 
 /// The secret values of a run, each with the name that replaces it.
@@ -113,6 +114,29 @@ impl Redactor {
                 call.name = self.apply(&call.name).into_owned();
                 call.arguments = self.apply(&call.arguments).into_owned();
             }
+        }
+    }
+
+    /// A run error with secrets removed from its text (a component may trap
+    /// with one in its message while starting).
+    pub(crate) fn run_error(&self, error: RunError) -> RunError {
+        if self.0.is_empty() {
+            return error;
+        }
+        let r = |m: String| self.apply(&m).into_owned();
+        match error {
+            RunError::Config(m) => RunError::Config(r(m)),
+            RunError::Component { component, message } => RunError::Component {
+                component: r(component),
+                message: r(message),
+            },
+            RunError::Limit(m) => RunError::Limit(r(m)),
+            RunError::Trap { component, message } => RunError::Trap {
+                component: r(component),
+                message: r(message),
+            },
+            RunError::Internal(m) => RunError::Internal(r(m)),
+            other => other,
         }
     }
 

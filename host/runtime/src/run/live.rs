@@ -94,12 +94,14 @@ impl Runtime {
             None => None,
         };
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, policy = %plan.policy.path.display(), agent = %agent.label, "run started");
+        let redact = secrets.redact.clone();
         let started = self
             .start_live(&plan.policy, &brain, 0, plan.bundle.as_deref(), secrets)
             .await;
         let (live, specs, redact) = match started {
             Ok(started) => started,
             Err(error) => {
+                let error = redact.run_error(error);
                 if let Some(journal) = &mut journal {
                     record_failed_start(journal, &run_id, &error);
                 }

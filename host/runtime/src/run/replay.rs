@@ -84,9 +84,11 @@ impl Runtime {
         }
         let turns = events.iter().filter(|e| e.kind == "inference").count();
         let secrets = resolve_secrets(&policy, &brain)?;
+        let redact = secrets.redact.clone();
         let (live, specs, redact) = self
             .start_live(&policy, &brain, turns, None, secrets)
-            .await?;
+            .await
+            .map_err(|e| redact.run_error(e))?;
         if json!(specs) != json!(recorded_specs(&events)?) {
             return Err(RunError::Divergence {
                 event: 0,
