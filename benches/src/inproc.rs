@@ -48,10 +48,11 @@ async fn raw_calls(engine: &Engine, data: &Path, femtoclaw: bool) -> Vec<f64> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
     let mut wasi = WasiCtx::builder();
-    wasi.preopened_dir(data, "/data", FsPerms::ReadOnly)
-        .unwrap()
-        // As FemtoClaw's capabilities do (capability.rs).
-        .allow_blocking_current_thread(femtoclaw);
+    // As FemtoClaw's capabilities do (capability.rs); before the preopen,
+    // which takes the setting when it is added.
+    wasi.allow_blocking_current_thread(femtoclaw)
+        .preopened_dir(data, "/data", FsPerms::ReadOnly)
+        .unwrap();
     let mut store = Store::new(
         engine,
         Raw {

@@ -56,9 +56,12 @@ fn filter(level: &str) -> anyhow::Result<EnvFilter> {
 
 pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
     crate::console::init(format);
-    let filter = match level {
-        Some(l) => filter(l)?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    // `RUST_LOG` is held to the same rule: a typo must not hide every line.
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match (level, &from_env) {
+        (Some(l), _) => filter(l)?,
+        (None, Some(env)) => filter(env).map_err(|e| e.context("from the variable `RUST_LOG`"))?,
+        (None, None) => EnvFilter::new("info"),
     };
     let otlp = crate::otlp::endpoint().map(|url| (Collector::default(), url));
     if level == Some("off") && otlp.is_none() {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use femtoclaw_policy::{BrainSpec, Protocol, ProviderBrain};
 use femtoclaw_runtime::prelude::*;
 use serde_json::json;
@@ -72,9 +73,8 @@ impl RunCommand {
         let outcome = block_on(runtime.run(plan));
         watchdog.done();
         if let Some(file) = &self.metrics {
-            std::fs::write(file, runtime.metrics().render()).map_err(|e| {
-                anyhow::anyhow!("cannot write metrics to `{}`: {e}", file.display())
-            })?;
+            std::fs::write(file, runtime.metrics().render())
+                .with_context(|| format!("cannot write metrics to `{}`", file.display()))?;
         }
         leave(runtime);
         Ok(print_answer(outcome?))

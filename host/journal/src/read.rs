@@ -137,6 +137,21 @@ impl Journal {
         })
     }
 
+    /// Whether the journal holds a component (without reading its bytes).
+    pub(crate) fn has_component(&self, sha256: &str) -> Result<bool> {
+        let path = self.path.clone();
+        contain(&path, || {
+            let txn = self.begin_read()?;
+            let Some(table) = optional(self, &txn, COMPONENTS)? else {
+                return Ok(false);
+            };
+            Ok(table
+                .get(sha256.as_bytes())
+                .map_err(|e| self.storage(e))?
+                .is_some())
+        })
+    }
+
     pub(crate) fn counter(&self, txn: &ReadTransaction, key: &[u8]) -> Result<Option<u64>> {
         let Some(meta) = optional(self, txn, META)? else {
             return Ok(None);

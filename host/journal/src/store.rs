@@ -253,8 +253,7 @@ impl Journal {
     /// Keeps a component's bytes (by its sha256) with the next commit,
     /// unless the journal has them already.
     pub fn keep_component(&mut self, sha256: &str, bytes: &[u8]) -> Result<()> {
-        if self.component(sha256)?.is_none()
-            && !self.pending_components.iter().any(|(h, _)| h == sha256)
+        if !self.has_component(sha256)? && !self.pending_components.iter().any(|(h, _)| h == sha256)
         {
             self.pending_components
                 .push((sha256.to_owned(), bytes.to_vec()));

@@ -349,6 +349,12 @@ impl CapabilityInstance {
     /// name lookups. HTTP goes through the [`NetGate`].
     fn wasi(&self) -> wasmtime::Result<WasiCtxBuilder> {
         let mut wasi = WasiCtxBuilder::new();
+        // File operations run on the run's own thread: handing each one to
+        // tokio's blocking pool cost two thread switches, ~120 of the
+        // ~180 µs of a `read_file` call (docs/performance.md). Set before the
+        // preopens, which take the setting when they are added. Special
+        // files, which could block that thread, are refused (fsguard.rs).
+        wasi.allow_blocking_current_thread(true);
         for mount in &self.mounts {
             let perms = match mount.mode {
                 MountMode::ReadOnly => FsPerms::ReadOnly,
@@ -357,10 +363,6 @@ impl CapabilityInstance {
             wasi.preopened_dir(&mount.host, &mount.guest, perms)?;
         }
         wasi.envs(&self.env)
-            // File operations run on the run's own thread: handing each one
-            // to tokio's blocking pool cost two thread switches, ~120 of the
-            // ~180 µs of a `read_file` call (docs/performance.md).
-            .allow_blocking_current_thread(true)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
