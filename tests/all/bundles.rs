@@ -46,6 +46,15 @@ fn publish(s: &Scratch, out: &str) {
     }
 }
 
+/// Publishes the example as `v2.fcb` (version 2.0.0) and `v1.fcb` (1.0.0).
+fn publish_two_versions(s: &Scratch) {
+    for (from, to, file) in [("1.0.0", "2.0.0", "v2.fcb"), ("2.0.0", "1.0.0", "v1.fcb")] {
+        let manifest = std::fs::read_to_string(s.path("bundle.toml")).unwrap();
+        s.write("bundle.toml", &manifest.replace(from, to));
+        publish(s, file);
+    }
+}
+
 /// Runs a bundle with debug logs; returns the output and whether anything
 /// was compiled or loaded.
 fn run_bundle(s: &Scratch, file: &str, extra: &[&str]) -> (Output, bool) {
@@ -185,20 +194,7 @@ fn refusals_happen_before_anything_is_compiled() {
 #[test]
 fn an_older_version_is_refused_unless_allowed() {
     let s = example();
-    s.write(
-        "bundle.toml",
-        &std::fs::read_to_string(s.path("bundle.toml"))
-            .unwrap()
-            .replace("1.0.0", "2.0.0"),
-    );
-    publish(&s, "v2.fcb");
-    s.write(
-        "bundle.toml",
-        &std::fs::read_to_string(s.path("bundle.toml"))
-            .unwrap()
-            .replace("2.0.0", "1.0.0"),
-    );
-    publish(&s, "v1.fcb");
+    publish_two_versions(&s);
     assert_eq!(run_bundle(&s, "v2.fcb", &[]).0.code, exit::OK);
     let (out, compiled) = run_bundle(&s, "v1.fcb", &[]);
     assert_eq!(out.code, exit::DOWNGRADE, "{out:#?}");
@@ -278,20 +274,7 @@ fn a_policy_may_narrow_a_bundle_but_never_widen_it() {
 #[test]
 fn a_damaged_rollback_record_fails_closed() {
     let s = example();
-    s.write(
-        "bundle.toml",
-        &std::fs::read_to_string(s.path("bundle.toml"))
-            .unwrap()
-            .replace("1.0.0", "2.0.0"),
-    );
-    publish(&s, "v2.fcb");
-    s.write(
-        "bundle.toml",
-        &std::fs::read_to_string(s.path("bundle.toml"))
-            .unwrap()
-            .replace("2.0.0", "1.0.0"),
-    );
-    publish(&s, "v1.fcb");
+    publish_two_versions(&s);
     let fingerprint = fc(&s, &["bundle", "verify", "v2.fcb", "--trust", "hello.pub"])
         .stdout
         .split("trusted key ")

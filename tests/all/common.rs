@@ -159,6 +159,16 @@ impl Scratch {
         run(&mut cmd)
     }
 
+    /// `fc-host run AGENT --policy policy.toml [--task TASK]` on `state`.
+    pub fn run_agent(&self, state: &Path, agent: &str, task: Option<&str>) -> Output {
+        let policy = self.path("policy.toml");
+        let mut args = vec!["run", agent, "--policy", policy.to_str().unwrap()];
+        if let Some(task) = task {
+            args.extend(["--task", task]);
+        }
+        fc(state, &args)
+    }
+
     /// Runs the `agent-echo` test agent.
     pub fn run_echo(&self) -> Output {
         self.run_with(Some(artifacts::AGENT_ECHO))

@@ -163,16 +163,7 @@ fn an_uncertain_write_stops_a_resume_that_the_operator_then_decides() {
         .unwrap()
         .replace("\"retry\"", "\"fail\"");
     s.write("policy.toml", &text);
-    let state = fresh_dir();
-    let out = run(fc_host()
-        .env("FC_STATE_DIR", &state)
-        .args(["run", "--policy"])
-        .arg(s.path("policy.toml")));
-    assert_eq!(out.code, exit::OK, "{out:#?}");
-    let id = out.run_id();
-    // Events: 0 start, then per step inference, tool-call, tool-result.
-    // Keep up to the tool-call of step 3 (event 8).
-    cut_run(&state, &id, 9);
+    let (state, id) = killed_during_a_write(&s);
     let resumed = run(fc_host().env("FC_STATE_DIR", &state).args(["resume", &id]));
     assert_eq!(resumed.code, 8, "{resumed:#?}");
     assert!(
@@ -222,14 +213,7 @@ fn an_uncertain_write_stops_a_resume_that_the_operator_then_decides() {
 #[test]
 fn an_uncertain_write_skipped_by_the_operator_is_reported_to_the_agent() {
     let s = setup();
-    let state = fresh_dir();
-    let out = run(fc_host()
-        .env("FC_STATE_DIR", &state)
-        .args(["run", "--policy"])
-        .arg(s.path("policy.toml")));
-    assert_eq!(out.code, exit::OK, "{out:#?}");
-    let id = out.run_id();
-    cut_run(&state, &id, 9);
+    let (state, id) = killed_during_a_write(&s);
     let skipped = fc(&state, &["resume", &id, "--on-uncertain", "skip"]);
     assert_eq!(skipped.code, exit::OK, "{skipped:#?}");
     let (_, events) = journal_events(&state, &id);
@@ -242,6 +226,23 @@ fn an_uncertain_write_skipped_by_the_operator_is_reported_to_the_agent() {
         message.contains("may or may not have run") && message.contains("`skip`"),
         "{message}"
     );
+}
+
+/// A journal whose last event is the intent of a write: the process died
+/// while the write ran (built by running, then cutting the journal).
+/// Returns the state directory and the run id.
+fn killed_during_a_write(s: &Scratch) -> (std::path::PathBuf, String) {
+    let state = fresh_dir();
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .args(["run", "--policy"])
+        .arg(s.path("policy.toml")));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let id = out.run_id();
+    // Events: 0 start, then per step inference, tool-call, tool-result.
+    // Keep up to the tool-call of step 3 (event 8).
+    cut_run(&state, &id, 9);
+    (state, id)
 }
 
 /// A run's record and events as `inspect --json` prints them.

@@ -10,17 +10,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 fn hostile_agent(s: &Scratch, state: &std::path::Path, task: &str) -> Output {
-    fc(
-        state,
-        &[
-            "run",
-            artifacts::AGENT_HOSTILE,
-            "--policy",
-            s.path("policy.toml").to_str().unwrap(),
-            "--task",
-            task,
-        ],
-    )
+    s.run_agent(state, artifacts::AGENT_HOSTILE, Some(task))
 }
 
 fn answer(out: &Output) -> Value {

@@ -109,19 +109,7 @@ fn memory_persists_across_runs_and_replay_reproduces_reads() {
     let state = fresh_dir();
     let s = Scratch::new();
     s.setup(&policy(""), json!([]));
-    let agent = |task: &str| {
-        fc(
-            &state,
-            &[
-                "run",
-                artifacts::AGENT_HOSTILE,
-                "--policy",
-                s.path("policy.toml").to_str().unwrap(),
-                "--task",
-                task,
-            ],
-        )
-    };
+    let agent = |task: &str| s.run_agent(&state, artifacts::AGENT_HOSTILE, Some(task));
     let first = agent("remember:the sky is green");
     assert_eq!(first.code, exit::OK, "{first:#?}");
     assert_eq!(
@@ -139,15 +127,7 @@ fn memory_persists_across_runs_and_replay_reproduces_reads() {
     );
 
     // Another agent does not see this agent's memory.
-    let other = fc(
-        &state,
-        &[
-            "run",
-            artifacts::AGENT_ECHO,
-            "--policy",
-            s.path("policy.toml").to_str().unwrap(),
-        ],
-    );
+    let other = s.run_agent(&state, artifacts::AGENT_ECHO, None);
     assert_eq!(
         other.code, 1,
         "the echo agent's script is empty: {other:#?}"

@@ -37,6 +37,16 @@ pub(crate) struct Uncertain {
     pub by_operator: bool,
 }
 
+impl Uncertain {
+    /// The operator's choice if there is one, else the policy's.
+    pub(crate) fn new(policy: &Policy, operator: Option<OnUncertain>) -> Uncertain {
+        Uncertain {
+            choice: operator.unwrap_or(policy.on_uncertain),
+            by_operator: operator.is_some(),
+        }
+    }
+}
+
 /// What the agent's imports act on.
 pub(crate) struct AgentHost {
     pub policy: Policy,

@@ -115,10 +115,7 @@ impl Runtime {
             redact.clone(),
         );
         recorder.record("run-start", json!({ "tools": specs }), None)?;
-        let on_uncertain = Uncertain {
-            choice: plan.policy.on_uncertain,
-            by_operator: false,
-        };
+        let on_uncertain = Uncertain::new(&plan.policy, None);
         self.execute(Execution {
             agent,
             policy: plan.policy,

@@ -42,10 +42,7 @@ impl Runtime {
         let max = policy.limits.max_journal;
         let recorder =
             Recorder::replaying(run_id.to_owned(), events, None, max, Redactor::default());
-        let on_uncertain = Uncertain {
-            choice: policy.on_uncertain,
-            by_operator: false,
-        };
+        let on_uncertain = Uncertain::new(&policy, None);
         self.execute(Execution {
             agent: prepared,
             policy,
@@ -105,16 +102,7 @@ impl Runtime {
             max,
             redact.clone(),
         );
-        let on_uncertain = match options.on_uncertain {
-            Some(choice) => Uncertain {
-                choice,
-                by_operator: true,
-            },
-            None => Uncertain {
-                choice: policy.on_uncertain,
-                by_operator: false,
-            },
-        };
+        let on_uncertain = Uncertain::new(&policy, options.on_uncertain);
         self.execute(Execution {
             agent: prepared,
             policy,
