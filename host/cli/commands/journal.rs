@@ -330,6 +330,7 @@ impl ResumeCommand {
                 UncertainChoice::Retry => OnUncertain::Retry,
                 UncertainChoice::Skip => OnUncertain::Skip,
             }),
+            ..Resume::default()
         };
         // A resumed run has the same deadline as any run: its policy's.
         let timeout = open(&self.state)?

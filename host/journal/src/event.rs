@@ -19,6 +19,8 @@ pub enum RunStatus {
     Incomplete,
     /// A budget or limit stopped it.
     Limit,
+    /// It was cancelled (`fc-host serve`'s cancel).
+    Cancelled,
     /// A guest trapped.
     Trap,
     /// The host failed (a component refused, a journal error, …).
@@ -34,6 +36,7 @@ impl RunStatus {
             RunStatus::AgentError => "agent-error",
             RunStatus::Incomplete => "incomplete",
             RunStatus::Limit => "limit",
+            RunStatus::Cancelled => "cancelled",
             RunStatus::Trap => "trap",
             RunStatus::Failed => "failed",
         }

@@ -14,9 +14,9 @@ use crate::bindings::brain::exports::femtoclaw::runtime::model::Request;
 use crate::bindings::brain::femtoclaw::runtime::brain_config;
 use crate::bindings::brain::{Brain, BrainPre};
 use crate::bindings::{BrainError, Completion};
+use crate::capability::Shared;
 use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
 use crate::net::{Injected, NetGate};
-use crate::redact::Redactor;
 use crate::{BrainChoice, Builtin, ComponentRef, RunError, Runtime};
 
 /// Settings the brain can read through `brain-config`.
@@ -50,7 +50,7 @@ impl BrainInstance {
         provider: Option<&ProviderBrain>,
         key: Option<String>,
         limits: &Limits,
-        redact: Redactor,
+        shared: Shared,
         start_turn: usize,
     ) -> Result<Self, RunError> {
         let mut settings = BTreeMap::new();
@@ -122,7 +122,8 @@ impl BrainInstance {
             budget,
             max_log_lines: limits.max_log_lines,
             net,
-            redact,
+            redact: shared.redact,
+            controls: shared.controls,
         };
         let mut store = GuestState::store(&rt.engine, setup, BrainHost { settings });
         let bindings = guarded(&mut store, budget, async |s| pre.instantiate_async(s).await)

@@ -12,7 +12,7 @@ use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Inv
 use crate::bindings::capability::{Capability, CapabilityPre};
 use crate::bindings::{ToolError, ToolSpec};
 use crate::gate::Described;
-use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
+use crate::guest::{Budget, Controls, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
 use crate::net::NetGate;
 use crate::redact::{MIN_SECRET_LEN, Redactor};
 use crate::{Builtin, ComponentRef, RunError, Runtime};
@@ -35,14 +35,37 @@ pub(crate) struct CapabilityInstance {
     env: Vec<(String, String)>,
     budget: Budget,
     net: NetGate,
-    max_log_lines: u32,
-    redact: Redactor,
+    shared: Shared,
     /// Fuel the last call consumed.
     pub fuel_used: u64,
 }
 
 /// `(name, value)` pairs of environment variables.
 pub(crate) type Vars = Vec<(String, String)>;
+
+/// What every capability of a run gets alike.
+#[derive(Clone, Default)]
+pub(crate) struct Shared {
+    /// Log lines each may emit.
+    pub max_log_lines: u32,
+    /// Response body cap of its HTTP requests.
+    pub max_body: u64,
+    /// The run's secrets, removed from everything it says.
+    pub redact: Redactor,
+    /// The run's cancellation and memory pool.
+    pub controls: Controls,
+}
+
+impl Shared {
+    /// For a capability run outside a run (to describe it): no secrets.
+    fn bare() -> Shared {
+        Shared {
+            max_log_lines: 100,
+            max_body: 1 << 20,
+            ..Shared::default()
+        }
+    }
+}
 
 /// The values of a grant's `env` and `secrets`, read from the host once.
 /// Returns the variables to set and the secret `(name, value)` pairs.
@@ -102,9 +125,7 @@ impl Runtime {
             source.clone(),
             &grant,
             vec![],
-            100,
-            1 << 20,
-            Redactor::default(),
+            Shared::bare(),
         )
         .await?;
         let checked = crate::gate::described(&cap.label, specs)?;
@@ -153,17 +174,9 @@ impl Runtime {
                 ..grant.clone()
             };
             let (vars, _) = resolve_env(name, &bare)?;
-            let (cap, specs) = CapabilityInstance::start_source(
-                self,
-                name,
-                source,
-                &bare,
-                vars,
-                100,
-                1 << 20,
-                Redactor::default(),
-            )
-            .await?;
+            let (cap, specs) =
+                CapabilityInstance::start_source(self, name, source, &bare, vars, Shared::bare())
+                    .await?;
             let tools = crate::gate::described(&cap.label, specs)?;
             let names = tools.iter().map(|t| t.spec.name.clone()).collect();
             crate::gate::Gate::default().register(policy, name, tools)?;
@@ -180,18 +193,12 @@ impl Runtime {
 impl CapabilityInstance {
     /// Compiles, links and instantiates a capability, and asks it for its
     /// tools.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each is one grant of the run; grouping them would only rename them"
-    )]
     pub(crate) async fn start(
         rt: &Runtime,
         name: &str,
         grant: &CapabilityGrant,
         env: Vec<(String, String)>,
-        max_log_lines: u32,
-        max_body: u64,
-        redact: Redactor,
+        shared: Shared,
         bundle: Option<&Bundle>,
     ) -> Result<(Self, Vec<Described>), RunError> {
         let mut pinned = None;
@@ -208,37 +215,27 @@ impl CapabilityInstance {
                 source
             }
         };
-        let (cap, specs) = Self::start_source(
-            rt,
-            name,
-            source,
-            grant,
-            env,
-            max_log_lines,
-            max_body,
-            redact,
-        )
-        .await?;
+        let (cap, specs) = Self::start_source(rt, name, source, grant, env, shared).await?;
         if let Some(pinned) = pinned {
             crate::bundled::check_pinned(name, &pinned, &specs)?;
         }
         // What a component describes reaches the model, the journal and
         // `inspect`: no secret survives in it, and it must follow the rules.
-        let specs = specs.into_iter().map(|s| cap.redact.spec(s)).collect();
+        let specs = specs
+            .into_iter()
+            .map(|s| cap.shared.redact.spec(s))
+            .collect();
         let tools = crate::gate::described(&cap.label, specs)?;
         Ok((cap, tools))
     }
 
-    #[expect(clippy::too_many_arguments, reason = "as for `start`")]
     async fn start_source(
         rt: &Runtime,
         name: &str,
         source: ComponentRef,
         grant: &CapabilityGrant,
         env: Vec<(String, String)>,
-        max_log_lines: u32,
-        max_body: u64,
-        redact: Redactor,
+        shared: Shared,
     ) -> Result<(Self, Vec<ToolSpec>), RunError> {
         let loaded = rt.load(&source)?;
         let mut linker = Linker::new(&rt.engine);
@@ -257,7 +254,7 @@ impl CapabilityInstance {
         let net = NetGate {
             component: component.clone(),
             patterns: Arc::new(grant.net.clone()),
-            max_body,
+            max_body: shared.max_body,
             inject: None,
         };
         let mut cap = CapabilityInstance {
@@ -270,8 +267,7 @@ impl CapabilityInstance {
             env,
             budget: grant.limits.into(),
             net,
-            max_log_lines,
-            redact,
+            shared,
             fuel_used: 0,
         };
         let specs = cap
@@ -318,9 +314,10 @@ impl CapabilityInstance {
                 name: format!("capability {}", self.name),
                 wasi,
                 budget: self.budget,
-                max_log_lines: self.max_log_lines,
+                max_log_lines: self.shared.max_log_lines,
                 net: self.net.clone(),
-                redact: self.redact.clone(),
+                redact: self.shared.redact.clone(),
+                controls: self.shared.controls.clone(),
             };
             let mut store = GuestState::store(self.pre.engine(), setup, ());
             let pre = self.pre.clone();

@@ -92,3 +92,18 @@ fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
         })
         .expect("invariant: the OS can start one thread");
 }
+
+#[cfg(test)]
+mod send_check {
+    /// A server runs many runs on a multi-threaded executor: the futures of
+    /// a run, a replay and a resume must be `Send`, and the runtime shared.
+    #[allow(dead_code, clippy::diverging_sub_expression)]
+    fn futures_are_send(rt: &crate::Runtime, plan: crate::RunPlan) {
+        fn send<T: Send>(_: T) {}
+        fn sync<T: Send + Sync>(_: &T) {}
+        sync(rt);
+        send(rt.run(plan));
+        send(rt.replay(std::path::Path::new(""), "", None));
+        send(rt.resume(std::path::Path::new(""), "", Default::default()));
+    }
+}

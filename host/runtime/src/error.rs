@@ -52,6 +52,9 @@ pub enum RunError {
     /// policy's `on-uncertain` says to fail rather than retry.
     #[error("{0}")]
     Uncertain(String),
+    /// The run was cancelled before it ended.
+    #[error("{0}")]
+    Cancelled(String),
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -68,6 +71,12 @@ impl StopReason {
             StopReason::Recorded { trap: Some(c), .. } => {
                 serde_json::json!({ "reason": self.to_string(), "trap": c })
             }
+            StopReason::Cancelled
+            | StopReason::Recorded {
+                cancelled: true, ..
+            } => {
+                serde_json::json!({ "reason": self.to_string(), "cancelled": true })
+            }
             _ => serde_json::json!({ "reason": self.to_string() }),
         }
     }
@@ -77,6 +86,7 @@ impl StopReason {
         StopReason::Recorded {
             reason: data["reason"].as_str().unwrap_or("stopped").to_owned(),
             trap: data["trap"].as_str().map(str::to_owned),
+            cancelled: data["cancelled"] == true,
         }
     }
 }
@@ -122,6 +132,8 @@ pub enum StopReason {
         reason: String,
         /// For a trap: the component that trapped.
         trap: Option<String>,
+        /// Whether it was a cancellation.
+        cancelled: bool,
     },
     /// The agent did not do what the journal recorded.
     #[error("replay diverged at event {event}")]
@@ -139,6 +151,9 @@ pub enum StopReason {
     /// A write's outcome is unknown and the policy says fail.
     #[error("{0}")]
     Uncertain(String),
+    /// The run was cancelled (`fc-host serve`'s cancel).
+    #[error("the run was cancelled")]
+    Cancelled,
 }
 
 impl From<StopReason> for RunError {
@@ -158,9 +173,16 @@ impl From<StopReason> for RunError {
             StopReason::ComponentTrap { component, message } => {
                 RunError::Trap { component, message }
             }
+            StopReason::Cancelled => RunError::Cancelled(StopReason::Cancelled.to_string()),
+            StopReason::Recorded {
+                reason,
+                cancelled: true,
+                ..
+            } => RunError::Cancelled(reason),
             StopReason::Recorded {
                 reason,
                 trap: Some(component),
+                ..
             } => RunError::Trap {
                 message: reason
                     .strip_prefix(&format!("{component} trapped: "))

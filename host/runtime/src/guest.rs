@@ -2,17 +2,18 @@
 //! a guest: fuel, a wall-time deadline, memory limits, and the translation of
 //! a failure into a limit stop or a trap.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use femtoclaw_policy::ComponentLimits;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::StopReason;
 use crate::bindings::agent::femtoclaw::runtime::{log, types};
-use crate::engine::EPOCH_TICK;
 use crate::net::NetGate;
 use crate::output::Captured;
 use crate::redact::Redactor;
@@ -54,6 +55,8 @@ pub(crate) struct Setup {
     pub net: NetGate,
     /// The run's secret values, removed from everything it says.
     pub redact: Redactor,
+    /// The run's cancellation and memory pool.
+    pub controls: Controls,
 }
 
 /// Core instances, tables and memories one component may create. Small
@@ -76,10 +79,87 @@ pub(crate) const MAX_RANDOM_SIZE: u64 = 1 << 20;
 /// Bytes of all HTTP fields (headers) of one request or response.
 const MAX_HTTP_FIELDS_SIZE: usize = 64 << 10;
 
+/// A handle that cancels a run: every store of the run stops at its next
+/// epoch tick (or host call) with a journaled `cancelled` stop.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A handle no one has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels the run (idempotent).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Linear memory shared by every store it is given to (a tenant's runs in
+/// `fc-host serve`): a store may grow only while the pool has room, so one
+/// tenant's components cannot take the memory another's need.
+#[derive(Debug, Clone)]
+pub struct MemoryPool(Arc<Pool>);
+
+#[derive(Debug)]
+struct Pool {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryPool {
+    /// A pool of `limit` bytes.
+    pub fn new(limit: u64) -> MemoryPool {
+        MemoryPool(Arc::new(Pool {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            used: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Bytes held by live stores now.
+    pub fn used(&self) -> u64 {
+        self.0.used.load(Ordering::Relaxed) as u64
+    }
+
+    /// The pool's size in bytes.
+    pub fn limit(&self) -> u64 {
+        self.0.limit as u64
+    }
+
+    fn reserve(&self, bytes: usize) -> bool {
+        self.0
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|n| *n <= self.0.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.0.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// What every store of one run shares.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Controls {
+    pub cancel: Cancel,
+    pub pool: Option<MemoryPool>,
+}
+
 /// The data of a component's store.
 pub(crate) struct GuestState<D> {
     /// Who this is in logs: `agent`, `brain`, `capability fs`.
     pub name: String,
+    /// When the current call's wall time is up (set by [`arm`]).
+    deadline: Instant,
+    cancel: Cancel,
     wasi: WasiCtx,
     output: Captured,
     http: WasiHttpCtx,
@@ -103,6 +183,8 @@ impl<D: Send> GuestState<D> {
         let limiter = Limiter {
             memory: setup.budget.memory,
             hit: None,
+            pool: setup.controls.pool.clone(),
+            held: 0,
         };
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
@@ -110,6 +192,8 @@ impl<D: Send> GuestState<D> {
         http.set_field_size_limit(MAX_HTTP_FIELDS_SIZE);
         let state = GuestState {
             name: setup.name,
+            deadline: Instant::now() + setup.budget.wall,
+            cancel: setup.controls.cancel.clone(),
             wasi: setup.wasi.build(),
             output,
             http,
@@ -125,6 +209,20 @@ impl<D: Send> GuestState<D> {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(HOSTCALL_FUEL);
+        // At every epoch tick: a cancelled run stops, a call past its wall
+        // time traps, and any other call yields to the executor, so that a
+        // guest that computes without end shares the thread with the rest
+        // (other runs of a server, the timers of this one).
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            if state.cancel.is_cancelled() {
+                return Err(wasmtime::Error::new(StopReason::Cancelled));
+            }
+            if Instant::now() >= state.deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
         store
     }
 }
@@ -213,18 +311,40 @@ impl<D> Drop for GuestState<D> {
 struct Limiter {
     memory: usize,
     hit: Option<String>,
+    /// The pool this store's memory comes from, and what it holds of it.
+    pool: Option<MemoryPool>,
+    held: usize,
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.release(self.held);
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory {
             self.hit = Some(format!("memory limit of {} MiB", self.memory >> 20));
             return Ok(false);
+        }
+        if let Some(pool) = &self.pool {
+            let more = desired.saturating_sub(current);
+            if !pool.reserve(more) {
+                self.hit = Some(format!(
+                    "share of its tenant's memory pool ({} MiB, all in use)",
+                    pool.limit() >> 20
+                ));
+                return Ok(false);
+            }
+            self.held += more;
         }
         Ok(true)
     }
@@ -265,11 +385,12 @@ pub(crate) enum Failure {
 /// Arms a store for one call: fresh fuel, a fresh deadline, no limit hit.
 pub(crate) fn arm<D>(store: &mut Store<GuestState<D>>, budget: Budget) {
     store.data_mut().limiter.hit = None;
+    store.data_mut().deadline = Instant::now() + budget.wall;
     store
         .set_fuel(budget.fuel)
         .expect("invariant: fuel is enabled on the engine");
-    let ticks = (budget.wall.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    // The callback (see `store`) runs at the next tick.
+    store.set_epoch_deadline(1);
 }
 
 /// Runs a guest call under its budget and sorts out how it failed.
@@ -330,7 +451,7 @@ mod tests {
     use crate::Runtime;
     use wasmtime::component::{Component, Linker};
 
-    fn setup(budget: Budget) -> Setup {
+    fn setup(budget: Budget, controls: &Controls) -> Setup {
         Setup {
             name: "bomb".into(),
             wasi: WasiCtx::builder(),
@@ -338,22 +459,103 @@ mod tests {
             max_log_lines: 1,
             net: NetGate::none("bomb"),
             redact: Redactor::default(),
+            controls: controls.clone(),
         }
     }
 
+    const BUDGET: Budget = Budget {
+        memory: 16 << 20,
+        fuel: 10_000_000,
+        wall: Duration::from_secs(5),
+    };
+
     async fn instantiate(rt: &Runtime, wat: &str) -> Result<(), Failure> {
-        let budget = Budget {
-            memory: 16 << 20,
-            fuel: 10_000_000,
-            wall: Duration::from_secs(5),
-        };
+        instantiate_with(rt, wat, BUDGET, &Controls::default())
+            .await
+            .map(drop)
+    }
+
+    /// Instantiates `wat` in a fresh store; the store, to keep it alive.
+    async fn instantiate_with(
+        rt: &Runtime,
+        wat: &str,
+        budget: Budget,
+        controls: &Controls,
+    ) -> Result<Store<GuestState<()>>, Failure> {
         let component = Component::new(&rt.engine, wat).unwrap();
         let linker = Linker::new(&rt.engine);
-        let mut store = GuestState::store(&rt.engine, setup(budget), ());
+        let mut store = GuestState::store(&rt.engine, setup(budget, controls), ());
         guarded(&mut store, budget, async |s| {
             linker.instantiate_async(s, &component).await.map(|_| ())
         })
-        .await
+        .await?;
+        Ok(store)
+    }
+
+    /// A core module whose start function never returns.
+    const SPIN: &str = "(component (core module $m (func $s (loop br 0)) (start $s)) (core instance (instantiate $m)))";
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_spinning_guest_yields_and_stops_when_cancelled() {
+        let rt = Runtime::new().unwrap();
+        let controls = Controls::default();
+        let unlimited = Budget {
+            fuel: u64::MAX,
+            wall: Duration::from_secs(600),
+            ..BUDGET
+        };
+        let cancel = controls.cancel.clone();
+        // The guest spins on this thread; it yields at every epoch tick, so
+        // this timer runs and cancels it.
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let err = instantiate_with(&rt, SPIN, unlimited, &controls)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err, Failure::Stop(StopReason::Cancelled));
+        canceller.await.unwrap();
+        // Without a cancel, the wall time ends it, as a limit.
+        let short = Budget {
+            wall: Duration::from_millis(50),
+            ..unlimited
+        };
+        let err = instantiate_with(&rt, SPIN, short, &Controls::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Failure::Limit(m) if m.contains("wall-time")));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stores_of_one_pool_share_its_memory() {
+        let rt = Runtime::new().unwrap();
+        let controls = Controls {
+            pool: Some(MemoryPool::new(20 << 20)),
+            ..Controls::default()
+        };
+        let twelve = "(component (core module $m (memory 192)) (core instance (instantiate $m)))";
+        let first = instantiate_with(&rt, twelve, BUDGET, &controls)
+            .await
+            .unwrap();
+        assert_eq!(controls.pool.as_ref().unwrap().used(), 12 << 20);
+        let err = instantiate_with(&rt, twelve, BUDGET, &controls)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, Failure::Limit(m) if m.contains("memory pool (20 MiB")),
+            "{err:?}"
+        );
+        // What a store held returns to the pool when it goes.
+        drop(first);
+        assert_eq!(controls.pool.as_ref().unwrap().used(), 0);
+        let second = instantiate_with(&rt, twelve, BUDGET, &controls)
+            .await
+            .unwrap();
+        drop(second);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -51,6 +51,7 @@ pub use capability::CheckedCapability;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
+pub use guest::{Cancel, MemoryPool};
 pub use metrics::Metrics;
 pub use run::{AgentError, BrainChoice, Resume, RunOutcome, RunPlan, RunStats, new_run_id};
 pub(crate) use virt::{VirtualClock, seeded_rng};

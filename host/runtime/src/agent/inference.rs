@@ -31,6 +31,9 @@ impl inference::Host for GuestState<AgentHost> {
     ) -> HostResult<Result<Completion, BrainError>> {
         let redact = self.redact.clone();
         let host = &mut self.data;
+        if let Some(reason) = host.cancelled() {
+            return halt(reason);
+        }
         let max = host.policy.limits.max_steps;
         if host.stats.steps >= max {
             tracing::warn!(target: "femtoclaw::decision", decision = "stop", rule = "limits.max-steps", "step budget exhausted");

@@ -59,6 +59,8 @@ pub(crate) struct AgentHost {
     /// Bytes this run has written to memory (`memory.max-written`).
     pub memory_written: u64,
     pub on_uncertain: Uncertain,
+    /// Cancels the run at its next request.
+    pub cancel: crate::guest::Cancel,
     pub stats: RunStats,
     /// Calls per tool address so far, for `max-calls` quotas.
     pub calls_per_tool: BTreeMap<String, u32>,
@@ -76,6 +78,13 @@ pub(crate) fn halt<T>(reason: StopReason) -> HostResult<T> {
 }
 
 impl AgentHost {
+    /// The stop to halt with if the run was cancelled.
+    pub(crate) fn cancelled(&mut self) -> Option<StopReason> {
+        self.cancel
+            .is_cancelled()
+            .then(|| self.recorder.stop(StopReason::Cancelled))
+    }
+
     /// Records a stop and returns it.
     pub(crate) fn stop(&mut self, reason: StopReason, component: &str) -> StopReason {
         self.metrics.add(

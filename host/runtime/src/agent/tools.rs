@@ -33,6 +33,9 @@ impl tools::Host for GuestState<AgentHost> {
     ) -> HostResult<Result<String, ToolError>> {
         let redact = self.redact.clone();
         let host = &mut self.data;
+        if let Some(reason) = host.cancelled() {
+            return halt(reason);
+        }
         let max = host.policy.limits.max_tool_calls;
         if host.stats.tool_calls >= max {
             tracing::warn!(target: "femtoclaw::decision", tool = %name, decision = "stop", rule = "limits.max-tool-calls", "tool-call budget exhausted");

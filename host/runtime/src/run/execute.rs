@@ -13,7 +13,7 @@ use crate::bindings::ToolSpec;
 use crate::bindings::agent::exports::femtoclaw::runtime::runner::RunError as AgentRunError;
 use crate::bindings::agent::{Agent, AgentPre};
 use crate::components::Bytes;
-use crate::guest::{Budget, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
+use crate::guest::{Budget, Controls, Failure, GuestState, MAX_RANDOM_SIZE, Setup, guarded};
 use crate::net::NetGate;
 use crate::record::{Next, Recorder};
 use crate::redact::Redactor;
@@ -37,6 +37,7 @@ pub(super) struct Execution {
     pub redact: Redactor,
     pub task: String,
     pub on_uncertain: Uncertain,
+    pub controls: Controls,
 }
 
 impl Runtime {
@@ -88,6 +89,7 @@ impl Runtime {
             max_log_lines: limits.max_log_lines,
             net: NetGate::none("agent"),
             redact: run.redact.clone(),
+            controls: run.controls.clone(),
         };
         let host = AgentHost {
             policy: run.policy,
@@ -97,6 +99,7 @@ impl Runtime {
             memory_scope: run.agent.hash.clone(),
             memory_written: 0,
             on_uncertain: run.on_uncertain,
+            cancel: run.controls.cancel.clone(),
             stats: Default::default(),
             calls_per_tool: Default::default(),
             metrics: self.metrics.clone(),
@@ -139,6 +142,7 @@ impl Runtime {
             (Err(RunError::Limit(_)), _) => "limit",
             (Err(RunError::Trap { .. }), _) => "trap",
             (Err(RunError::Uncertain(_)), _) => "uncertain",
+            (Err(RunError::Cancelled(_)), _) => "cancelled",
             (Err(_), _) => "failed",
         };
         self.metrics
@@ -164,6 +168,7 @@ pub(super) fn ending(
         Ok(Err(AgentError::Failed(error))) => (RunStatus::AgentError, error.clone()),
         Ok(Err(AgentError::Incomplete(why))) => (RunStatus::Incomplete, why.clone()),
         Err(RunError::Uncertain(_)) => return None,
+        Err(RunError::Cancelled(why)) => (RunStatus::Cancelled, why.clone()),
         Err(RunError::Limit(m)) => (RunStatus::Limit, m.clone()),
         Err(RunError::Trap { message, .. }) => (RunStatus::Trap, message.clone()),
         Err(e) => (RunStatus::Failed, e.to_string()),

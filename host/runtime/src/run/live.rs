@@ -15,8 +15,9 @@ use super::{BrainChoice, RunOutcome, RunPlan, new_run_id};
 use crate::agent::{Live, Uncertain};
 use crate::bindings::ToolSpec;
 use crate::brain::{BrainInstance, probe, provider_key};
-use crate::capability::{CapabilityInstance, Vars, resolve_env};
+use crate::capability::{CapabilityInstance, Shared, Vars, resolve_env};
 use crate::gate::Gate;
+use crate::guest::Controls;
 use crate::record::Recorder;
 use crate::redact::Redactor;
 use crate::{Builtin, ComponentRef, RunError, Runtime};
@@ -95,8 +96,19 @@ impl Runtime {
         };
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, policy = %plan.policy.path.display(), agent = %agent.label, "run started");
         let redact = secrets.redact.clone();
+        let controls = Controls {
+            cancel: plan.cancel.clone(),
+            pool: plan.memory_pool.clone(),
+        };
         let started = self
-            .start_live(&plan.policy, &brain, 0, plan.bundle.as_deref(), secrets)
+            .start_live(
+                &plan.policy,
+                &brain,
+                0,
+                plan.bundle.as_deref(),
+                secrets,
+                &controls,
+            )
             .await;
         let (live, specs, redact) = match started {
             Ok(started) => started,
@@ -125,6 +137,7 @@ impl Runtime {
             redact,
             task,
             on_uncertain,
+            controls,
         })
         .await
     }
@@ -137,6 +150,7 @@ impl Runtime {
         start_turn: usize,
         bundle: Option<&Bundle>,
         mut secrets: Secrets,
+        controls: &Controls,
     ) -> Result<(Live, Vec<ToolSpec>, Redactor), RunError> {
         if let Some(p) = provider_of(policy, brain) {
             probe(p).await?;
@@ -147,27 +161,30 @@ impl Runtime {
         let mut capabilities = BTreeMap::new();
         for (name, grant) in &policy.capabilities {
             let vars = secrets.env.remove(name).unwrap_or_default();
-            let (instance, tools) = CapabilityInstance::start(
-                self,
-                name,
-                grant,
-                vars,
-                limits.max_log_lines,
-                limits.max_tool_output,
-                redact.clone(),
-                bundle,
-            )
-            .await?;
+            let shared = Shared {
+                max_log_lines: limits.max_log_lines,
+                max_body: limits.max_tool_output,
+                redact: redact.clone(),
+                controls: controls.clone(),
+            };
+            let (instance, tools) =
+                CapabilityInstance::start(self, name, grant, vars, shared, bundle).await?;
             gate.register(policy, name, tools)?;
             capabilities.insert(name.clone(), instance);
         }
+        let shared = Shared {
+            max_log_lines: limits.max_log_lines,
+            max_body: limits.max_tool_output,
+            redact: redact.clone(),
+            controls: controls.clone(),
+        };
         let brain = BrainInstance::start(
             self,
             brain,
             provider_of(policy, brain),
             secrets.key.take(),
             &limits,
-            redact.clone(),
+            shared,
             start_turn,
         )
         .await?;

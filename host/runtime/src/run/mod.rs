@@ -14,6 +14,7 @@ use std::sync::Arc;
 use femtoclaw_bundle::Bundle;
 use femtoclaw_policy::{OnUncertain, Policy, ProviderBrain};
 
+use crate::guest::{Cancel, MemoryPool};
 use crate::{Builtin, ComponentRef};
 
 /// Which brain a run uses.
@@ -47,6 +48,10 @@ pub struct RunPlan {
     /// A verified bundle whose components the policy names `bundle:NAME`
     /// (and whose agent runs unless `agent` names another).
     pub bundle: Option<Arc<Bundle>>,
+    /// Cancels the run when cancelled.
+    pub cancel: Cancel,
+    /// The memory pool every store of the run draws from (a tenant's).
+    pub memory_pool: Option<MemoryPool>,
 }
 
 impl RunPlan {
@@ -60,17 +65,23 @@ impl RunPlan {
             state: None,
             run_id: None,
             bundle: None,
+            cancel: Cancel::new(),
+            memory_pool: None,
         }
     }
 }
 
 /// How a killed run is resumed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Resume {
     /// What to do with a `write` call of unknown outcome, overriding the
     /// journaled policy's `[journal] on-uncertain` (the operator's choice,
     /// journaled as a decision).
     pub on_uncertain: Option<OnUncertain>,
+    /// Cancels the resumed run when cancelled.
+    pub cancel: Cancel,
+    /// The memory pool every store of the run draws from.
+    pub memory_pool: Option<MemoryPool>,
 }
 
 /// Counters of one run.

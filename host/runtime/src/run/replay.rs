@@ -13,6 +13,7 @@ use super::live::{open_journal, resolve_secrets};
 use super::{BrainChoice, Resume, RunOutcome};
 use crate::agent::Uncertain;
 use crate::bindings::ToolSpec;
+use crate::guest::Controls;
 use crate::record::Recorder;
 use crate::redact::Redactor;
 use crate::{Builtin, ComponentRef, RunError, Runtime};
@@ -52,6 +53,7 @@ impl Runtime {
             redact: Redactor::default(),
             task,
             on_uncertain,
+            controls: Controls::default(),
         })
         .await
     }
@@ -82,8 +84,12 @@ impl Runtime {
         let turns = events.iter().filter(|e| e.kind == "inference").count();
         let secrets = resolve_secrets(&policy, &brain)?;
         let redact = secrets.redact.clone();
+        let controls = Controls {
+            cancel: options.cancel.clone(),
+            pool: options.memory_pool.clone(),
+        };
         let (live, specs, redact) = self
-            .start_live(&policy, &brain, turns, None, secrets)
+            .start_live(&policy, &brain, turns, None, secrets, &controls)
             .await
             .map_err(|e| redact.run_error(e))?;
         if json!(specs) != json!(recorded_specs(&events)?) {
@@ -112,6 +118,7 @@ impl Runtime {
             redact,
             task,
             on_uncertain,
+            controls,
         })
         .await
     }
