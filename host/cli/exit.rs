@@ -48,7 +48,9 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
     if let Some(r) = e.downcast_ref::<crate::commands::bundle::Refused>() {
         return r.code;
     }
-    if e.downcast_ref::<femtoclaw_bundle::BundleError>().is_some() {
+    if e.downcast_ref::<femtoclaw_bundle::BundleError>().is_some()
+        || e.downcast_ref::<femtoclaw_serve::ConfigError>().is_some()
+    {
         return USAGE;
     }
     match e.downcast_ref::<RunError>() {

@@ -25,5 +25,6 @@ mod protocol;
 mod readonly;
 mod replay100;
 mod secrets;
+mod serve;
 mod server;
 mod sinks;

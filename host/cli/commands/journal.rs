@@ -174,68 +174,10 @@ pub struct AuditCommand {
     json: bool,
 }
 
-/// The decisions a run's events record.
-fn decisions(events: &[Event]) -> Vec<Value> {
-    let mut rows = Vec::new();
-    let mut pending: Option<&Event> = None;
-    for e in events {
-        match e.kind.as_str() {
-            "tool-call" => pending = Some(e),
-            "tool-result" => {
-                let Some(call) = pending.take() else { continue };
-                let name = call.data["name"].as_str().unwrap_or("?");
-                let refused = e.data["refused"] == true;
-                let rule = match e.data["rule"].as_str() {
-                    Some(r) if !r.is_empty() => r.to_owned(),
-                    _ if refused => "?".to_owned(),
-                    _ => format!(
-                        "capabilities.{}.tools",
-                        name.split('.').next().unwrap_or("?")
-                    ),
-                };
-                let outcome = match &e.data["result"] {
-                    Value::Object(m) if m.contains_key("Ok") => "ok".to_owned(),
-                    Value::Object(m) => m
-                        .get("Err")
-                        .and_then(|e| e.as_object())
-                        .and_then(|e| e.keys().next().cloned())
-                        .unwrap_or_default(),
-                    _ => "?".to_owned(),
-                };
-                rows.push(json!({
-                    "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
-                    "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
-                }));
-            }
-            "decision" => rows.push(json!({
-                "event": e.seq, "tool": e.data["tool"], "key": e.data["key"], "decision": e.data["decision"],
-                "rule": e.data["rule"], "by": e.data["by"], "outcome": "uncertain",
-            })),
-            "inference" => {
-                // A turn the model did not complete (cut off, filtered,
-                // refused) is a decision the model made, not the gate.
-                let finish = e.data["result"]["Ok"]["finish"].as_str();
-                if let Some(finish) = finish.filter(|f| *f != "Complete") {
-                    let finish = match finish {
-                        "ContentFilter" => "content-filter".to_owned(),
-                        other => other.to_lowercase(),
-                    };
-                    rows.push(json!({ "event": e.seq, "decision": "incomplete", "rule": "model.finish", "outcome": finish }));
-                }
-            }
-            "stop" => {
-                rows.push(json!({ "event": e.seq, "decision": "stop", "rule": e.data["reason"] }))
-            }
-            _ => {}
-        }
-    }
-    rows
-}
-
 impl AuditCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let (info, events) = load(&self.state, &self.run)?;
-        let rows = decisions(&events);
+        let rows = femtoclaw_journal::decisions(&events);
         if self.json {
             out_json(&json!({ "run": info.id, "status": info.status, "decisions": rows }));
             return Ok(crate::exit::OK);

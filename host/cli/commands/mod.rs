@@ -5,12 +5,14 @@ mod compile;
 mod journal;
 mod policy;
 pub mod run;
+mod serve;
 
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use compile::CompileCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
+pub use serve::ServeCommand;
 
 /// fc-host's subcommands.
 #[derive(clap::Subcommand)]
@@ -39,6 +41,8 @@ pub enum Command {
     /// Check or explain a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve many tenants' runs over HTTP from one process.
+    Serve(ServeCommand),
 }
 
 impl Command {
@@ -55,6 +59,7 @@ impl Command {
             Command::Keygen(c) => c.execute(),
             Command::Bundle(c) => c.execute(),
             Command::Policy(c) => c.execute(),
+            Command::Serve(c) => c.execute(),
         }
     }
 }

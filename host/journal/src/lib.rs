@@ -15,14 +15,18 @@
 
 #![deny(missing_docs)]
 
+mod audit;
 mod contain;
 mod error;
 mod event;
 mod memory;
 mod read;
+mod shared;
 mod store;
 
+pub use audit::decisions;
 pub use error::{JournalError, Result};
 pub use event::{Event, Head, MemoryEffect, RunInfo, RunStatus};
 pub use read::Listing;
+pub use shared::SharedJournal;
 pub use store::{FILE_NAME, Journal};

@@ -276,3 +276,39 @@ fn check_end(info: &RunInfo, last: Option<&Event>, head: Option<&Head>) -> Resul
         }
     }
 }
+
+impl Journal {
+    /// Up to `max` of a run's events from sequence number `from` on, as
+    /// appended through this handle (buffered ones included) or committed:
+    /// what a live view of the run shows. Unlike [`Journal::load`] it does
+    /// not verify the chain; read the run with `load` to check it.
+    pub fn events_from(&self, run: &str, from: u64, max: usize) -> Result<Vec<Event>> {
+        let path = self.path.clone();
+        let mut events = contain(&path, || {
+            let txn = self.begin_read()?;
+            let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
+            let range = (run.as_bytes(), from)..=(run.as_bytes(), u64::MAX);
+            let mut events = Vec::new();
+            for entry in table.range(range).map_err(|e| self.storage(e))? {
+                if events.len() == max {
+                    break;
+                }
+                let (_, text) = entry.map_err(|e| self.storage(e))?;
+                events.push(self.decode::<Event>(text.value())?);
+            }
+            Ok(events)
+        })?;
+        let next = events.last().map_or(from, |e| e.seq + 1);
+        for p in self
+            .pending
+            .iter()
+            .filter(|p| p.run == run && p.seq >= next)
+        {
+            if events.len() == max {
+                break;
+            }
+            events.push(self.decode::<Event>(p.text.as_bytes())?);
+        }
+        Ok(events)
+    }
+}

@@ -74,6 +74,8 @@ pub struct Journal {
     pub(crate) pending_memory: i64,
     /// Components to store with the next commit.
     pending_components: Vec<(String, Vec<u8>)>,
+    /// Durable commits made through this handle.
+    commits: u64,
 }
 
 /// An appended event waiting for the next transaction.
@@ -162,6 +164,7 @@ impl Journal {
             pending_bytes: 0,
             pending_memory: 0,
             pending_components: Vec::new(),
+            commits: 0,
         }
     }
 
@@ -206,6 +209,13 @@ impl Journal {
             })?;
         }
         Ok(journal)
+    }
+
+    /// Durable commits made through this handle (each is one fsync, or two
+    /// with two-phase commit): with a [`crate::SharedJournal`], one commit
+    /// covers every run that appended since the last.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// The database file.
@@ -465,6 +475,7 @@ impl Journal {
             txn.commit()?;
             Ok(())
         };
+        self.commits += 1;
         let result = match contain(&path, || Ok(attempt())) {
             Ok(r) => r,
             Err(e) => {

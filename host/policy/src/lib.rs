@@ -22,9 +22,10 @@
 
 mod error;
 mod model;
+mod narrow;
 mod parse;
 mod raw;
-mod units;
+pub mod units;
 
 pub use error::{PolicyError, Result};
 pub use model::{
@@ -32,3 +33,4 @@ pub use model::{
     HostPattern, Limits, MemoryLimits, Mount, MountMode, NetPattern, OnUncertain, Policy, Protocol,
     ProviderBrain, SecretSource,
 };
+pub use narrow::Widening;

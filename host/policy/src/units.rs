@@ -1,5 +1,6 @@
 //! Parsers for the policy's typed values: sizes, durations, net patterns.
 //! Each returns a message for the error; the caller adds file, line and key.
+//! (`fc-host serve`'s configuration reads its sizes and durations alike.)
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use crate::model::{HostPattern, NetPattern};
 
 /// `1048576`, `"64KiB"`, `"256MiB"`, `"1GiB"`, `"512B"`. Zero is refused.
-pub(crate) fn size(text: &str) -> Result<u64, String> {
+pub fn size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
@@ -29,7 +30,7 @@ pub(crate) fn size(text: &str) -> Result<u64, String> {
 }
 
 /// `"500ms"`, `"30s"`, `"5m"`. Zero is refused.
-pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+pub fn duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);

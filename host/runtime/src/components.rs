@@ -186,25 +186,32 @@ impl Runtime {
             ComponentRef::Builtin(b) => b.sha256().to_owned(),
             _ => hex::encode(Sha256::digest(bytes)),
         };
-        let cached = self
-            .compiled
-            .lock()
-            .expect("invariant: no panic while holding the lock")
-            .get(&hash)
-            .cloned();
+        let cached = {
+            let mut compiled = self
+                .compiled
+                .lock()
+                .expect("invariant: no panic while holding the lock");
+            match (compiled.get(&hash), source) {
+                (Some(component), _) => Some(component.clone()),
+                // A built-in runs in place from fc-host's text, which the
+                // engine can register only once: it is loaded under the
+                // lock, so that concurrent runs never load it twice.
+                (None, ComponentRef::Builtin(b)) => {
+                    let loaded = crate::precompiled::load(&self.engine, *b);
+                    if let Some(component) = &loaded {
+                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component run in place, precompiled into fc-host");
+                        compiled.insert(hash.clone(), component.clone());
+                    }
+                    loaded
+                }
+                (None, _) => None,
+            }
+        };
         let component = match cached {
             Some(component) => component,
             None => {
-                let precompiled = match source {
-                    ComponentRef::Builtin(b) => crate::precompiled::load(&self.engine, *b),
-                    _ => None,
-                };
-                let component = match (precompiled, &self.cache) {
-                    (Some(component), _) => {
-                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component run in place, precompiled into fc-host");
-                        Ok(component)
-                    }
-                    (None, Some(cache)) => match cache.get(&self.engine, &hash) {
+                let component = match &self.cache {
+                    Some(cache) => match cache.get(&self.engine, &hash) {
                         Some(component) => {
                             tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
                             Ok(component)
@@ -214,7 +221,7 @@ impl Runtime {
                             cache.compile(&self.engine, &hash, bytes)
                         }
                     },
-                    (None, None) => {
+                    None => {
                         tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
                         Component::new(&self.engine, bytes)
                     }

@@ -3,7 +3,7 @@
 //! a failure into a limit stop or a trap.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use femtoclaw_policy::ComponentLimits;
@@ -146,11 +146,33 @@ impl MemoryPool {
     }
 }
 
+/// Fuel burnt by every store it is given to (a tenant's runs in `fc-host
+/// serve`, for its fuel-per-minute quota).
+#[derive(Debug, Clone, Default)]
+pub struct FuelMeter(Arc<AtomicU64>);
+
+impl FuelMeter {
+    /// A meter at zero.
+    pub fn new() -> FuelMeter {
+        FuelMeter::default()
+    }
+
+    /// Fuel burnt so far.
+    pub fn used(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, fuel: u64) {
+        self.0.fetch_add(fuel, Ordering::Relaxed);
+    }
+}
+
 /// What every store of one run shares.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Controls {
     pub cancel: Cancel,
     pub pool: Option<MemoryPool>,
+    pub fuel: Option<FuelMeter>,
 }
 
 /// The data of a component's store.
@@ -160,6 +182,7 @@ pub(crate) struct GuestState<D> {
     /// When the current call's wall time is up (set by [`arm`]).
     deadline: Instant,
     cancel: Cancel,
+    fuel: Option<FuelMeter>,
     wasi: WasiCtx,
     output: Captured,
     http: WasiHttpCtx,
@@ -194,6 +217,7 @@ impl<D: Send> GuestState<D> {
             name: setup.name,
             deadline: Instant::now() + setup.budget.wall,
             cancel: setup.controls.cancel.clone(),
+            fuel: setup.controls.fuel.clone(),
             wasi: setup.wasi.build(),
             output,
             http,
@@ -402,6 +426,9 @@ pub(crate) async fn guarded<D, R>(
     arm(store, budget);
     let result = tokio::time::timeout(budget.wall, call(store)).await;
     store.data_mut().drain_output();
+    if let Some(meter) = &store.data().fuel {
+        meter.add(budget.fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+    }
     match result {
         Err(_) => Err(Failure::Limit(format!(
             "wall-time limit of {:?}",

@@ -51,9 +51,10 @@ pub use capability::CheckedCapability;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
-pub use guest::{Cancel, MemoryPool};
+pub use guest::{Cancel, FuelMeter, MemoryPool};
 pub use metrics::Metrics;
-pub use run::{AgentError, BrainChoice, Resume, RunOutcome, RunPlan, RunStats, new_run_id};
+pub use record::EventHook;
+pub use run::{AgentError, BrainChoice, Hooks, Resume, RunOutcome, RunPlan, RunStats, new_run_id};
 pub(crate) use virt::{VirtualClock, seeded_rng};
 
 /// Paths of every guest component built from `guests/` (for tests and tools).

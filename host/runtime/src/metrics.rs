@@ -105,39 +105,64 @@ impl Metrics {
 
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let inner = self
-            .inner
-            .lock()
-            .expect("invariant: no panic while holding the lock");
+        Metrics::render_each(&[(None, self)])
+    }
+
+    /// Several registries as one exposition (each family once), each
+    /// registry's series labelled `tenant="ID"` when it has an id: a
+    /// server's runtimes, one per tenant.
+    pub fn render_each(registries: &[(Option<&str>, &Metrics)]) -> String {
+        let locked: Vec<(Option<&str>, std::sync::MutexGuard<'_, Inner>)> = registries
+            .iter()
+            .map(|(tenant, m)| {
+                let inner = m
+                    .inner
+                    .lock()
+                    .expect("invariant: no panic while holding the lock");
+                (*tenant, inner)
+            })
+            .collect();
         let mut out = String::new();
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for ((n, labels), value) in &inner.counters {
-                if n == name {
-                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+            for (tenant, inner) in &locked {
+                let with_tenant = |labels: &Labels| -> Labels {
+                    let mut all: Labels = tenant
+                        .map(|t| vec![("tenant", t.to_owned())])
+                        .unwrap_or_default();
+                    all.extend(labels.iter().cloned());
+                    all
+                };
+                for ((n, labels), value) in &inner.counters {
+                    if n == name {
+                        let labels = with_tenant(labels);
+                        let _ = writeln!(out, "{name}{} {value}", render_labels(&labels, None));
+                    }
                 }
-            }
-            for ((n, labels), h) in &inner.histograms {
-                if n == name {
+                for ((n, labels), h) in &inner.histograms {
+                    if n != name {
+                        continue;
+                    }
+                    let labels = with_tenant(labels);
                     for (i, bound) in BUCKETS.iter().enumerate() {
                         let _ = writeln!(
                             out,
                             "{name}_bucket{} {}",
-                            render_labels(labels, Some(&bound.to_string())),
+                            render_labels(&labels, Some(&bound.to_string())),
                             h.counts[i]
                         );
                     }
                     let _ = writeln!(
                         out,
                         "{name}_bucket{} {}",
-                        render_labels(labels, Some("+Inf")),
+                        render_labels(&labels, Some("+Inf")),
                         h.count
                     );
-                    let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), h.sum);
+                    let _ = writeln!(out, "{name}_sum{} {}", render_labels(&labels, None), h.sum);
                     let _ = writeln!(
                         out,
                         "{name}_count{} {}",
-                        render_labels(labels, None),
+                        render_labels(&labels, None),
                         h.count
                     );
                 }
@@ -163,7 +188,7 @@ fn render_labels(labels: &Labels, le: Option<&str>) -> String {
 }
 
 /// Label values escape backslash, quote and newline (the format's rules).
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

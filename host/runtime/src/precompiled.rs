@@ -36,7 +36,7 @@ pub(crate) fn artifact(builtin: Builtin) -> &'static [u8] {
 /// and fits this engine and CPU.
 pub(crate) fn load(engine: &Engine, builtin: Builtin) -> Option<Component> {
     let artifact = artifact(builtin);
-    if artifact.is_empty() {
+    if artifact.is_empty() || !claim(engine) {
         return None;
     }
     // SAFETY: the artifact was made by `Engine::precompile_component` of this
@@ -51,6 +51,22 @@ pub(crate) fn load(engine: &Engine, builtin: Builtin) -> Option<Component> {
         Err(e) => {
             tracing::debug!(target: "femtoclaw::cache", component = builtin.name(), error = %format!("{e:#}"), "precompiled built-in not usable here: compiling it");
             None
+        }
+    }
+}
+
+/// Whether `engine` may run the artifacts in place: code at one address can
+/// be registered by one engine at a time, so the first engine of the
+/// process to load one keeps them while it lives; another engine alive
+/// beside it compiles the built-ins like any component.
+fn claim(engine: &Engine) -> bool {
+    static OWNER: std::sync::Mutex<Option<wasmtime::EngineWeak>> = std::sync::Mutex::new(None);
+    let mut owner = OWNER.lock().unwrap_or_else(|p| p.into_inner());
+    match owner.as_ref().and_then(wasmtime::EngineWeak::upgrade) {
+        Some(current) => Engine::same(&current, engine),
+        None => {
+            *owner = Some(engine.weak());
+            true
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use femtoclaw_journal::{Event, Journal, MemoryEffect};
+use femtoclaw_journal::{Event, Journal, MemoryEffect, SharedJournal};
 use serde_json::Value;
 
 use crate::StopReason;
@@ -22,11 +22,32 @@ pub(crate) enum Next {
     Live,
 }
 
+/// Where a run's new events go: a journal of its own (the CLI), or one it
+/// shares with the other runs of its process (a server's tenant).
+pub(crate) enum Sink {
+    Own(Journal),
+    Shared(SharedJournal),
+}
+
+impl Sink {
+    pub(crate) fn with<R>(&mut self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        match self {
+            Sink::Own(journal) => f(journal),
+            Sink::Shared(shared) => f(&mut shared.lock()),
+        }
+    }
+}
+
+/// Called with each event a run appends (a server's live view of its runs).
+pub type EventHook = std::sync::Arc<dyn Fn(&str, &Event) + Send + Sync>;
+
 /// The journal of one run, for recording and replaying.
 pub(crate) struct Recorder {
     pub run_id: String,
     /// Where new events go (`None` in a pure replay, which writes nothing).
-    journal: Option<Journal>,
+    journal: Option<Sink>,
+    /// Told of every appended event.
+    on_event: Option<EventHook>,
     /// Recorded events not yet replayed.
     pending: VecDeque<Event>,
     /// Whether the run goes on live once `pending` is exhausted (resume) or
@@ -47,13 +68,14 @@ impl Recorder {
     /// Records a new run.
     pub(crate) fn recording(
         run_id: String,
-        journal: Option<Journal>,
+        journal: Option<Sink>,
         max_bytes: u64,
         redact: Redactor,
     ) -> Recorder {
         Recorder {
             run_id,
             journal,
+            on_event: None,
             pending: VecDeque::new(),
             live_after: true,
             end: 0,
@@ -67,7 +89,7 @@ impl Recorder {
     pub(crate) fn replaying(
         run_id: String,
         events: Vec<Event>,
-        journal: Option<Journal>,
+        journal: Option<Sink>,
         max_bytes: u64,
         redact: Redactor,
     ) -> Recorder {
@@ -81,12 +103,19 @@ impl Recorder {
         Recorder {
             run_id,
             journal,
+            on_event: None,
             pending,
             live_after,
             end,
             max_bytes,
             redact,
         }
+    }
+
+    /// Tells `hook` of every event appended from now on.
+    pub(crate) fn with_hook(mut self, hook: Option<EventHook>) -> Recorder {
+        self.on_event = hook;
+        self
     }
 
     /// Whether new events are written (a live run or a resume).
@@ -137,9 +166,12 @@ impl Recorder {
 
     /// Bytes of this run's events written so far.
     fn bytes(&self) -> u64 {
-        self.journal
-            .as_ref()
-            .map_or(0, |j| j.run_bytes(&self.run_id))
+        let run = &self.run_id;
+        match &self.journal {
+            Some(Sink::Own(journal)) => journal.run_bytes(run),
+            Some(Sink::Shared(shared)) => shared.lock().run_bytes(run),
+            None => 0,
+        }
     }
 
     /// Journals that the run stops for `reason` (in a replay, the stop is
@@ -162,9 +194,13 @@ impl Recorder {
     ) -> Result<(), StopReason> {
         if let Some(journal) = &mut self.journal {
             self.redact.value(&mut data);
-            journal
-                .append(&self.run_id, kind, data, effect)
+            let run = &self.run_id;
+            let event = journal
+                .with(|j| j.append(run, kind, data, effect))
                 .map_err(|e| StopReason::Journal(e.to_string()))?;
+            if let Some(hook) = &self.on_event {
+                hook(run, &event);
+            }
         }
         Ok(())
     }
@@ -174,15 +210,16 @@ impl Recorder {
     pub(crate) fn sync(&mut self) -> Result<(), StopReason> {
         if let Some(journal) = &mut self.journal {
             journal
-                .sync()
+                .with(|j| j.sync())
                 .map_err(|e| StopReason::Journal(e.to_string()))?;
         }
         Ok(())
     }
 
-    /// The journal, for memory reads and the end of the run.
-    pub(crate) fn journal(&mut self) -> Option<&mut Journal> {
-        self.journal.as_mut()
+    /// Calls `f` with the journal (for memory reads and the end of the
+    /// run); `None` without one.
+    pub(crate) fn with_journal<R>(&mut self, f: impl FnOnce(&mut Journal) -> R) -> Option<R> {
+        self.journal.as_mut().map(|sink| sink.with(f))
     }
 }
 

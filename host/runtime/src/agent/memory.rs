@@ -50,12 +50,10 @@ impl AgentHost {
         read: impl FnOnce(&femtoclaw_journal::Journal, &str) -> femtoclaw_journal::Result<T>,
     ) -> Result<Option<T>, StopReason> {
         let scope = self.memory_scope.clone();
-        match self.recorder.journal() {
-            Some(journal) => read(journal, &scope)
-                .map(Some)
-                .map_err(|e| StopReason::Journal(e.to_string())),
-            None => Ok(None),
-        }
+        self.recorder
+            .with_journal(|journal| read(journal, &scope))
+            .transpose()
+            .map_err(|e| StopReason::Journal(e.to_string()))
     }
 
     /// Whether a write of `key` = `value` fits the quotas, with the journal
@@ -70,33 +68,42 @@ impl AgentHost {
             ))));
         }
         let scope = self.memory_scope.clone();
-        let Some(journal) = self.recorder.journal() else {
-            return Ok(Some(unavailable()));
-        };
-        let journal_error = |e: femtoclaw_journal::JournalError| StopReason::Journal(e.to_string());
-        let old = journal.memory_get(&scope, key).map_err(journal_error)?;
-        if old.is_none() {
-            let keys = journal
-                .memory_list(&scope, "")
-                .map_err(journal_error)?
-                .len();
-            if keys >= limits.max_keys as usize {
-                return Ok(Some(MemoryError::QuotaExceeded(format!(
-                    "this agent holds {keys} keys; `memory.max-keys` allows {}",
-                    limits.max_keys
-                ))));
-            }
-        }
-        let stored = journal.memory_bytes().map_err(journal_error)?;
-        let freed = old.map_or(0, |v| (key.len() + v.len()) as u64);
-        if stored.saturating_sub(freed) + size > limits.max_stored {
+        let checked = self
+            .recorder
+            .with_journal(|journal| memory_room(journal, &scope, key, size, limits));
+        checked.unwrap_or(Ok(Some(unavailable())))
+    }
+}
+
+/// Whether the journal has room for a write of `size` bytes to `key` under
+/// the memory quotas; the refusal if not.
+fn memory_room(
+    journal: &femtoclaw_journal::Journal,
+    scope: &str,
+    key: &str,
+    size: u64,
+    limits: femtoclaw_policy::MemoryLimits,
+) -> Result<Option<MemoryError>, StopReason> {
+    let journal_error = |e: femtoclaw_journal::JournalError| StopReason::Journal(e.to_string());
+    let old = journal.memory_get(scope, key).map_err(journal_error)?;
+    if old.is_none() {
+        let keys = journal.memory_list(scope, "").map_err(journal_error)?.len();
+        if keys >= limits.max_keys as usize {
             return Ok(Some(MemoryError::QuotaExceeded(format!(
-                "the state directory holds {stored} bytes of memory; `memory.max-stored` allows {}",
-                limits.max_stored
+                "this agent holds {keys} keys; `memory.max-keys` allows {}",
+                limits.max_keys
             ))));
         }
-        Ok(None)
     }
+    let stored = journal.memory_bytes().map_err(journal_error)?;
+    let freed = old.map_or(0, |v| (key.len() + v.len()) as u64);
+    if stored.saturating_sub(freed) + size > limits.max_stored {
+        return Ok(Some(MemoryError::QuotaExceeded(format!(
+            "the state directory holds {stored} bytes of memory; `memory.max-stored` allows {}",
+            limits.max_stored
+        ))));
+    }
+    Ok(None)
 }
 
 /// A `memory-set` is journaled with its value's sha256, not the value (the

@@ -198,10 +198,9 @@ fn finish(
         Next::Live => recorder.record("run-end", data.clone(), None)?,
     }
     let run_id = recorder.run_id.clone();
-    if let Some(journal) = recorder.journal() {
-        journal
-            .finish_run(&run_id, status, Some(text))
-            .map_err(|e| RunError::Journal(e.to_string()))?;
-    }
+    recorder
+        .with_journal(|journal| journal.finish_run(&run_id, status, Some(text)))
+        .transpose()
+        .map_err(|e| RunError::Journal(e.to_string()))?;
     Ok(())
 }

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::execute::Execution;
-use super::{BrainChoice, RunOutcome, RunPlan, new_run_id};
+use super::{BrainChoice, Hooks, RunOutcome, RunPlan, new_run_id};
 use crate::agent::{Live, Uncertain};
 use crate::bindings::ToolSpec;
 use crate::brain::{BrainInstance, probe, provider_key};
 use crate::capability::{CapabilityInstance, Shared, Vars, resolve_env};
 use crate::gate::Gate;
 use crate::guest::Controls;
-use crate::record::Recorder;
+use crate::record::{Recorder, Sink};
 use crate::redact::Redactor;
 use crate::{Builtin, ComponentRef, RunError, Runtime};
 
@@ -61,9 +61,8 @@ impl Runtime {
         let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
         // The run is durable before any component starts: a capability's
         // `describe` or the brain's first request may already reach out.
-        let mut journal = match &plan.state {
-            Some(dir) => {
-                let mut journal = open_journal(dir)?;
+        let mut journal = match sink(&plan.hooks, plan.state.as_deref())? {
+            Some(mut journal) => {
                 let info = RunInfo {
                     id: run_id.clone(),
                     started: std::time::SystemTime::now()
@@ -87,19 +86,18 @@ impl Runtime {
                     |e: femtoclaw_journal::JournalError| RunError::Journal(e.to_string());
                 // Replay needs the agent's bytes, wherever they came from.
                 journal
-                    .keep_component(&agent.hash, &agent.bytes)
+                    .with(|j| {
+                        j.keep_component(&agent.hash, &agent.bytes)?;
+                        j.create_run(&info)
+                    })
                     .map_err(journal_error)?;
-                journal.create_run(&info).map_err(journal_error)?;
                 Some(journal)
             }
             None => None,
         };
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, policy = %plan.policy.path.display(), agent = %agent.label, "run started");
         let redact = secrets.redact.clone();
-        let controls = Controls {
-            cancel: plan.cancel.clone(),
-            pool: plan.memory_pool.clone(),
-        };
+        let controls = plan.hooks.controls();
         let started = self
             .start_live(
                 &plan.policy,
@@ -125,7 +123,8 @@ impl Runtime {
             journal,
             plan.policy.limits.max_journal,
             redact.clone(),
-        );
+        )
+        .with_hook(plan.hooks.on_event.clone());
         recorder.record("run-start", json!({ "tools": specs }), None)?;
         let on_uncertain = Uncertain::new(&plan.policy, None);
         self.execute(Execution {
@@ -239,12 +238,13 @@ pub(super) fn resolve_secrets(policy: &Policy, brain: &BrainChoice) -> Result<Se
 
 /// A run whose components could not start is journaled as failed, with
 /// the reason: the audit trail holds refused runs too.
-fn record_failed_start(journal: &mut Journal, run_id: &str, error: &RunError) {
+fn record_failed_start(journal: &mut Sink, run_id: &str, error: &RunError) {
     let text = error.to_string();
     let data = json!({ "status": RunStatus::Failed, "outcome": text });
-    let recorded = journal
-        .append(run_id, "run-end", data, None)
-        .and_then(|_| journal.finish_run(run_id, RunStatus::Failed, Some(text)));
+    let recorded = journal.with(|j| {
+        j.append(run_id, "run-end", data, None)
+            .and_then(|_| j.finish_run(run_id, RunStatus::Failed, Some(text)))
+    });
     if let Err(e) = recorded {
         tracing::warn!(target: "femtoclaw::run", run_id, error = %e, "the failed start could not be journaled");
     }
@@ -289,6 +289,16 @@ fn check_trust(plan: &RunPlan, brain: &BrainChoice) -> Result<(), RunError> {
 
 pub(super) fn open_journal(dir: &Path) -> Result<Journal, RunError> {
     Journal::open(dir).map_err(|e| RunError::Journal(e.to_string()))
+}
+
+/// Where a run appends: the journal its hooks share, else its own handle on
+/// the state directory's journal, else nowhere (not journaled).
+pub(super) fn sink(hooks: &Hooks, state: Option<&Path>) -> Result<Option<Sink>, RunError> {
+    Ok(match (&hooks.journal, state) {
+        (Some(shared), _) => Some(Sink::Shared(shared.clone())),
+        (None, Some(dir)) => Some(Sink::Own(open_journal(dir)?)),
+        (None, None) => None,
+    })
 }
 
 fn brain_json(brain: &BrainChoice) -> Value {

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use femtoclaw_bundle::Bundle;
 use femtoclaw_policy::{OnUncertain, Policy, ProviderBrain};
 
-use crate::guest::{Cancel, MemoryPool};
+use femtoclaw_journal::SharedJournal;
+
+use crate::guest::{Cancel, Controls, FuelMeter, MemoryPool};
+use crate::record::EventHook;
 use crate::{Builtin, ComponentRef};
 
 /// Which brain a run uses.
@@ -48,10 +51,48 @@ pub struct RunPlan {
     /// A verified bundle whose components the policy names `bundle:NAME`
     /// (and whose agent runs unless `agent` names another).
     pub bundle: Option<Arc<Bundle>>,
+    /// What the run shares with its process.
+    pub hooks: Hooks,
+}
+
+/// What a run shares with the process that runs it, beyond its plan: a
+/// server gives each run its tenant's journal, memory pool and fuel meter,
+/// a handle to cancel it, and watches its events.
+#[derive(Clone, Default)]
+pub struct Hooks {
     /// Cancels the run when cancelled.
     pub cancel: Cancel,
-    /// The memory pool every store of the run draws from (a tenant's).
+    /// The memory pool every store of the run draws from.
     pub memory_pool: Option<MemoryPool>,
+    /// Counts the fuel every store of the run burns.
+    pub fuel: Option<FuelMeter>,
+    /// The journal handle the run appends to, shared with other runs of the
+    /// same state directory (instead of one opened for the run).
+    pub journal: Option<SharedJournal>,
+    /// Told of each event the run appends.
+    pub on_event: Option<EventHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("cancel", &self.cancel)
+            .field("memory_pool", &self.memory_pool)
+            .field("fuel", &self.fuel)
+            .field("journal", &self.journal)
+            .field("on_event", &self.on_event.is_some())
+            .finish()
+    }
+}
+
+impl Hooks {
+    pub(crate) fn controls(&self) -> Controls {
+        Controls {
+            cancel: self.cancel.clone(),
+            pool: self.memory_pool.clone(),
+            fuel: self.fuel.clone(),
+        }
+    }
 }
 
 impl RunPlan {
@@ -65,8 +106,7 @@ impl RunPlan {
             state: None,
             run_id: None,
             bundle: None,
-            cancel: Cancel::new(),
-            memory_pool: None,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -78,10 +118,8 @@ pub struct Resume {
     /// journaled policy's `[journal] on-uncertain` (the operator's choice,
     /// journaled as a decision).
     pub on_uncertain: Option<OnUncertain>,
-    /// Cancels the resumed run when cancelled.
-    pub cancel: Cancel,
-    /// The memory pool every store of the run draws from.
-    pub memory_pool: Option<MemoryPool>,
+    /// What the resumed run shares with its process.
+    pub hooks: Hooks,
 }
 
 /// Counters of one run.

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use femtoclaw_journal::{Event, Journal, RunInfo, RunStatus};
+use femtoclaw_journal::{Event, Journal, RunInfo, RunStatus, SharedJournal};
 use femtoclaw_policy::Policy;
 use serde_json::{Value, json};
 
 use super::execute::{Execution, PreparedAgent};
-use super::live::{open_journal, resolve_secrets};
+use super::live::{resolve_secrets, sink};
 use super::{BrainChoice, Resume, RunOutcome};
 use crate::agent::Uncertain;
 use crate::bindings::ToolSpec;
@@ -32,19 +32,41 @@ impl Runtime {
         let journal = Journal::open_read_only(state)
             .map_err(|e| RunError::Journal(e.to_string()))?
             .ok_or_else(|| RunError::Journal(no_journal(state)))?;
-        let (info, events) = load_run(&journal, run_id)?;
+        let execution = self.replay_execution(&journal, run_id, agent)?;
+        drop(journal);
+        self.execute(execution).await
+    }
+
+    /// [`Runtime::replay`], reading the run through a journal handle shared
+    /// with the runs of this process.
+    pub async fn replay_shared(
+        &self,
+        journal: &SharedJournal,
+        run_id: &str,
+        agent: Option<ComponentRef>,
+    ) -> Result<RunOutcome, RunError> {
+        let execution = self.replay_execution(&journal.lock(), run_id, agent)?;
+        self.execute(execution).await
+    }
+
+    fn replay_execution(
+        &self,
+        journal: &Journal,
+        run_id: &str,
+        agent: Option<ComponentRef>,
+    ) -> Result<Execution, RunError> {
+        let (info, events) = load_run(journal, run_id)?;
         let prepared = match agent {
             Some(other) => self.prepare_agent(&other)?,
-            None => self.recorded_agent(&journal, &info)?,
+            None => self.recorded_agent(journal, &info)?,
         };
-        drop(journal);
         let (policy, task, _) = plan_parts(&info, |p, t| Policy::parse_recorded(p, t))?;
         let specs = recorded_specs(&events)?;
         let max = policy.limits.max_journal;
         let recorder =
             Recorder::replaying(run_id.to_owned(), events, None, max, Redactor::default());
         let on_uncertain = Uncertain::new(&policy, None);
-        self.execute(Execution {
+        Ok(Execution {
             agent: prepared,
             policy,
             specs,
@@ -55,7 +77,6 @@ impl Runtime {
             on_uncertain,
             controls: Controls::default(),
         })
-        .await
     }
 
     /// Continues a run that was killed: its journal is replayed, then the
@@ -66,15 +87,16 @@ impl Runtime {
         run_id: &str,
         options: Resume,
     ) -> Result<RunOutcome, RunError> {
-        let journal = open_journal(state)?;
-        let (info, events) = load_run(&journal, run_id)?;
+        let mut journal = sink(&options.hooks, Some(state))?
+            .expect("invariant: a state directory gives a journal");
+        let (info, events) = journal.with(|j| load_run(j, run_id))?;
         if info.status != RunStatus::Running {
             return Err(RunError::Config(format!(
                 "run `{run_id}` already ended (`{}`); replay it instead",
                 info.status
             )));
         }
-        let prepared = self.recorded_agent(&journal, &info)?;
+        let prepared = journal.with(|j| self.recorded_agent(j, &info))?;
         let (policy, task, brain) = plan_parts(&info, |p, t| Policy::parse(p, t))?;
         if plan_has_bundle(&policy) {
             return Err(RunError::Config(format!(
@@ -84,15 +106,16 @@ impl Runtime {
         let turns = events.iter().filter(|e| e.kind == "inference").count();
         let secrets = resolve_secrets(&policy, &brain)?;
         let redact = secrets.redact.clone();
-        let controls = Controls {
-            cancel: options.cancel.clone(),
-            pool: options.memory_pool.clone(),
-        };
+        let controls = options.hooks.controls();
         let (live, specs, redact) = self
             .start_live(&policy, &brain, turns, None, secrets, &controls)
             .await
             .map_err(|e| redact.run_error(e))?;
-        if json!(specs) != json!(recorded_specs(&events)?) {
+        // A run killed before its start event was committed has no events:
+        // nothing of it left the sandbox but the capabilities' and brain's
+        // start-up, so it starts again from the beginning.
+        let fresh = events.is_empty();
+        if !fresh && json!(specs) != json!(recorded_specs(&events)?) {
             return Err(RunError::Divergence {
                 event: 0,
                 expected: "the tools recorded at the start of the run".into(),
@@ -101,13 +124,17 @@ impl Runtime {
         }
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, replayed = events.len(), "run resumed");
         let max = policy.limits.max_journal;
-        let recorder = Recorder::replaying(
+        let mut recorder = Recorder::replaying(
             run_id.to_owned(),
             events,
             Some(journal),
             max,
             redact.clone(),
-        );
+        )
+        .with_hook(options.hooks.on_event.clone());
+        if fresh {
+            recorder.record("run-start", json!({ "tools": specs }), None)?;
+        }
         let on_uncertain = Uncertain::new(&policy, options.on_uncertain);
         self.execute(Execution {
             agent: prepared,

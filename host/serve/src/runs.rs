@@ -1,0 +1,451 @@
+//! A run's life in the server: accepted (durably, before it is
+//! acknowledged), queued for one of its tenant's slots, run with its
+//! tenant's shared journal, pool and meter, and ended; or, after a crash,
+//! recovered: resumed from its journal, or started if it never began.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use femtoclaw_journal::{Event, RunInfo, RunStatus};
+use femtoclaw_policy::{OnUncertain, Policy};
+use femtoclaw_runtime::{BrainChoice, Hooks, Resume, RunError, RunPlan};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Server;
+use crate::problem::Problem;
+use crate::tenant::{Accepted, Active, Ended, Progress, Tenant};
+
+/// `POST /v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRun {
+    /// The task handed to the agent.
+    pub task: String,
+    /// A policy that narrows the tenant's (TOML text).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The brain: the tenant policy's when absent.
+    #[serde(default)]
+    pub brain: Option<BrainRequest>,
+}
+
+/// A request's brain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrainRequest {
+    /// The built-in scripted brain's turns (what `scripted:FILE` holds).
+    pub script: Value,
+}
+
+/// What to run.
+enum Job {
+    /// An accepted run, started from its request.
+    Start(Accepted),
+    /// An interrupted run, resumed from its journal.
+    Resume {
+        id: String,
+        on_uncertain: Option<OnUncertain>,
+    },
+}
+
+/// The policy a request's run gets: its own (checked to be within the
+/// tenant's), or the tenant's. A request policy inherits what it leaves
+/// out from the tenant's: the `[brain]`, and each key of `[limits]`,
+/// `[memory]`, `[trust]` and `[journal]`; the journal keeps the merged
+/// text, so a resume parses the same policy.
+pub fn run_policy(tenant: &Tenant, text: Option<&str>) -> Result<Policy, Problem> {
+    let ceiling = &tenant.config.policy;
+    let Some(text) = text else {
+        return Ok(ceiling.clone());
+    };
+    let invalid = |detail: String| {
+        let detail = detail.replace(&ceiling.path.display().to_string(), "(request policy)");
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", detail)
+    };
+    let merged = inherit(&ceiling.text, text)
+        .map_err(|e| invalid(format!("the request's policy is not TOML: {e}")))?;
+    // Relative paths resolve as in the tenant's own policy.
+    let policy = Policy::parse(&ceiling.path, &merged).map_err(|e| invalid(e.to_string()))?;
+    policy.within(ceiling).map_err(|w| {
+        Problem::new(StatusCode::FORBIDDEN, "widening", w.to_string()).with("key", w.key.clone())
+    })?;
+    Ok(policy)
+}
+
+/// `request` with what it leaves out taken from `ceiling` (both TOML).
+fn inherit(ceiling: &str, request: &str) -> Result<String, toml::de::Error> {
+    let ceiling: toml::Table = ceiling.parse()?;
+    let mut merged: toml::Table = request.parse()?;
+    if !merged.contains_key("brain")
+        && let Some(brain) = ceiling.get("brain")
+    {
+        merged.insert("brain".into(), brain.clone());
+    }
+    for section in ["limits", "memory", "trust", "journal"] {
+        let Some(toml::Value::Table(base)) = ceiling.get(section) else {
+            continue;
+        };
+        let entry = merged
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(own) = entry {
+            for (key, value) in base {
+                own.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    Ok(toml::to_string(&merged).expect("invariant: a parsed table serializes"))
+}
+
+impl Server {
+    /// Accepts a run: checks it, takes a queue place, records it durably,
+    /// and starts it in the background. The run is acknowledged only after
+    /// this returns.
+    pub fn accept(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        request: NewRun,
+    ) -> Result<String, Problem> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "the server is shutting down and accepts no new runs; retry against its successor",
+            )
+            .retry_after(5));
+        }
+        run_policy(tenant, request.policy.as_deref())?;
+        if let Some(brain) = &request.brain
+            && !brain.script.is_array()
+        {
+            return Err(Problem::bad_request(
+                "`brain.script` must be an array of turns (what a scripted brain's file holds)",
+            ));
+        }
+        tenant.admit()?;
+        let id = loop {
+            let id = femtoclaw_runtime::new_run_id();
+            let known =
+                tenant.lock_accepted().contains_key(&id) || tenant.journal.lock().run(&id).is_ok();
+            if !known {
+                break id;
+            }
+        };
+        let accepted = Accepted {
+            id: id.clone(),
+            task: request.task,
+            policy: request.policy,
+            script: request.brain.map(|b| b.script),
+            accepted: now_secs(),
+            ended: None,
+        };
+        if let Err(problem) = tenant.keep_accepted(&accepted) {
+            tenant.dequeue();
+            return Err(problem);
+        }
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.spawn(tenant, Job::Start(accepted));
+        Ok(id)
+    }
+
+    /// Resumes an interrupted run (not one of this process's).
+    pub fn resume(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        id: &str,
+        on_uncertain: Option<OnUncertain>,
+    ) -> Result<(), Problem> {
+        if tenant.lock_active().contains_key(id) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "running",
+                "the run is running in this server; there is nothing to resume",
+            ));
+        }
+        let info = tenant
+            .journal
+            .lock()
+            .run(id)
+            .map_err(|_| Problem::no_run(id))?;
+        if info.status != RunStatus::Running {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "ended",
+                format!(
+                    "the run already ended (`{}`): replay it instead",
+                    info.status
+                ),
+            ));
+        }
+        tenant.lock_held().remove(id);
+        tenant.requeue();
+        self.spawn(
+            tenant,
+            Job::Resume {
+                id: id.to_owned(),
+                on_uncertain,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts every run the last process left: accepted ones that never
+    /// started, and journaled ones that were running.
+    pub fn recover(self: &Arc<Self>, tenant: &Arc<Tenant>) -> Result<(), String> {
+        let listing = tenant.journal.lock().runs().map_err(|e| e.to_string())?;
+        for damage in &listing.damage {
+            tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), error = %damage, "damaged run in the tenant's journal: it is not resumed");
+        }
+        let accepted: Vec<Accepted> = tenant.lock_accepted().values().cloned().collect();
+        for run in accepted {
+            if listing.runs.iter().any(|r| r.id == run.id) {
+                // It reached the journal before the crash: resumed below.
+                tenant.forget_accepted(&run.id);
+            } else if run.ended.is_none() {
+                tenant.requeue();
+                self.spawn(tenant, Job::Start(run));
+            }
+        }
+        for info in &listing.runs {
+            if info.status == RunStatus::Running && listing.damage_of(&info.id).is_none() {
+                tenant.requeue();
+                self.spawn(
+                    tenant,
+                    Job::Resume {
+                        id: info.id.clone(),
+                        on_uncertain: None,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(self: &Arc<Self>, tenant: &Arc<Tenant>, job: Job) {
+        let id = match &job {
+            Job::Start(a) => a.id.clone(),
+            Job::Resume { id, .. } => id.clone(),
+        };
+        let active = Active::new();
+        tenant.lock_active().insert(id.clone(), active.clone());
+        let (server, tenant) = (self.clone(), tenant.clone());
+        self.running.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            server.drive(&tenant, &id, &active, job).await;
+            active.progress.send_modify(|p| p.finished = true);
+            tenant.lock_active().remove(&id);
+            if server.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                server.idle.notify_waiters();
+            }
+        });
+    }
+
+    async fn drive(&self, tenant: &Arc<Tenant>, id: &str, active: &Arc<Active>, job: Job) {
+        let slot = tenant.slots.clone().acquire_owned().await;
+        tenant.dequeue();
+        let Ok(_slot) = slot else { return };
+        if self.draining.load(Ordering::Relaxed) {
+            // Not started: it stays accepted (or resumable) for the next
+            // process.
+            return;
+        }
+        let progress = active.progress.clone();
+        let hooks = Hooks {
+            cancel: active.cancel.clone(),
+            memory_pool: Some(tenant.pool.clone()),
+            fuel: Some(tenant.fuel.clone()),
+            journal: Some(tenant.journal.clone()),
+            on_event: Some(Arc::new(move |_run: &str, event: &Event| {
+                progress.send_modify(|p| p.events = event.seq + 1);
+            })),
+        };
+        let result = match job {
+            Job::Start(accepted) => {
+                if active.cancel.is_cancelled() {
+                    end_unstarted(tenant, accepted, "cancelled", "cancelled before it started");
+                    return;
+                }
+                self.start(tenant, accepted, hooks).await
+            }
+            Job::Resume { id, on_uncertain } => {
+                let options = Resume {
+                    on_uncertain,
+                    hooks,
+                };
+                self.runtime.resume(&tenant.dir, &id, options).await
+            }
+        };
+        if let Err(e) = &result {
+            tracing::info!(target: "femtoclaw::serve", tenant = %tenant.id(), run = id, error = %e, "run ended with an error");
+            // Still `running` in its journal: its resumption stopped (a
+            // `write` of unknown outcome under `on-uncertain = "fail"`, or
+            // what it needs is gone). It waits for `POST .../resume`.
+            let still_running = matches!(tenant.journal.lock().run(id), Ok(info) if info.status == RunStatus::Running);
+            if still_running {
+                tenant.lock_held().insert(id.to_owned(), e.to_string());
+            }
+        }
+        if let Err(e) = std::fs::remove_file(tenant.script_file(id))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(target: "femtoclaw::serve", run = id, error = %e, "a run's script could not be removed");
+        }
+    }
+
+    async fn start(
+        &self,
+        tenant: &Arc<Tenant>,
+        accepted: Accepted,
+        hooks: Hooks,
+    ) -> Result<femtoclaw_runtime::RunOutcome, RunError> {
+        let id = accepted.id.clone();
+        let policy = match run_policy(tenant, accepted.policy.as_deref()) {
+            Ok(p) => p,
+            Err(problem) => {
+                // The tenant's policy changed since the run was accepted.
+                end_unstarted(tenant, accepted, "failed", &problem.detail);
+                return Err(RunError::Config(problem.detail));
+            }
+        };
+        let mut plan = RunPlan::new(policy, accepted.task.clone());
+        plan.run_id = Some(id.clone());
+        plan.state = Some(tenant.dir.clone());
+        plan.hooks = hooks;
+        if let Some(script) = &accepted.script {
+            let file = tenant.script_file(&id);
+            let text = serde_json::to_vec(script).expect("invariant: JSON serializes");
+            if let Err(e) = crate::tenant::write_durably(&file, &text) {
+                let why = format!("its script could not be written: {e}");
+                end_unstarted(tenant, accepted, "failed", &why);
+                return Err(RunError::Config(why));
+            }
+            plan.brain = Some(BrainChoice::Scripted(file));
+        }
+        let result = self.runtime.run(plan).await;
+        let journaled = tenant.journal.lock().run(&id).is_ok();
+        if journaled {
+            tenant.forget_accepted(&id);
+        } else {
+            let why = match &result {
+                Err(e) => e.to_string(),
+                Ok(_) => "the run left no record".to_owned(),
+            };
+            end_unstarted(tenant, accepted, "failed", &why);
+        }
+        result
+    }
+}
+
+/// Records how an accepted run ended without reaching the journal.
+fn end_unstarted(tenant: &Tenant, mut accepted: Accepted, status: &str, why: &str) {
+    accepted.ended = Some(Ended {
+        status: status.to_owned(),
+        outcome: why.to_owned(),
+    });
+    if let Err(problem) = tenant.keep_accepted(&accepted) {
+        tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), run = %accepted.id, "{}", problem.detail);
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// What the API shows of a run; `None` when the tenant has no such run.
+pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>, Problem> {
+    let info = match tenant.journal.lock().run(id) {
+        Ok(info) => Some(info),
+        Err(femtoclaw_journal::JournalError::UnknownRun(_)) => None,
+        Err(e) => return Err(Problem::internal(e.to_string())),
+    };
+    if let Some(info) = info {
+        let mut view = journaled_view(tenant, &info);
+        if with_stats && info.status != RunStatus::Running {
+            let loaded = tenant.journal.lock().load(id);
+            match loaded {
+                Ok((_, events)) => view["stats"] = stats(&events),
+                Err(e) => {
+                    view["damage"] = json!(e.to_string());
+                }
+            }
+        }
+        return Ok(Some(view));
+    }
+    Ok(tenant.lock_accepted().get(id).map(accepted_view))
+}
+
+fn journaled_view(tenant: &Tenant, info: &RunInfo) -> Value {
+    let mut view = json!({
+        "id": info.id,
+        "status": info.status.as_str(),
+        "started": info.started,
+        "agent": info.agent,
+    });
+    match (info.status, &info.outcome) {
+        (RunStatus::Ok, Some(answer)) => view["answer"] = json!(answer),
+        (_, Some(error)) => view["error"] = json!(error),
+        _ => {}
+    }
+    if info.status == RunStatus::Running && !tenant.lock_active().contains_key(&info.id) {
+        view["resumable"] = json!(true);
+        if let Some(why) = tenant.lock_held().get(&info.id) {
+            view["waiting"] = json!(why);
+        }
+    }
+    view
+}
+
+fn accepted_view(run: &Accepted) -> Value {
+    let mut view = json!({ "id": run.id, "accepted": run.accepted });
+    match &run.ended {
+        Some(end) => {
+            view["status"] = json!(end.status);
+            view["error"] = json!(end.outcome);
+        }
+        None => view["status"] = json!("queued"),
+    }
+    view
+}
+
+/// Every run of the tenant: journaled, then accepted and not yet started.
+pub fn list(tenant: &Tenant) -> Result<Value, Problem> {
+    let listing = tenant
+        .journal
+        .lock()
+        .runs()
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let mut runs: Vec<Value> = listing
+        .runs
+        .iter()
+        .map(|info| journaled_view(tenant, info))
+        .collect();
+    runs.extend(tenant.lock_accepted().values().map(accepted_view));
+    let damage: Vec<String> = listing.damage.iter().map(|e| e.to_string()).collect();
+    Ok(json!({ "runs": runs, "damage": damage }))
+}
+
+/// A finished run's counters, from its events.
+fn stats(events: &[Event]) -> Value {
+    let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    let refused = events
+        .iter()
+        .filter(|e| e.kind == "tool-result" && e.data["refused"] == true)
+        .count();
+    json!({
+        "events": events.len(),
+        "steps": count("inference"),
+        "tool_calls": count("tool-call"),
+        "refused": refused,
+    })
+}
+
+/// Waits until a run of this process has ended (or stopped for a decision).
+pub async fn finished(active: &Active) {
+    let mut rx = active.progress.subscribe();
+    let _ = rx.wait_for(|p: &Progress| p.finished).await;
+}

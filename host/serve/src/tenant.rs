@@ -1,0 +1,327 @@
+//! One tenant: its state directory (journal, agent memory, accepted runs),
+//! the memory pool and fuel meter its runs share, and the
+//! admission of new runs against its quotas.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use femtoclaw_journal::{Journal, SharedJournal};
+use femtoclaw_runtime::{Cancel, FuelMeter, MemoryPool};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::TenantConfig;
+use crate::problem::Problem;
+
+/// The window of the per-minute quotas.
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A tenant, live.
+pub struct Tenant {
+    /// Its configuration.
+    pub config: TenantConfig,
+    /// Its state directory (`STATE/tenants/ID`): any `fc-host` command
+    /// reads it with `--state`.
+    pub dir: PathBuf,
+    /// The journal handle all its runs share (group commit).
+    pub journal: SharedJournal,
+    /// Linear memory its live component instances share.
+    pub pool: MemoryPool,
+    /// Fuel its runs have burnt.
+    pub fuel: FuelMeter,
+    /// Run slots (`concurrent-runs`).
+    pub slots: Arc<Semaphore>,
+    admission: Mutex<Admission>,
+    /// Runs of this process, by id, from acceptance to their end.
+    pub active: Mutex<HashMap<String, Arc<Active>>>,
+    /// Runs accepted and not yet in the journal, by id (mirrors `queue/`).
+    pub accepted: Mutex<BTreeMap<String, Accepted>>,
+    /// Interrupted runs whose resumption waits for a decision on a `write`
+    /// call of unknown outcome, and why.
+    pub held: Mutex<HashMap<String, String>>,
+}
+
+/// Admission bookkeeping.
+#[derive(Default)]
+struct Admission {
+    /// Runs accepted and waiting for a slot.
+    queued: usize,
+    /// When each run of the last minute was accepted.
+    recent: VecDeque<Instant>,
+    /// The fuel meter at points of the last minute (and one before it).
+    fuel: VecDeque<(Instant, u64)>,
+}
+
+/// A run of this process: how to cancel it, and how far it has got.
+pub struct Active {
+    /// Cancels it.
+    pub cancel: Cancel,
+    /// Events appended so far, and whether it has ended.
+    pub progress: watch::Sender<Progress>,
+}
+
+/// How far a run has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Events in its journal (committed or not).
+    pub events: u64,
+    /// Whether it has ended (or stopped for a decision).
+    pub finished: bool,
+}
+
+impl Active {
+    pub fn new() -> Arc<Active> {
+        Arc::new(Active {
+            cancel: Cancel::new(),
+            progress: watch::Sender::new(Progress::default()),
+        })
+    }
+}
+
+/// A run accepted by the API and not yet journaled: what it was asked to
+/// do, kept durably in `queue/ID.json` so that an acknowledged run survives
+/// a crash before it starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The run id.
+    pub id: String,
+    /// The task.
+    pub task: String,
+    /// The run's own policy text (checked to be within the tenant's).
+    pub policy: Option<String>,
+    /// A scripted brain's turns, if the request brought them.
+    pub script: Option<serde_json::Value>,
+    /// When it was accepted (seconds since the Unix epoch).
+    pub accepted: u64,
+    /// How it ended without ever starting (cancelled while queued, or
+    /// refused at its start before anything was journaled).
+    pub ended: Option<Ended>,
+}
+
+/// The end of a run that never reached the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ended {
+    /// `cancelled` or `failed`.
+    pub status: String,
+    /// Why.
+    pub outcome: String,
+}
+
+impl Tenant {
+    /// Opens (creating) a tenant's state under `root`.
+    pub fn open(config: TenantConfig, root: &Path) -> Result<Tenant, String> {
+        let dir = root.join("tenants").join(&config.id);
+        let journal = Journal::open(&dir).map_err(|e| format!("tenant `{}`: {e}", config.id))?;
+        let queue = dir.join("queue");
+        create_private(&queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
+        create_private(&dir.join("scripts"))
+            .map_err(|e| format!("`{}`: {e}", dir.join("scripts").display()))?;
+        let accepted = read_queue(&queue)?;
+        let quotas = config.quotas;
+        Ok(Tenant {
+            dir,
+            journal: SharedJournal::new(journal),
+            pool: MemoryPool::new(quotas.wasm_memory),
+            fuel: FuelMeter::new(),
+            slots: Arc::new(Semaphore::new(quotas.concurrent_runs)),
+            admission: Mutex::default(),
+            active: Mutex::default(),
+            accepted: Mutex::new(accepted),
+            held: Mutex::default(),
+            config,
+        })
+    }
+
+    /// The tenant's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Takes a queue place for a new run, or says which quota refuses it.
+    pub fn admit(&self) -> Result<(), Problem> {
+        let quotas = self.config.quotas;
+        let journal_bytes = std::fs::metadata(self.dir.join(femtoclaw_journal::FILE_NAME))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if journal_bytes >= quotas.journal_bytes {
+            return Err(quota(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "journal-bytes",
+                format!(
+                    "the tenant's journal holds {journal_bytes} bytes; its quota `journal-bytes` is {}: the operator must raise it or archive the state directory",
+                    quotas.journal_bytes
+                ),
+            ));
+        }
+        let now = Instant::now();
+        let mut a = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        while a.recent.front().is_some_and(|t| now - *t >= MINUTE) {
+            a.recent.pop_front();
+        }
+        if a.recent.len() >= quotas.runs_per_minute as usize {
+            let oldest = a.recent.front().copied().unwrap_or(now);
+            let wait = MINUTE.saturating_sub(now - oldest).as_secs() + 1;
+            return Err(quota(
+                StatusCode::TOO_MANY_REQUESTS,
+                "runs-per-minute",
+                format!(
+                    "{} runs were accepted in the last minute, the quota `runs-per-minute`",
+                    quotas.runs_per_minute
+                ),
+            )
+            .retry_after(wait));
+        }
+        let used = self.fuel.used();
+        a.fuel.push_back((now, used));
+        while a.fuel.len() > 1 && a.fuel.get(1).is_some_and(|(t, _)| now - *t >= MINUTE) {
+            a.fuel.pop_front();
+        }
+        let burnt = used - a.fuel.front().map_or(used, |(_, u)| *u);
+        if burnt >= quotas.fuel_per_minute {
+            return Err(quota(
+                StatusCode::TOO_MANY_REQUESTS,
+                "fuel-per-minute",
+                format!(
+                    "the tenant's runs burnt {burnt} fuel in the last minute; the quota `fuel-per-minute` is {}",
+                    quotas.fuel_per_minute
+                ),
+            )
+            .retry_after(MINUTE.as_secs()));
+        }
+        if a.queued >= quotas.queued_runs {
+            return Err(quota(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queued-runs",
+                format!(
+                    "{} runs are waiting for one of the tenant's {} slots, the quota `queued-runs`",
+                    a.queued, quotas.concurrent_runs
+                ),
+            )
+            .retry_after(1));
+        }
+        a.queued += 1;
+        a.recent.push_back(now);
+        Ok(())
+    }
+
+    /// Counts a queued run as queued (a recovered one: not admitted, since
+    /// it was acknowledged before the restart).
+    pub fn requeue(&self) {
+        self.admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .queued += 1;
+    }
+
+    /// A queued run left the queue (it got a slot, or ended).
+    pub fn dequeue(&self) {
+        let mut a = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        a.queued = a.queued.saturating_sub(1);
+    }
+
+    /// Runs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .queued
+    }
+
+    /// Durably records an accepted run (before it is acknowledged).
+    pub fn keep_accepted(&self, run: &Accepted) -> Result<(), Problem> {
+        let file = self.dir.join("queue").join(format!("{}.json", run.id));
+        let text = serde_json::to_vec(run).expect("invariant: Accepted serializes");
+        write_durably(&file, &text).map_err(|e| {
+            Problem::internal(format!(
+                "the run could not be recorded (`{}`: {e}); nothing was accepted",
+                file.display()
+            ))
+        })?;
+        self.lock_accepted().insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    /// Forgets an accepted run (it is in the journal now).
+    pub fn forget_accepted(&self, id: &str) {
+        if self.lock_accepted().remove(id).is_some() {
+            let file = self.dir.join("queue").join(format!("{id}.json"));
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(target: "femtoclaw::serve", tenant = %self.id(), run = id, error = %e, "an accepted run's queue file could not be removed");
+            }
+        }
+    }
+
+    /// The accepted runs.
+    pub fn lock_accepted(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Accepted>> {
+        self.accepted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runs of this process.
+    pub fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Active>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Interrupted runs waiting for a decision.
+    pub fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where a run's scripted brain is kept while it may be resumed.
+    pub fn script_file(&self, id: &str) -> PathBuf {
+        self.dir.join("scripts").join(format!("{id}.json"))
+    }
+}
+
+fn quota(status: StatusCode, name: &str, detail: String) -> Problem {
+    Problem::new(status, "quota", detail).with("quota", name)
+}
+
+fn read_queue(queue: &Path) -> Result<BTreeMap<String, Accepted>, String> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read(&path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        // A damaged record of an acknowledged run must not be passed over.
+        let run: Accepted = serde_json::from_slice(&text).map_err(|e| {
+            format!(
+                "`{}` is damaged ({e}): it holds a run that was acknowledged; repair or remove it",
+                path.display()
+            )
+        })?;
+        out.insert(run.id.clone(), run);
+    }
+    Ok(out)
+}
+
+/// Writes a file so that it is complete on disk when this returns: a
+/// temporary file, synced, renamed over, and the directory synced.
+pub fn write_durably(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let tmp = file.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    // The rename is durable once the directory is (POSIX; Windows has no
+    // directory handle to sync, and commits renames with the file).
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    let _ = dir;
+    Ok(())
+}
+
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
