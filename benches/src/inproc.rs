@@ -88,6 +88,49 @@ async fn raw_calls(engine: &Engine, data: &Path, femtoclaw: bool) -> Vec<f64> {
     samples
 }
 
+/// ms per fresh store, instantiation of the fs capability and one
+/// `read_file` call on `engine` (`n` times): the bare cost of a warm host
+/// running a component once.
+pub async fn instantiate_and_call(engine: &Engine, data: &Path, n: usize) -> Vec<f64> {
+    let component = Component::from_file(engine, artifacts::CAP_FS).unwrap();
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).unwrap();
+    let pre = linker.instantiate_pre(&component).unwrap();
+    let pre = CapabilityPre::new(pre).unwrap();
+    let call = exports::femtoclaw::runtime::tool_provider::Invocation {
+        tool: "read_file".into(),
+        arguments: r#"{"path":"/data/a.txt"}"#.into(),
+        idempotency_key: "k".into(),
+    };
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_blocking_current_thread(true)
+            .preopened_dir(data, "/data", FsPerms::ReadOnly)
+            .unwrap();
+        let mut store = Store::new(
+            engine,
+            Raw {
+                wasi: wasi.build(),
+                table: ResourceTable::new(),
+            },
+        );
+        if store.set_fuel(u64::MAX).is_ok() {
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
+        let cap = pre.instantiate_async(&mut store).await.unwrap();
+        cap.femtoclaw_runtime_tool_provider()
+            .call_invoke(&mut store, &call)
+            .await
+            .unwrap()
+            .unwrap();
+        samples.push(crate::ms(started.elapsed()));
+    }
+    samples
+}
+
 fn policy(dir: &Path, calls: usize) -> Policy {
     let call = json!({ "name": "fs.read_file", "arguments": { "path": "/data/a.txt" } });
     let turns =

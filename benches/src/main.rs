@@ -5,6 +5,7 @@
 
 mod inproc;
 mod process;
+mod serve;
 
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "inproc") {
         rows.extend(inproc::rows());
+    }
+    if only.as_deref().is_none_or(|o| o == "serve") {
+        rows.extend(serve::rows());
     }
     println!("| benchmark | median | min – max | baseline (median) | ratio |");
     println!("|---|---|---|---|---|");

@@ -49,7 +49,7 @@ fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
     (0..RUNS).map(|_| measure(&mut make())).unzip()
 }
 
-fn fc_host() -> PathBuf {
+pub fn fc_host() -> PathBuf {
     std::env::var_os("FC_HOST")
         .map_or_else(|| PathBuf::from("target/release/fc-host"), PathBuf::from)
 }
@@ -185,4 +185,25 @@ pub fn rows() -> Vec<crate::Row> {
         baseline: base_wall,
     });
     rows
+}
+
+/// ms per `fc-host run` of the trivial run with one `fs.read_file` (the
+/// serve benchmark's baseline), state on `dir`.
+pub fn trivial_read_ms(dir: &Path) -> Vec<f64> {
+    let turns = r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/data/a.txt"}}]},{"content":"done"}]"#;
+    let policy = write_example(
+        dir,
+        turns,
+        "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n",
+    );
+    let state = dir.join("state");
+    series(|| {
+        let mut c = Command::new(fc_host());
+        c.args(["run", "--policy"])
+            .arg(&policy)
+            .arg("--state")
+            .arg(&state);
+        c
+    })
+    .0
 }

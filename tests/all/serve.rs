@@ -50,6 +50,8 @@ struct Setup {
     quotas: [String; 2],
     /// Extra text for each tenant policy's `[limits]`.
     run_limits: String,
+    /// A tenant policy in place of the default one.
+    policies: [Option<String>; 2],
 }
 
 impl Setup {
@@ -59,6 +61,7 @@ impl Setup {
             limits: String::new(),
             quotas: [String::new(), String::new()],
             run_limits: String::new(),
+            policies: [None, None],
         }
     }
 
@@ -66,17 +69,18 @@ impl Setup {
     /// own data, output directory, policy and brain.
     fn write(&self) -> PathBuf {
         let s = &self.scratch;
-        for (id, file) in [("acme", "notes.txt"), ("globex", "figures.txt")] {
+        let tenants = [("acme", "notes.txt"), ("globex", "figures.txt")];
+        for (i, (id, file)) in tenants.into_iter().enumerate() {
             s.write(&format!("{id}/data/{file}"), &format!("{id}'s {file}"));
             s.mkdir(&format!("{id}/out"));
             s.write(
                 &format!("{id}/brain.json"),
                 &default_brain(file).to_string(),
             );
-            s.write(
-                &format!("{id}/policy.toml"),
-                &tenant_policy(&self.run_limits),
-            );
+            let policy = self.policies[i]
+                .clone()
+                .unwrap_or_else(|| tenant_policy(&self.run_limits));
+            s.write(&format!("{id}/policy.toml"), &policy);
         }
         let config = format!(
             "listen = \"127.0.0.1:0\"\nstate = \"state\"\nplain-http = \"loopback\"\n[limits]\ndrain = \"2s\"\n{}\n[operator]\ntoken-sha256 = \"{}\"\n[tenants.acme]\ntoken-sha256 = \"{}\"\npolicy = \"acme/policy.toml\"\n[tenants.acme.quotas]\n{}\n[tenants.globex]\ntoken-sha256 = \"{}\"\npolicy = \"globex/policy.toml\"\n[tenants.globex.quotas]\n{}\n",
@@ -827,6 +831,28 @@ fn quotas_refuse_with_retry_after_and_spare_the_other_tenant() {
     assert_eq!(audit["status"], "cancelled", "{audit:#}");
 }
 
+#[test]
+fn usage_quotas_refuse_new_runs_and_name_the_quota() {
+    let mut setup = Setup::new();
+    setup.quotas[0] = "fuel-per-minute = 1".into();
+    setup.quotas[1] = "journal-bytes = \"1B\"".into();
+    let served = setup.start();
+    // The first run burns fuel; the next is refused for the minute.
+    assert_eq!(served.run_and_wait(ACME, &task("burn"))["status"], "ok");
+    let refused = served.post("/v1/runs", Some(ACME), &task("again"));
+    assert!(refused.2.get("retry-after").is_some());
+    let p = served.problem(refused, 429, "quota");
+    assert_eq!(p["quota"], "fuel-per-minute");
+    // Globex's journal is over its size at once: 507, nothing accepted.
+    let p = served.problem(
+        served.post("/v1/runs", Some(GLOBEX), &task("t")),
+        507,
+        "quota",
+    );
+    assert_eq!(p["quota"], "journal-bytes");
+    assert_eq!(served.get("/v1/runs", Some(GLOBEX)).1["runs"], json!([]));
+}
+
 /// A script of `n` appends to `/out/FILE`, then an answer.
 fn appends(file: &str, n: usize) -> Value {
     let mut turns: Vec<Value> = (0..n)
@@ -841,7 +867,7 @@ fn kill_9_during_100_runs_loses_no_run_and_repeats_no_write() {
     const RUNS: usize = 100;
     const STEPS: usize = 5;
     let mut setup = Setup::new();
-    setup.quotas[0] = "concurrent-runs = 8\nqueued-runs = 128\nruns-per-minute = 1000".into();
+    setup.quotas[0] = "concurrent-runs = 100\nqueued-runs = 128\nruns-per-minute = 1000".into();
     let served = setup.start();
     let mut ids = Vec::new();
     for i in 0..RUNS {
@@ -864,7 +890,15 @@ fn kill_9_during_100_runs_loses_no_run_and_repeats_no_write() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (_, list) = served.get("/v1/runs", Some(ACME));
+    let unfinished = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] != "ok")
+        .count();
     let served = served.kill9_and_restart();
+    assert!(unfinished > 0, "the kill came while runs were in flight");
     let mut answers = 0;
     for (i, id) in ids.iter().enumerate() {
         let run = served.wait_for_end(ACME, id);
@@ -1063,4 +1097,116 @@ fn http_2_without_tls_serves_with_prior_knowledge() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.ends_with("\n2") && text.contains("ok"), "{text}");
+}
+
+impl Served {
+    /// `POST /v1/bundles` with a file's bytes, by curl.
+    fn store_bundle(&self, token: &str, bytes: &[u8]) -> (u16, Value, ureq::http::HeaderMap) {
+        let file = self.setup.scratch.write("upload.fcb", "");
+        std::fs::write(&file, bytes).unwrap();
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-D", "-", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args([
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()))
+            .arg(self.url("/v1/bundles"))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{text}\n{}", self.log()));
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut headers = ureq::http::HeaderMap::new();
+        for line in head.lines().skip(1) {
+            if let Some((k, v)) = line.split_once(": ") {
+                headers.insert(
+                    ureq::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.trim().parse().unwrap(),
+                );
+            }
+        }
+        (status, serde_json::from_str(body).unwrap(), headers)
+    }
+}
+
+#[test]
+fn bundles_are_verified_when_stored_and_run_per_tenant() {
+    let mut setup = Setup::new();
+    let s = &setup.scratch;
+    s.write(
+        "acme/bundle.toml",
+        &std::fs::read_to_string("examples/hello/bundle.toml").unwrap(),
+    );
+    let cli = |args: &[&str]| {
+        let out = run(fc_host().current_dir(s.path("acme")).args(args));
+        assert_eq!(out.code, exit::OK, "{args:?}: {out:#?}");
+    };
+    cli(&["keygen", "--out", "publisher"]);
+    cli(&["bundle", "pack", "bundle.toml", "-o", "unsigned.fcb"]);
+    std::fs::copy(s.path("acme/unsigned.fcb"), s.path("acme/signed.fcb")).unwrap();
+    cli(&["bundle", "sign", "signed.fcb", "--key", "publisher.key"]);
+    // Acme runs bundles signed by its publisher; its fs capability comes
+    // from the bundle.
+    setup.policies[0] = Some(
+        "version = 1\n[trust]\nkeys = [\"publisher.pub\"]\nrequire-signature = true\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n[capabilities.fs]\ncomponent = \"bundle:fs\"\ntools = [\"read_file\", \"list_dir\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n".into(),
+    );
+    let served = setup.start();
+    let s = &served.setup.scratch;
+    let signed = std::fs::read(s.path("acme/signed.fcb")).unwrap();
+
+    // Unsigned, tampered, or not a bundle: 422, nothing stored.
+    let unsigned = std::fs::read(s.path("acme/unsigned.fcb")).unwrap();
+    let p = served.problem(served.store_bundle(ACME, &unsigned), 422, "bundle-refused");
+    assert!(p["detail"].as_str().unwrap().contains("sign"), "{p:#}");
+    let mut tampered = signed.clone();
+    let at = tampered.len() - 100;
+    tampered[at] ^= 0x20;
+    served.problem(served.store_bundle(ACME, &tampered), 422, "bundle-refused");
+    served.problem(
+        served.store_bundle(ACME, b"not a bundle"),
+        422,
+        "bundle-refused",
+    );
+    served.problem(served.store_bundle("wrong", &signed), 401, "unauthorized");
+    let stored: Vec<_> = std::fs::read_dir(served.state.join("tenants/acme/bundles"))
+        .unwrap()
+        .collect();
+    assert!(stored.is_empty(), "{stored:?}");
+
+    let (status, bundle, _) = served.store_bundle(ACME, &signed);
+    assert_eq!(status, 201, "{bundle:#}");
+    served.conforms("StoredBundle", &bundle);
+    assert_eq!(bundle["name"], "hello");
+    let sha = bundle["sha256"].as_str().unwrap().to_owned();
+    let run = served.run_and_wait(ACME, &json!({ "task": "bundled", "bundle": sha }));
+    assert_eq!(run["status"], "ok", "{run:#}");
+    assert_eq!(run["answer"], "read notes.txt");
+    assert_eq!(run["agent"], "bundle:hello@1.0.0/agent", "{run:#}");
+
+    // A bundle is the tenant's own: globex cannot run acme's, and the id
+    // names no file.
+    let p = served.problem(
+        served.post(
+            "/v1/runs",
+            Some(GLOBEX),
+            &json!({ "task": "t", "bundle": sha }),
+        ),
+        422,
+        "unknown-bundle",
+    );
+    assert_eq!(p["key"], "bundle");
+    served.problem(
+        served.post(
+            "/v1/runs",
+            Some(ACME),
+            &json!({ "task": "t", "bundle": "../../etc/passwd" }),
+        ),
+        422,
+        "unknown-bundle",
+    );
 }

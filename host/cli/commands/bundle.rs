@@ -9,7 +9,7 @@ use femtoclaw_bundle::{
 };
 use femtoclaw_journal::Journal;
 use femtoclaw_policy::Policy;
-use femtoclaw_runtime::{Builtin, ComponentRef, RunError};
+use femtoclaw_runtime::{AdmitError, Builtin, ComponentRef, RunError};
 use serde::Deserialize;
 
 use crate::console::{out_json, outln};
@@ -330,30 +330,15 @@ pub fn admit(
     allow_downgrade: bool,
 ) -> anyhow::Result<Bundle> {
     let bundle = read_bundle(path)?;
-    let keys = policy
-        .trust
-        .keys
-        .iter()
-        .map(|k| PublicKey::read(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    let signer = match bundle.verify(&keys) {
-        Ok(key) => key.fingerprint(),
-        Err(e @ BundleError::BadSignature { .. }) => return Err(refused(path, e)),
-        Err(e) if policy.trust.require_signature => return Err(refused(path, e)),
-        Err(e) => {
-            tracing::warn!(bundle = %path.display(), reason = %e, "running a bundle without a trusted signature (the policy does not require one)");
-            "unsigned".to_owned()
-        }
-    };
     let mut journal = Journal::open(&state.dir()?).map_err(|e| RunError::Journal(e.to_string()))?;
     import_legacy_record(&mut journal, &state.dir()?)?;
+    let admission =
+        femtoclaw_runtime::admit_bundle(&bundle, policy, &mut journal).map_err(|e| match e {
+            AdmitError::Bundle(e) => refused(path, e),
+            AdmitError::Journal(m) => anyhow::Error::new(RunError::Journal(m)),
+        })?;
     let version = bundle.manifest.version;
-    let previous = raise_version(
-        &mut journal,
-        &format!("bundle {} {signer}", bundle.manifest.name),
-        version,
-    )?;
-    if let Some(highest) = previous
+    if let Some(highest) = admission.previous
         && version < highest
         && !allow_downgrade
     {
@@ -365,33 +350,6 @@ pub fn admit(
         .into());
     }
     Ok(bundle)
-}
-
-/// Records that `version` ran under `key` unless a higher one did, in one
-/// transaction of the journal (runs in other processes record theirs in the
-/// same file); returns the highest version recorded before.
-fn raise_version(
-    journal: &mut Journal,
-    key: &str,
-    version: Version,
-) -> anyhow::Result<Option<Version>> {
-    let greater = |new: &str, old: &str| match (Version::parse(new), Version::parse(old)) {
-        (Ok(new), Ok(old)) => new > old,
-        // A record that does not parse is kept, and refused below.
-        _ => false,
-    };
-    let previous = journal
-        .raise_record(key, &version.to_string(), greater)
-        .map_err(|e| RunError::Journal(e.to_string()))?;
-    previous
-        .map(|text| {
-            Version::parse(&text).map_err(|e| {
-                anyhow::Error::new(RunError::Journal(format!(
-                    "the rollback record for `{key}` is damaged (`{text}`: {e}); signed bundles do not run until it is repaired"
-                )))
-            })
-        })
-        .transpose()
 }
 
 /// The rollback record of an fc-host that kept it in `STATE/bundles.json`
@@ -413,7 +371,8 @@ fn import_legacy_record(journal: &mut Journal, state: &Path) -> anyhow::Result<(
     let seen: BTreeMap<String, Version> =
         serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
     for (key, version) in seen {
-        raise_version(journal, &format!("bundle {key}"), version)?;
+        femtoclaw_runtime::raise_bundle_version(journal, &format!("bundle {key}"), version)
+            .map_err(|e| anyhow::Error::new(RunError::Journal(e.to_string())))?;
     }
     let imported = file.with_extension("json.imported");
     std::fs::rename(&file, &imported).map_err(|e| {

@@ -341,6 +341,17 @@ impl Journal {
         self.heads.get(run).map_or(0, |head| head.bytes)
     }
 
+    /// Makes everything appended to `run` so far durable: nothing to do if a
+    /// commit made for another run of this handle already covered it (runs
+    /// sharing a handle share their commits); otherwise one commit, which
+    /// covers every other run's appended events too.
+    pub fn sync_run(&mut self, run: &str) -> Result<()> {
+        if self.pending.iter().all(|p| p.run != run) && self.pending_components.is_empty() {
+            return self.check_poisoned();
+        }
+        self.sync()
+    }
+
     /// Makes everything appended so far durable (one commit).
     pub fn sync(&mut self) -> Result<()> {
         if self.pending.is_empty() && self.pending_components.is_empty() {

@@ -97,7 +97,7 @@ impl BrainInstance {
                 }));
             }
         }
-        let loaded = rt.load(&source)?;
+        let loaded = rt.load(&source, shared.controls.scope.as_deref())?;
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking the brain: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;

@@ -135,3 +135,92 @@ pub(crate) fn check_pinned(
     }
     Ok(())
 }
+
+/// A bundle let in: who signed it, and the highest version of it run from
+/// that signer before this one (`None`: the first).
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The signing key's fingerprint, or `unsigned` where the policy allows
+    /// unsigned bundles.
+    pub signer: String,
+    /// The highest version recorded before.
+    pub previous: Option<femtoclaw_bundle::Version>,
+}
+
+/// Why a bundle was not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// Its signature does not satisfy the policy's `[trust]`, or a trusted
+    /// key cannot be read.
+    #[error(transparent)]
+    Bundle(#[from] femtoclaw_bundle::BundleError),
+    /// The rollback record could not be read or raised.
+    #[error("{0}")]
+    Journal(String),
+}
+
+/// What every runner of bundles checks before a byte of one is compiled:
+/// its signature under the policy's `[trust]`, then the rollback record of
+/// its name and signer, raised to its version in `journal` (one
+/// transaction). Whether a lower version may run is the caller's decision,
+/// from [`Admission::previous`].
+pub fn admit(
+    bundle: &Bundle,
+    policy: &femtoclaw_policy::Policy,
+    journal: &mut femtoclaw_journal::Journal,
+) -> Result<Admission, AdmitError> {
+    let signer = signer(bundle, policy)?;
+    let key = format!("bundle {} {signer}", bundle.manifest.name);
+    let previous = raise_version(journal, &key, bundle.manifest.version)?;
+    Ok(Admission { signer, previous })
+}
+
+/// Who signed a bundle, checked against the policy's `[trust]`: the key's
+/// fingerprint, or `unsigned` where the policy allows unsigned bundles.
+pub fn signer(bundle: &Bundle, policy: &femtoclaw_policy::Policy) -> Result<String, AdmitError> {
+    use femtoclaw_bundle::{BundleError, PublicKey};
+    let keys = policy
+        .trust
+        .keys
+        .iter()
+        .map(|k| PublicKey::read(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signer = match bundle.verify(&keys) {
+        Ok(key) => key.fingerprint(),
+        Err(e @ BundleError::BadSignature { .. }) => return Err(e.into()),
+        Err(e) if policy.trust.require_signature => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(bundle = %bundle.manifest.name, reason = %e, "running a bundle without a trusted signature (the policy does not require one)");
+            "unsigned".to_owned()
+        }
+    };
+    Ok(signer)
+}
+
+/// Raises the rollback record `key` to `version` unless a higher one is
+/// there; returns the version recorded before. A record that does not
+/// parse fails closed.
+pub fn raise_version(
+    journal: &mut femtoclaw_journal::Journal,
+    key: &str,
+    version: femtoclaw_bundle::Version,
+) -> Result<Option<femtoclaw_bundle::Version>, AdmitError> {
+    use femtoclaw_bundle::Version;
+    let greater = |new: &str, old: &str| match (Version::parse(new), Version::parse(old)) {
+        (Ok(new), Ok(old)) => new > old,
+        // A record that does not parse is kept, and refused below.
+        _ => false,
+    };
+    let previous = journal
+        .raise_record(key, &version.to_string(), greater)
+        .map_err(|e| AdmitError::Journal(e.to_string()))?;
+    previous
+        .map(|text| {
+            Version::parse(&text).map_err(|e| {
+                AdmitError::Journal(format!(
+                    "the rollback record for `{key}` is damaged (`{text}`: {e}); signed bundles do not run until it is repaired"
+                ))
+            })
+        })
+        .transpose()
+}

@@ -237,7 +237,7 @@ impl CapabilityInstance {
         env: Vec<(String, String)>,
         shared: Shared,
     ) -> Result<(Self, Vec<ToolSpec>), RunError> {
-        let loaded = rt.load(&source)?;
+        let loaded = rt.load(&source, shared.controls.scope.as_deref())?;
         let mut linker = Linker::new(&rt.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;

@@ -138,11 +138,16 @@ impl Runtime {
     /// Compiles a component ahead of time into the compile cache (see
     /// [`Runtime::with_cache`]); returns its sha256.
     pub fn precompile(&self, source: &ComponentRef) -> Result<String, RunError> {
-        self.load(source).map(|loaded| loaded.hash)
+        self.load(source, None).map(|loaded| loaded.hash)
     }
 
-    /// Reads and compiles a component.
-    pub(crate) fn load(&self, source: &ComponentRef) -> Result<Loaded, RunError> {
+    /// Reads and compiles a component; one not built in is compiled and
+    /// cached under `scope` when one is given (a server's tenant).
+    pub(crate) fn load(
+        &self,
+        source: &ComponentRef,
+        scope: Option<&str>,
+    ) -> Result<Loaded, RunError> {
         let label = source.to_string();
         let reject = |message: String| RunError::Component {
             component: label.clone(),
@@ -186,12 +191,17 @@ impl Runtime {
             ComponentRef::Builtin(b) => b.sha256().to_owned(),
             _ => hex::encode(Sha256::digest(bytes)),
         };
+        // Where it is cached: by its hash, and its scope unless built in.
+        let key = match (source, scope) {
+            (ComponentRef::Builtin(_), _) | (_, None) => hash.clone(),
+            (_, Some(scope)) => format!("{scope}-{hash}"),
+        };
         let cached = {
             let mut compiled = self
                 .compiled
                 .lock()
                 .expect("invariant: no panic while holding the lock");
-            match (compiled.get(&hash), source) {
+            match (compiled.get(&key), source) {
                 (Some(component), _) => Some(component.clone()),
                 // A built-in runs in place from fc-host's text, which the
                 // engine can register only once: it is loaded under the
@@ -200,7 +210,7 @@ impl Runtime {
                     let loaded = crate::precompiled::load(&self.engine, *b);
                     if let Some(component) = &loaded {
                         tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component run in place, precompiled into fc-host");
-                        compiled.insert(hash.clone(), component.clone());
+                        compiled.insert(key.clone(), component.clone());
                     }
                     loaded
                 }
@@ -211,14 +221,14 @@ impl Runtime {
             Some(component) => component,
             None => {
                 let component = match &self.cache {
-                    Some(cache) => match cache.get(&self.engine, &hash) {
+                    Some(cache) => match cache.get(&self.engine, &key) {
                         Some(component) => {
                             tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
                             Ok(component)
                         }
                         None => {
                             tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
-                            cache.compile(&self.engine, &hash, bytes)
+                            cache.compile(&self.engine, &key, bytes)
                         }
                     },
                     None => {
@@ -232,7 +242,7 @@ impl Runtime {
                     .compiled
                     .lock()
                     .expect("invariant: no panic while holding the lock");
-                compiled.insert(hash.clone(), component.clone());
+                compiled.insert(key, component.clone());
                 component
             }
         };

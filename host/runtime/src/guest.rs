@@ -173,6 +173,8 @@ pub(crate) struct Controls {
     pub cancel: Cancel,
     pub pool: Option<MemoryPool>,
     pub fuel: Option<FuelMeter>,
+    /// Whose compiled code this run's components are (see `Hooks`).
+    pub scope: Option<Arc<str>>,
 }
 
 /// The data of a component's store.

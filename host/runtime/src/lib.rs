@@ -46,7 +46,10 @@ mod run;
 pub mod text;
 mod virt;
 
-pub use bundled::check_grants as check_bundle_grants;
+pub use bundled::{
+    Admission, AdmitError, admit as admit_bundle, check_grants as check_bundle_grants,
+    raise_version as raise_bundle_version, signer as bundle_signer,
+};
 pub use capability::CheckedCapability;
 pub use components::{Builtin, ComponentRef};
 pub use engine::Runtime;

@@ -209,8 +209,9 @@ impl Recorder {
     /// leaves the sandbox.
     pub(crate) fn sync(&mut self) -> Result<(), StopReason> {
         if let Some(journal) = &mut self.journal {
+            let run = &self.run_id;
             journal
-                .with(|j| j.sync())
+                .with(|j| j.sync_run(run))
                 .map_err(|e| StopReason::Journal(e.to_string()))?;
         }
         Ok(())

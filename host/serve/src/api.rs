@@ -35,6 +35,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/runs", post(create).get(list))
+        .route("/v1/bundles", post(store_bundle))
         .route("/v1/runs/{id}", get(show))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/audit", get(audit))
@@ -84,7 +85,18 @@ fn tenant(server: &Server, headers: &HeaderMap) -> Result<Arc<Tenant>, Problem> 
 /// Reads a request body within `limits.max-body` and `limits.body-timeout`.
 async fn read_body(server: &Server, body: Body) -> Result<Bytes, Problem> {
     let limits = server.config.limits;
-    let limited = http_body_util::Limited::new(body, limits.max_body);
+    read_limited(server, body, limits.max_body, "limits.max-body").await
+}
+
+/// Reads a request body of at most `max` bytes (the limit `key`).
+async fn read_limited(
+    server: &Server,
+    body: Body,
+    max: usize,
+    key: &str,
+) -> Result<Bytes, Problem> {
+    let limits = server.config.limits;
+    let limited = http_body_util::Limited::new(body, max);
     match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
         Err(_) => Err(Problem::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -101,10 +113,7 @@ async fn read_body(server: &Server, body: Body) -> Result<Bytes, Problem> {
             Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
-                format!(
-                    "the request body is over {} bytes (`limits.max-body`)",
-                    limits.max_body
-                ),
+                format!("the request body is over {max} bytes (`{key}`)"),
             ))
         }
         Ok(Err(e)) => Err(Problem::bad_request(format!(
@@ -223,6 +232,33 @@ async fn create(State(server): Shared, uri: Uri, headers: HeaderMap, body: Body)
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// `POST /v1/bundles`: a signed bundle (the `.fcb` bytes), verified under
+/// the tenant's `[trust]` and kept in its state directory by sha256.
+async fn store_bundle(State(server): Shared, headers: HeaderMap, body: Body) -> Answer {
+    let tenant = tenant(&server, &headers)?;
+    let max = server.config.limits.max_bundle;
+    let bytes = read_limited(&server, body, max, "limits.max-bundle").await?;
+    let bundle = femtoclaw_bundle::Bundle::parse(&bytes)
+        .map_err(|e| runs::refused_bundle(&e.to_string()))?;
+    let signer = femtoclaw_runtime::bundle_signer(&bundle, &tenant.config.policy)
+        .map_err(|e| runs::refused_bundle(&e.to_string()))?;
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let file = tenant
+        .bundle_file(&sha256)
+        .expect("invariant: a sha256 is 64 hex digits");
+    crate::tenant::write_durably(&file, &bytes)
+        .map_err(|e| Problem::internal(format!("the bundle could not be stored: {e}")))?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "sha256": sha256,
+            "name": bundle.manifest.name,
+            "version": bundle.manifest.version.to_string(),
+            "signer": signer,
+        }),
+    ))
 }
 
 async fn list(State(server): Shared, headers: HeaderMap) -> Answer {
@@ -350,7 +386,7 @@ async fn replay(State(server): Shared, headers: HeaderMap, Path(id): Path<String
     };
     let outcome = server
         .runtime
-        .replay_shared(&tenant.journal, &id, None)
+        .replay_shared(&tenant.journal, &id, Some(tenant.id()))
         .await;
     let mut view = json!({ "id": id, "recorded_status": recorded.status.as_str() });
     match outcome {

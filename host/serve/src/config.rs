@@ -81,6 +81,8 @@ pub struct ServerLimits {
     pub connections: usize,
     /// Bytes of one request body.
     pub max_body: usize,
+    /// Bytes of one bundle upload (`POST /v1/bundles`).
+    pub max_bundle: usize,
     /// Time to receive a request's headers (and to finish a TLS handshake);
     /// an idle keep-alive connection is closed after it too.
     pub header_timeout: Duration,
@@ -99,6 +101,7 @@ impl Default for ServerLimits {
         ServerLimits {
             connections: 1024,
             max_body: 8 << 20,
+            max_bundle: 64 << 20,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
@@ -182,6 +185,7 @@ struct RawTls {
 struct RawLimits {
     connections: Option<i64>,
     max_body: Option<RawSize>,
+    max_bundle: Option<RawSize>,
     header_timeout: Option<String>,
     body_timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -405,6 +409,10 @@ fn server_limits(cx: &Cx, l: RawLimits) -> Result<ServerLimits, ConfigError> {
     if let Some(v) = &l.max_body {
         let size = cx.size("limits.max-body", v)?;
         out.max_body = usize::try_from(size).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = &l.max_bundle {
+        let size = cx.size("limits.max-bundle", v)?;
+        out.max_bundle = usize::try_from(size).unwrap_or(usize::MAX);
     }
     if let Some(v) = &l.header_timeout {
         out.header_timeout = cx.duration("limits.header-timeout", v)?;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use femtoclaw_bundle::Bundle;
 use femtoclaw_journal::{Event, RunInfo, RunStatus};
 use femtoclaw_policy::{OnUncertain, Policy};
 use femtoclaw_runtime::{BrainChoice, Hooks, Resume, RunError, RunPlan};
@@ -29,6 +30,10 @@ pub struct NewRun {
     /// The brain: the tenant policy's when absent.
     #[serde(default)]
     pub brain: Option<BrainRequest>,
+    /// The sha256 of a bundle the tenant stored (`POST /v1/bundles`): its
+    /// agent runs, and the policy's `bundle:NAME` capabilities come from it.
+    #[serde(default)]
+    pub bundle: Option<String>,
 }
 
 /// A request's brain.
@@ -116,7 +121,10 @@ impl Server {
             )
             .retry_after(5));
         }
-        run_policy(tenant, request.policy.as_deref())?;
+        let policy = run_policy(tenant, request.policy.as_deref())?;
+        if let Some(sha256) = &request.bundle {
+            admit_bundle(tenant, sha256, &policy)?;
+        }
         if let Some(brain) = &request.brain
             && !brain.script.is_array()
         {
@@ -138,6 +146,7 @@ impl Server {
             task: request.task,
             policy: request.policy,
             script: request.brain.map(|b| b.script),
+            bundle: request.bundle,
             accepted: now_secs(),
             ended: None,
         };
@@ -260,6 +269,7 @@ impl Server {
             on_event: Some(Arc::new(move |_run: &str, event: &Event| {
                 progress.send_modify(|p| p.events = event.seq + 1);
             })),
+            compile_scope: Some(tenant.id().to_owned()),
         };
         let result = match job {
             Job::Start(accepted) => {
@@ -309,7 +319,18 @@ impl Server {
                 return Err(RunError::Config(problem.detail));
             }
         };
+        let bundle = match &accepted.bundle {
+            None => None,
+            Some(sha256) => match load_bundle(tenant, sha256, &policy) {
+                Ok(bundle) => Some(Arc::new(bundle)),
+                Err(problem) => {
+                    end_unstarted(tenant, accepted, "failed", &problem.detail);
+                    return Err(RunError::Config(problem.detail));
+                }
+            },
+        };
         let mut plan = RunPlan::new(policy, accepted.task.clone());
+        plan.bundle = bundle;
         plan.run_id = Some(id.clone());
         plan.state = Some(tenant.dir.clone());
         plan.hooks = hooks;
@@ -336,6 +357,59 @@ impl Server {
         }
         result
     }
+}
+
+/// Reads a stored bundle of the tenant and checks its signature under the
+/// run's policy (again: the file could have changed since it was stored).
+fn load_bundle(tenant: &Tenant, sha256: &str, policy: &Policy) -> Result<Bundle, Problem> {
+    let unknown = || {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-bundle",
+            format!(
+                "the tenant has no bundle `{}`: store it with POST /v1/bundles first",
+                femtoclaw_runtime::text::escape(sha256)
+            ),
+        )
+        .with("key", "bundle")
+    };
+    let file = tenant.bundle_file(sha256).ok_or_else(unknown)?;
+    let bytes = std::fs::read(&file).map_err(|_| unknown())?;
+    let bundle = Bundle::parse(&bytes).map_err(|e| refused_bundle(&e.to_string()))?;
+    femtoclaw_runtime::bundle_signer(&bundle, policy)
+        .map_err(|e| refused_bundle(&e.to_string()))?;
+    Ok(bundle)
+}
+
+/// Lets a stored bundle into a run: its signature, and its version against
+/// the tenant's rollback record (raised to it).
+fn admit_bundle(tenant: &Tenant, sha256: &str, policy: &Policy) -> Result<(), Problem> {
+    let bundle = load_bundle(tenant, sha256, policy)?;
+    let admission = femtoclaw_runtime::admit_bundle(&bundle, policy, &mut tenant.journal.lock())
+        .map_err(|e| refused_bundle(&e.to_string()))?;
+    let version = bundle.manifest.version;
+    if let Some(highest) = admission.previous
+        && version < highest
+    {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "downgrade",
+            format!(
+                "bundle `{}` {version} is older than {highest}, already run from this signer (rollback)",
+                bundle.manifest.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `422` for a bundle that fails its checks.
+pub fn refused_bundle(why: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bundle-refused",
+        format!("the bundle was refused: {why}"),
+    )
 }
 
 /// Records how an accepted run ended without reaching the journal.

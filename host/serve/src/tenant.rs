@@ -94,6 +94,9 @@ pub struct Accepted {
     pub policy: Option<String>,
     /// A scripted brain's turns, if the request brought them.
     pub script: Option<serde_json::Value>,
+    /// The sha256 of the tenant's stored bundle it runs, if any.
+    #[serde(default)]
+    pub bundle: Option<String>,
     /// When it was accepted (seconds since the Unix epoch).
     pub accepted: u64,
     /// How it ended without ever starting (cancelled while queued, or
@@ -117,8 +120,10 @@ impl Tenant {
         let journal = Journal::open(&dir).map_err(|e| format!("tenant `{}`: {e}", config.id))?;
         let queue = dir.join("queue");
         create_private(&queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
-        create_private(&dir.join("scripts"))
-            .map_err(|e| format!("`{}`: {e}", dir.join("scripts").display()))?;
+        for sub in ["scripts", "bundles"] {
+            create_private(&dir.join(sub))
+                .map_err(|e| format!("`{}`: {e}", dir.join(sub).display()))?;
+        }
         let accepted = read_queue(&queue)?;
         let quotas = config.quotas;
         Ok(Tenant {
@@ -267,6 +272,16 @@ impl Tenant {
     /// Interrupted runs waiting for a decision.
     pub fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the tenant's bundle `sha256` is stored (the hash is checked to
+    /// be 64 hex digits before it names a file).
+    pub fn bundle_file(&self, sha256: &str) -> Option<PathBuf> {
+        let hex = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        hex.then(|| self.dir.join("bundles").join(format!("{sha256}.fcb")))
     }
 
     /// Where a run's scripted brain is kept while it may be resumed.

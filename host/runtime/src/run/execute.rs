@@ -41,8 +41,12 @@ pub(super) struct Execution {
 }
 
 impl Runtime {
-    pub(super) fn prepare_agent(&self, source: &ComponentRef) -> Result<PreparedAgent, RunError> {
-        let loaded = self.load(source)?;
+    pub(super) fn prepare_agent(
+        &self,
+        source: &ComponentRef,
+        scope: Option<&str>,
+    ) -> Result<PreparedAgent, RunError> {
+        let loaded = self.load(source, scope)?;
         let mut linker = Linker::new(&self.engine);
         let link = |e: wasmtime::Error| RunError::Internal(format!("linking the agent: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;

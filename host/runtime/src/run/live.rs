@@ -54,7 +54,7 @@ impl Runtime {
             (agent, _) => agent.clone(),
         };
         // Check the agent before starting anything else.
-        let agent = self.prepare_agent(&agent_source)?;
+        let agent = self.prepare_agent(&agent_source, plan.hooks.compile_scope.as_deref())?;
         let secrets = resolve_secrets(&plan.policy, &brain)?;
         // The task is the operator's, but an agent must never see a secret.
         let task = secrets.redact.apply(&plan.task).into_owned();

@@ -71,6 +71,10 @@ pub struct Hooks {
     pub journal: Option<SharedJournal>,
     /// Told of each event the run appends.
     pub on_event: Option<EventHook>,
+    /// Whose compiled code the run's components are: components other than
+    /// the built-ins are compiled and cached under this scope (a server's
+    /// tenant), so that no tenant can tell by timing what another ran.
+    pub compile_scope: Option<String>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Hooks {
             .field("fuel", &self.fuel)
             .field("journal", &self.journal)
             .field("on_event", &self.on_event.is_some())
+            .field("compile_scope", &self.compile_scope)
             .finish()
     }
 }
@@ -91,6 +96,7 @@ impl Hooks {
             cancel: self.cancel.clone(),
             pool: self.memory_pool.clone(),
             fuel: self.fuel.clone(),
+            scope: self.compile_scope.as_deref().map(Arc::from),
         }
     }
 }

@@ -32,20 +32,21 @@ impl Runtime {
         let journal = Journal::open_read_only(state)
             .map_err(|e| RunError::Journal(e.to_string()))?
             .ok_or_else(|| RunError::Journal(no_journal(state)))?;
-        let execution = self.replay_execution(&journal, run_id, agent)?;
+        let execution = self.replay_execution(&journal, run_id, agent, None)?;
         drop(journal);
         self.execute(execution).await
     }
 
-    /// [`Runtime::replay`], reading the run through a journal handle shared
-    /// with the runs of this process.
+    /// [`Runtime::replay`] of the recorded agent, reading the run through a
+    /// journal handle shared with the runs of this process, compiling under
+    /// `compile_scope` (see [`Hooks`](super::Hooks)).
     pub async fn replay_shared(
         &self,
         journal: &SharedJournal,
         run_id: &str,
-        agent: Option<ComponentRef>,
+        compile_scope: Option<&str>,
     ) -> Result<RunOutcome, RunError> {
-        let execution = self.replay_execution(&journal.lock(), run_id, agent)?;
+        let execution = self.replay_execution(&journal.lock(), run_id, None, compile_scope)?;
         self.execute(execution).await
     }
 
@@ -54,11 +55,12 @@ impl Runtime {
         journal: &Journal,
         run_id: &str,
         agent: Option<ComponentRef>,
+        scope: Option<&str>,
     ) -> Result<Execution, RunError> {
         let (info, events) = load_run(journal, run_id)?;
         let prepared = match agent {
-            Some(other) => self.prepare_agent(&other)?,
-            None => self.recorded_agent(journal, &info)?,
+            Some(other) => self.prepare_agent(&other, scope)?,
+            None => self.recorded_agent(journal, &info, scope)?,
         };
         let (policy, task, _) = plan_parts(&info, |p, t| Policy::parse_recorded(p, t))?;
         let specs = recorded_specs(&events)?;
@@ -96,7 +98,8 @@ impl Runtime {
                 info.status
             )));
         }
-        let prepared = journal.with(|j| self.recorded_agent(j, &info))?;
+        let scope = options.hooks.compile_scope.as_deref();
+        let prepared = journal.with(|j| self.recorded_agent(j, &info, scope))?;
         let (policy, task, brain) = plan_parts(&info, |p, t| Policy::parse(p, t))?;
         if plan_has_bundle(&policy) {
             return Err(RunError::Config(format!(
@@ -153,7 +156,12 @@ impl Runtime {
     /// The agent a run recorded, checked by its sha256: fc-host's own
     /// built-in if it is the same, else the bytes kept in the journal, else
     /// (a journal written before components were kept) the file it names.
-    fn recorded_agent(&self, journal: &Journal, info: &RunInfo) -> Result<PreparedAgent, RunError> {
+    fn recorded_agent(
+        &self,
+        journal: &Journal,
+        info: &RunInfo,
+        scope: Option<&str>,
+    ) -> Result<PreparedAgent, RunError> {
         let source = if info.agent_hash == Builtin::Agent.sha256() {
             ComponentRef::Builtin(Builtin::Agent)
         } else {
@@ -178,7 +186,7 @@ impl Runtime {
                 }
             }
         };
-        let prepared = self.prepare_agent(&source)?;
+        let prepared = self.prepare_agent(&source, scope)?;
         if prepared.hash != info.agent_hash {
             return Err(RunError::Divergence {
                 event: 0,
