@@ -241,7 +241,8 @@ impl Server {
         tenant.lock_active().insert(id.clone(), active.clone());
         let (server, tenant) = (self.clone(), tenant.clone());
         self.running.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
+        let executor = tenant.executor.clone();
+        executor.spawn(async move {
             server.drive(&tenant, &id, &active, job).await;
             active.progress.send_modify(|p| p.finished = true);
             tenant.lock_active().remove(&id);

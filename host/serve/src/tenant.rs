@@ -34,6 +34,9 @@ pub struct Tenant {
     pub fuel: FuelMeter,
     /// Run slots (`concurrent-runs`).
     pub slots: Arc<Semaphore>,
+    /// The threads its runs execute on: its own, so that the kernel shares
+    /// the CPU between tenants, whatever one tenant's runs do.
+    pub executor: tokio::runtime::Handle,
     admission: Mutex<Admission>,
     /// Runs of this process, by id, from acceptance to their end.
     pub active: Mutex<HashMap<String, Arc<Active>>>,
@@ -126,12 +129,25 @@ impl Tenant {
         }
         let accepted = read_queue(&queue)?;
         let quotas = config.quotas;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(quotas.concurrent_runs);
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(format!("fc-tenant-{}", config.id))
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tenant `{}`: cannot start its threads: {e}", config.id))?;
+        // It lives as long as the process (tenants come with the
+        // configuration and go with the process).
+        let executor = Box::leak(Box::new(executor)).handle().clone();
         Ok(Tenant {
             dir,
             journal: SharedJournal::new(journal),
             pool: MemoryPool::new(quotas.wasm_memory),
             fuel: FuelMeter::new(),
             slots: Arc::new(Semaphore::new(quotas.concurrent_runs)),
+            executor,
             admission: Mutex::default(),
             active: Mutex::default(),
             accepted: Mutex::new(accepted),
