@@ -271,7 +271,7 @@ pub fn rows() -> Vec<Row> {
         baseline: None,
     });
     rows.push(Row {
-        name: "serve: durable commits per run under that load (group commit; 3+ per run alone)"
+        name: "serve: durable commits per run under that load (group commit; 2 per run alone)"
             .into(),
         samples: vec![(commits - before) / runs_total],
         unit: "commits",

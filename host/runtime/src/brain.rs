@@ -98,17 +98,19 @@ impl BrainInstance {
             }
         }
         let loaded = rt.load(&source, shared.controls.scope.as_deref())?;
-        let mut linker = Linker::new(&rt.engine);
-        let link = |e: wasmtime::Error| RunError::Internal(format!("linking the brain: {e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-        Brain::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
-        let reject = |e: wasmtime::Error| RunError::Component {
-            component: loaded.label.clone(),
-            message: format!("does not fit the `brain` world: {e:#}"),
-        };
-        let pre = BrainPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
-            .map_err(reject)?;
+        let pre = rt.linked("brain", &loaded.key, || {
+            let mut linker = Linker::new(&rt.engine);
+            let link = |e: wasmtime::Error| RunError::Internal(format!("linking the brain: {e:#}"));
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+            Brain::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
+            let reject = |e: wasmtime::Error| RunError::Component {
+                component: loaded.label.clone(),
+                message: format!("does not fit the `brain` world: {e:#}"),
+            };
+            BrainPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
+                .map_err(reject)
+        })?;
         let budget = Budget::from(limits.component);
         // No files, no environment, no sockets: a provider brain's one way
         // out is HTTP to its provider, through the NetGate.

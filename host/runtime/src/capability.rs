@@ -238,18 +238,21 @@ impl CapabilityInstance {
         shared: Shared,
     ) -> Result<(Self, Vec<ToolSpec>), RunError> {
         let loaded = rt.load(&source, shared.controls.scope.as_deref())?;
-        let mut linker = Linker::new(&rt.engine);
-        let link = |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        crate::fsguard::guard_open(&mut linker).map_err(link)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-        Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
-        let reject = |e: wasmtime::Error| RunError::Component {
-            component: loaded.label.clone(),
-            message: format!("does not fit the `capability` world: {e:#}"),
-        };
-        let pre = linker.instantiate_pre(&loaded.component).map_err(reject)?;
-        let pre = CapabilityPre::new(pre).map_err(reject)?;
+        let pre = rt.linked("capability", &loaded.key, || {
+            let mut linker = Linker::new(&rt.engine);
+            let link =
+                |e: wasmtime::Error| RunError::Internal(format!("linking capabilities: {e:#}"));
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+            crate::fsguard::guard_open(&mut linker).map_err(link)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+            Capability::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
+            let reject = |e: wasmtime::Error| RunError::Component {
+                component: loaded.label.clone(),
+                message: format!("does not fit the `capability` world: {e:#}"),
+            };
+            let pre = linker.instantiate_pre(&loaded.component).map_err(reject)?;
+            CapabilityPre::new(pre).map_err(reject)
+        })?;
         let component = format!("capability {name}");
         let net = NetGate {
             component: component.clone(),

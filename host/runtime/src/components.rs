@@ -113,6 +113,9 @@ pub(crate) struct Loaded {
     pub label: String,
     /// sha256 of the component's bytes, hex.
     pub hash: String,
+    /// What it is compiled and cached under: its hash, and its scope unless
+    /// built in.
+    pub key: String,
     /// The bytes that were hashed (a run keeps its agent's in the journal).
     pub bytes: Bytes,
 }
@@ -196,6 +199,7 @@ impl Runtime {
             (ComponentRef::Builtin(_), _) | (_, None) => hash.clone(),
             (_, Some(scope)) => format!("{scope}-{hash}"),
         };
+        let key_for_loaded = key.clone();
         let cached = {
             let mut compiled = self
                 .compiled
@@ -250,6 +254,7 @@ impl Runtime {
             component,
             label,
             hash,
+            key: key_for_loaded,
             bytes: source_bytes.clone(),
         })
     }

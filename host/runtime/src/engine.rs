@@ -17,6 +17,10 @@ use crate::metrics::Metrics;
 /// How often the epoch advances; wall-time deadlines are counted in ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// A component linked for one world (an `AgentPre`, `BrainPre` or
+/// `CapabilityPre`), kept type-erased in one map.
+type Linked = Box<dyn std::any::Any + Send + Sync>;
+
 /// The host: one engine shared by every component of every run, and the
 /// ticker that drives wall-time deadlines.
 pub struct Runtime {
@@ -26,6 +30,10 @@ pub struct Runtime {
     pub(crate) compiled: Mutex<HashMap<String, Component>>,
     /// Precompiled components on disk, if enabled.
     pub(crate) cache: Option<Cache>,
+    /// Each component linked for its world, ready to instantiate, by world
+    /// and compile key: a warm runtime links a component once, not per run
+    /// (a linker adds ~150 WASI functions before `instantiate_pre`).
+    pres: Mutex<HashMap<(&'static str, String), Linked>>,
     /// What this runtime's runs decided and spent.
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -48,8 +56,33 @@ impl Runtime {
             ticker_stop,
             compiled: Mutex::default(),
             cache: None,
+            pres: Mutex::default(),
             metrics: Arc::default(),
         })
+    }
+
+    /// The component of compile key `key` linked for `world`: made by `link`
+    /// the first time, then cloned.
+    pub(crate) fn linked<P: Clone + Send + Sync + 'static>(
+        &self,
+        world: &'static str,
+        key: &str,
+        link: impl FnOnce() -> Result<P, RunError>,
+    ) -> Result<P, RunError> {
+        let lock = || {
+            self.pres
+                .lock()
+                .expect("invariant: no panic while holding the lock")
+        };
+        if let Some(pre) = lock()
+            .get(&(world, key.to_owned()))
+            .and_then(|p| p.downcast_ref::<P>())
+        {
+            return Ok(pre.clone());
+        }
+        let pre = link()?;
+        lock().insert((world, key.to_owned()), Box::new(pre.clone()));
+        Ok(pre)
     }
 
     /// The engine, configured as above (for benchmarks that compare a raw

@@ -47,16 +47,18 @@ impl Runtime {
         scope: Option<&str>,
     ) -> Result<PreparedAgent, RunError> {
         let loaded = self.load(source, scope)?;
-        let mut linker = Linker::new(&self.engine);
-        let link = |e: wasmtime::Error| RunError::Internal(format!("linking the agent: {e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
-        let reject = |e: wasmtime::Error| RunError::Component {
-            component: loaded.label.clone(),
-            message: format!("does not fit the `agent` world: {e:#}"),
-        };
-        let pre = AgentPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
-            .map_err(reject)?;
+        let pre = self.linked("agent", &loaded.key, || {
+            let mut linker = Linker::new(&self.engine);
+            let link = |e: wasmtime::Error| RunError::Internal(format!("linking the agent: {e:#}"));
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+            Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
+            let reject = |e: wasmtime::Error| RunError::Component {
+                component: loaded.label.clone(),
+                message: format!("does not fit the `agent` world: {e:#}"),
+            };
+            AgentPre::new(linker.instantiate_pre(&loaded.component).map_err(reject)?)
+                .map_err(reject)
+        })?;
         Ok(PreparedAgent {
             pre,
             label: loaded.label,
