@@ -17,6 +17,7 @@ mod inprocess;
 mod journal;
 mod languages;
 mod limits;
+mod mcp;
 mod mock_provider;
 mod net;
 mod observability;

@@ -3,6 +3,7 @@
 pub mod bundle;
 mod compile;
 mod journal;
+mod mcp;
 mod policy;
 pub mod run;
 mod serve;
@@ -10,6 +11,7 @@ mod serve;
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use compile::CompileCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
+pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
 pub use serve::ServeCommand;
@@ -43,6 +45,8 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Serve many tenants' runs over HTTP from one process.
     Serve(ServeCommand),
+    /// Serve the policy's granted tools to an MCP client over stdio.
+    Mcp(McpCommand),
 }
 
 impl Command {
@@ -60,6 +64,7 @@ impl Command {
             Command::Bundle(c) => c.execute(),
             Command::Policy(c) => c.execute(),
             Command::Serve(c) => c.execute(),
+            Command::Mcp(c) => c.execute(),
         }
     }
 }

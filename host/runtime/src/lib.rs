@@ -46,6 +46,7 @@ mod run;
 pub mod text;
 mod virt;
 
+pub use bindings::{EffectClass, ToolError, ToolSpec};
 pub use bundled::{
     Admission, AdmitError, admit as admit_bundle, check_grants as check_bundle_grants,
     raise_version as raise_bundle_version, signer as bundle_signer,
@@ -57,7 +58,10 @@ pub use error::{RunError, StopReason};
 pub use guest::{Cancel, FuelMeter, MemoryPool};
 pub use metrics::Metrics;
 pub use record::EventHook;
-pub use run::{AgentError, BrainChoice, Hooks, Resume, RunOutcome, RunPlan, RunStats, new_run_id};
+pub use run::{
+    AgentError, BrainChoice, Hooks, Resume, RunOutcome, RunPlan, RunStats, Session, SessionPlan,
+    Shown, new_run_id,
+};
 pub(crate) use virt::{VirtualClock, seeded_rng};
 
 /// Paths of every guest component built from `guests/` (for tests and tools).

@@ -74,12 +74,12 @@ impl inference::Host for GuestState<AgentHost> {
                     messages,
                     tools: host.specs.clone(),
                 };
-                let outcome = live
+                let brain = live
                     .brain
-                    .complete(request_msg)
-                    .instrument(span.clone())
-                    .await;
-                let brain_hash = live.brain.hash.clone();
+                    .as_mut()
+                    .expect("invariant: a run with an agent has a brain");
+                let outcome = brain.complete(request_msg).instrument(span.clone()).await;
+                let brain_hash = brain.hash.clone();
                 let result = match outcome {
                     Ok(Ok(completion)) => Ok(redact.completion(completion)),
                     Ok(Err(error)) => Err(redact_brain_error(&redact, error)),

@@ -26,7 +26,8 @@ use crate::record::Recorder;
 pub(crate) struct Live {
     pub gate: Gate,
     pub capabilities: BTreeMap<String, CapabilityInstance>,
-    pub brain: BrainInstance,
+    /// The brain (none in a session: its client proposes the calls).
+    pub brain: Option<BrainInstance>,
 }
 
 /// What a resumed run does with a `write` call of unknown outcome, and who
@@ -64,6 +65,8 @@ pub(crate) struct AgentHost {
     pub stats: RunStats,
     /// Calls per tool address so far, for `max-calls` quotas.
     pub calls_per_tool: BTreeMap<String, u32>,
+    /// The rule that refused the last tool call (empty: it ran).
+    pub refused_by: String,
     pub metrics: Arc<Metrics>,
     /// The run's span, and the current step's (a brain turn and the tool
     /// calls it proposed): spans nest run → step → inference / tool call.
@@ -78,6 +81,36 @@ pub(crate) fn halt<T>(reason: StopReason) -> HostResult<T> {
 }
 
 impl AgentHost {
+    /// The host of a run that has made no call yet.
+    pub(crate) fn new(
+        policy: Policy,
+        specs: Vec<ToolSpec>,
+        live: Option<Live>,
+        recorder: Recorder,
+        memory_scope: String,
+        on_uncertain: Uncertain,
+        cancel: crate::guest::Cancel,
+        metrics: Arc<Metrics>,
+        run_span: tracing::Span,
+    ) -> AgentHost {
+        AgentHost {
+            policy,
+            specs,
+            live,
+            recorder,
+            memory_scope,
+            memory_written: 0,
+            on_uncertain,
+            cancel,
+            stats: RunStats::default(),
+            calls_per_tool: BTreeMap::new(),
+            refused_by: String::new(),
+            metrics,
+            step_span: run_span.clone(),
+            run_span,
+        }
+    }
+
     /// The stop to halt with if the run was cancelled.
     pub(crate) fn cancelled(&mut self) -> Option<StopReason> {
         self.cancel

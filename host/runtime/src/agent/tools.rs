@@ -32,7 +32,21 @@ impl tools::Host for GuestState<AgentHost> {
         arguments: String,
     ) -> HostResult<Result<String, ToolError>> {
         let redact = self.redact.clone();
-        let host = &mut self.data;
+        self.data.call_tool(&name, &arguments, &redact).await
+    }
+}
+
+impl AgentHost {
+    /// One tool call, whoever makes it (an agent component, or an MCP
+    /// client in a session): taken from the journal when it is replayed,
+    /// else decided, run and journaled live.
+    pub(crate) async fn call_tool(
+        &mut self,
+        name: &str,
+        arguments: &str,
+        redact: &Redactor,
+    ) -> HostResult<Result<String, ToolError>> {
+        let host = self;
         if let Some(reason) = host.cancelled() {
             return halt(reason);
         }
@@ -51,11 +65,15 @@ impl tools::Host for GuestState<AgentHost> {
             Ok(Next::Replay(_)) => match host.recorder.next("tool-result", |_| true, actual) {
                 Ok(Next::Replay(event)) => {
                     if event.data["counted"] == true {
-                        *host.calls_per_tool.entry(name.clone()).or_default() += 1;
+                        *host.calls_per_tool.entry(name.to_owned()).or_default() += 1;
                     }
                     if event.data["refused"] == true {
                         host.stats.refused += 1;
                     }
+                    event.data["rule"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .clone_into(&mut host.refused_by);
                     let result = serde_json::from_value::<Result<String, ToolError>>(
                         event.data["result"].clone(),
                     );
@@ -64,22 +82,20 @@ impl tools::Host for GuestState<AgentHost> {
                 }
                 // The intent was journaled but not its result: the process
                 // died while the call ran.
-                Ok(Next::Live) => host.uncertain(&name, &arguments, step, key, &redact).await,
+                Ok(Next::Live) => host.uncertain(name, arguments, step, key, redact).await,
                 Err(reason) => halt(reason),
             },
             Ok(Next::Live) => {
                 let span = tracing::info_span!(parent: &host.step_span, "tool_call", tool = %name, call = step);
                 let outcome = host
-                    .live_call(&name, &arguments, step, key, true, &redact)
+                    .live_call(name, arguments, step, key, true, redact)
                     .instrument(span)
                     .await;
                 outcome.or_else(halt)
             }
         }
     }
-}
 
-impl AgentHost {
     /// A resumed run reached a call whose result was never journaled.
     /// `pure` and `read` calls run again; a `write` follows the policy, or
     /// the operator's choice at resume time, and that decision is journaled.
@@ -247,6 +263,7 @@ impl AgentHost {
         refused_by: &str,
     ) -> Result<Result<String, ToolError>, StopReason> {
         let refused = !refused_by.is_empty();
+        refused_by.clone_into(&mut self.refused_by);
         let data =
             json!({ "result": result, "counted": counted, "refused": refused, "rule": refused_by });
         self.recorder.record("tool-result", data, None)?;

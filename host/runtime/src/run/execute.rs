@@ -97,21 +97,17 @@ impl Runtime {
             redact: run.redact.clone(),
             controls: run.controls.clone(),
         };
-        let host = AgentHost {
-            policy: run.policy,
-            specs: run.specs,
-            live: run.live,
-            recorder: run.recorder,
-            memory_scope: run.agent.hash.clone(),
-            memory_written: 0,
-            on_uncertain: run.on_uncertain,
-            cancel: run.controls.cancel.clone(),
-            stats: Default::default(),
-            calls_per_tool: Default::default(),
-            metrics: self.metrics.clone(),
-            run_span: run_span.clone(),
-            step_span: run_span.clone(),
-        };
+        let host = AgentHost::new(
+            run.policy,
+            run.specs,
+            run.live,
+            run.recorder,
+            run.agent.hash.clone(),
+            run.on_uncertain,
+            run.controls.cancel.clone(),
+            self.metrics.clone(),
+            run_span.clone(),
+        );
         let mut store = GuestState::store(&self.engine, setup, host);
         let pre = run.agent.pre;
         let task = run.task;
@@ -183,7 +179,7 @@ pub(super) fn ending(
 
 /// Journals the end of a run durably, before anything is printed (in a
 /// replay: checks it against the recorded end).
-fn finish(
+pub(super) fn finish(
     recorder: &mut Recorder,
     outcome: &Result<Result<String, AgentError>, RunError>,
 ) -> Result<(), RunError> {

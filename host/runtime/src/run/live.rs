@@ -55,7 +55,7 @@ impl Runtime {
         };
         // Check the agent before starting anything else.
         let agent = self.prepare_agent(&agent_source, plan.hooks.compile_scope.as_deref())?;
-        let secrets = resolve_secrets(&plan.policy, &brain)?;
+        let secrets = resolve_secrets(&plan.policy, provider_of(&plan.policy, &brain))?;
         // The task is the operator's, but an agent must never see a secret.
         let task = secrets.redact.apply(&plan.task).into_owned();
         let run_id = plan.run_id.clone().unwrap_or_else(new_run_id);
@@ -156,21 +156,9 @@ impl Runtime {
         }
         let redact = secrets.redact.clone();
         let limits = policy.limits;
-        let mut gate = Gate::default();
-        let mut capabilities = BTreeMap::new();
-        for (name, grant) in &policy.capabilities {
-            let vars = secrets.env.remove(name).unwrap_or_default();
-            let shared = Shared {
-                max_log_lines: limits.max_log_lines,
-                max_body: limits.max_tool_output,
-                redact: redact.clone(),
-                controls: controls.clone(),
-            };
-            let (instance, tools) =
-                CapabilityInstance::start(self, name, grant, vars, shared, bundle).await?;
-            gate.register(policy, name, tools)?;
-            capabilities.insert(name.clone(), instance);
-        }
+        let (gate, capabilities) = self
+            .start_capabilities(policy, bundle, &mut secrets, controls)
+            .await?;
         let shared = Shared {
             max_log_lines: limits.max_log_lines,
             max_body: limits.max_tool_output,
@@ -192,16 +180,47 @@ impl Runtime {
             Live {
                 gate,
                 capabilities,
-                brain,
+                brain: Some(brain),
             },
             specs,
             redact,
         ))
     }
+
+    /// Starts every capability the policy grants, each with its own
+    /// variables, and registers the tools they describe with a gate.
+    pub(super) async fn start_capabilities(
+        &self,
+        policy: &Policy,
+        bundle: Option<&Bundle>,
+        secrets: &mut Secrets,
+        controls: &Controls,
+    ) -> Result<(Gate, BTreeMap<String, CapabilityInstance>), RunError> {
+        let limits = policy.limits;
+        let mut gate = Gate::default();
+        let mut capabilities = BTreeMap::new();
+        for (name, grant) in &policy.capabilities {
+            let vars = secrets.env.remove(name).unwrap_or_default();
+            let shared = Shared {
+                max_log_lines: limits.max_log_lines,
+                max_body: limits.max_tool_output,
+                redact: secrets.redact.clone(),
+                controls: controls.clone(),
+            };
+            let (instance, tools) =
+                CapabilityInstance::start(self, name, grant, vars, shared, bundle).await?;
+            gate.register(policy, name, tools)?;
+            capabilities.insert(name.clone(), instance);
+        }
+        Ok((gate, capabilities))
+    }
 }
 
 /// The provider settings a brain reaches its model with, if any.
-fn provider_of<'a>(policy: &'a Policy, brain: &'a BrainChoice) -> Option<&'a ProviderBrain> {
+pub(super) fn provider_of<'a>(
+    policy: &'a Policy,
+    brain: &'a BrainChoice,
+) -> Option<&'a ProviderBrain> {
     match brain {
         BrainChoice::Provider(p) => Some(p),
         BrainChoice::Component(_) => match &policy.brain {
@@ -214,7 +233,10 @@ fn provider_of<'a>(policy: &'a Policy, brain: &'a BrainChoice) -> Option<&'a Pro
 
 /// Reads every secret of a run once: each store, and every sink, redacts
 /// all of them.
-pub(super) fn resolve_secrets(policy: &Policy, brain: &BrainChoice) -> Result<Secrets, RunError> {
+pub(super) fn resolve_secrets(
+    policy: &Policy,
+    provider: Option<&ProviderBrain>,
+) -> Result<Secrets, RunError> {
     let mut env = BTreeMap::new();
     let mut values = Vec::new();
     for (name, grant) in &policy.capabilities {
@@ -222,10 +244,7 @@ pub(super) fn resolve_secrets(policy: &Policy, brain: &BrainChoice) -> Result<Se
         env.insert(name.clone(), vars);
         values.extend(secret_values);
     }
-    let key = provider_of(policy, brain)
-        .map(provider_key)
-        .transpose()?
-        .flatten();
+    let key = provider.map(provider_key).transpose()?.flatten();
     if let Some(key) = &key {
         values.push(("BRAIN_API_KEY".to_owned(), key.clone()));
     }
@@ -238,7 +257,7 @@ pub(super) fn resolve_secrets(policy: &Policy, brain: &BrainChoice) -> Result<Se
 
 /// A run whose components could not start is journaled as failed, with
 /// the reason: the audit trail holds refused runs too.
-fn record_failed_start(journal: &mut Sink, run_id: &str, error: &RunError) {
+pub(super) fn record_failed_start(journal: &mut Sink, run_id: &str, error: &RunError) {
     let text = error.to_string();
     let data = json!({ "status": RunStatus::Failed, "outcome": text });
     let recorded = journal.with(|j| {
@@ -253,29 +272,36 @@ fn record_failed_start(journal: &mut Sink, run_id: &str, error: &RunError) {
 /// Under `[trust] require-signature`, every component that is not built
 /// into fc-host must come from the (verified) bundle.
 fn check_trust(plan: &RunPlan, brain: &BrainChoice) -> Result<(), RunError> {
-    if !plan.policy.trust.require_signature {
-        return Ok(());
-    }
-    let refuse = |what: String| {
-        RunError::Component {
-            component: what,
-            message: "the policy requires signed components (`[trust] require-signature`): run it from a signed bundle".into(),
+    if plan.policy.trust.require_signature {
+        if let ComponentRef::File(path) = &plan.agent {
+            return Err(unsigned(path));
         }
-    };
-    if let ComponentRef::File(path) = &plan.agent {
-        return Err(refuse(path.display().to_string()));
-    }
-    if let BrainChoice::Component(path) = brain {
-        return Err(refuse(path.display().to_string()));
-    }
-    for grant in plan.policy.capabilities.values() {
-        if let ComponentSource::File(path) = &grant.component {
-            return Err(refuse(path.display().to_string()));
+        if let BrainChoice::Component(path) = brain {
+            return Err(unsigned(path));
         }
     }
-    if plan.bundle.is_none()
-        && plan
-            .policy
+    check_capability_trust(&plan.policy, plan.bundle.is_some())
+}
+
+fn unsigned(path: &Path) -> RunError {
+    RunError::Component {
+        component: path.display().to_string(),
+        message: "the policy requires signed components (`[trust] require-signature`): run it from a signed bundle".into(),
+    }
+}
+
+/// Under `[trust] require-signature`, every capability must come from the
+/// (verified) bundle; and bundle components need a bundle.
+pub(super) fn check_capability_trust(policy: &Policy, has_bundle: bool) -> Result<(), RunError> {
+    if policy.trust.require_signature {
+        for grant in policy.capabilities.values() {
+            if let ComponentSource::File(path) = &grant.component {
+                return Err(unsigned(path));
+            }
+        }
+    }
+    if !has_bundle
+        && policy
             .capabilities
             .values()
             .any(|g| matches!(g.component, ComponentSource::Bundle(_)))

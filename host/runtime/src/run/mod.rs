@@ -6,6 +6,9 @@
 mod execute;
 mod live;
 mod replay;
+mod session;
+
+pub use session::{Session, SessionPlan, Shown};
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;

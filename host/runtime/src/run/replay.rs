@@ -9,7 +9,7 @@ use femtoclaw_policy::Policy;
 use serde_json::{Value, json};
 
 use super::execute::{Execution, PreparedAgent};
-use super::live::{resolve_secrets, sink};
+use super::live::{provider_of, resolve_secrets, sink};
 use super::{BrainChoice, Resume, RunOutcome};
 use crate::agent::Uncertain;
 use crate::bindings::ToolSpec;
@@ -32,9 +32,23 @@ impl Runtime {
         let journal = Journal::open_read_only(state)
             .map_err(|e| RunError::Journal(e.to_string()))?
             .ok_or_else(|| RunError::Journal(no_journal(state)))?;
-        let execution = self.replay_execution(&journal, run_id, agent, None)?;
+        let (info, events) = load_run(&journal, run_id)?;
+        if is_session(&info) {
+            drop(journal);
+            return self.replay_recorded_session(&info, events).await;
+        }
+        let execution = self.replay_execution(&journal, info, events, agent, None)?;
         drop(journal);
         self.execute(execution).await
+    }
+
+    async fn replay_recorded_session(
+        &self,
+        info: &RunInfo,
+        events: Vec<Event>,
+    ) -> Result<RunOutcome, RunError> {
+        let policy = recorded_policy(info, |p, t| Policy::parse_recorded(p, t))?;
+        self.replay_session(info, events, policy).await
     }
 
     /// [`Runtime::replay`] of the recorded agent, reading the run through a
@@ -46,18 +60,24 @@ impl Runtime {
         run_id: &str,
         compile_scope: Option<&str>,
     ) -> Result<RunOutcome, RunError> {
-        let execution = self.replay_execution(&journal.lock(), run_id, None, compile_scope)?;
+        let (info, events) = load_run(&journal.lock(), run_id)?;
+        if is_session(&info) {
+            return self.replay_recorded_session(&info, events).await;
+        }
+        let execution =
+            self.replay_execution(&journal.lock(), info, events, None, compile_scope)?;
         self.execute(execution).await
     }
 
     fn replay_execution(
         &self,
         journal: &Journal,
-        run_id: &str,
+        info: RunInfo,
+        events: Vec<Event>,
         agent: Option<ComponentRef>,
         scope: Option<&str>,
     ) -> Result<Execution, RunError> {
-        let (info, events) = load_run(journal, run_id)?;
+        let run_id = &info.id;
         let prepared = match agent {
             Some(other) => self.prepare_agent(&other, scope)?,
             None => self.recorded_agent(journal, &info, scope)?,
@@ -92,6 +112,11 @@ impl Runtime {
         let mut journal = sink(&options.hooks, Some(state))?
             .expect("invariant: a state directory gives a journal");
         let (info, events) = journal.with(|j| load_run(j, run_id))?;
+        if is_session(&info) {
+            return Err(RunError::Config(format!(
+                "run `{run_id}` is a session: the client that made its calls is gone, so it cannot be resumed; replay it instead"
+            )));
+        }
         if info.status != RunStatus::Running {
             return Err(RunError::Config(format!(
                 "run `{run_id}` already ended (`{}`); replay it instead",
@@ -107,7 +132,7 @@ impl Runtime {
             )));
         }
         let turns = events.iter().filter(|e| e.kind == "inference").count();
-        let secrets = resolve_secrets(&policy, &brain)?;
+        let secrets = resolve_secrets(&policy, provider_of(&policy, &brain))?;
         let redact = secrets.redact.clone();
         let controls = options.hooks.controls();
         let (live, specs, redact) = self
@@ -230,11 +255,7 @@ fn plan_parts(
         ))
     };
     let plan = &info.plan;
-    let path = plan["policy_path"]
-        .as_str()
-        .ok_or_else(|| bad("policy path"))?;
-    let text = plan["policy_text"].as_str().ok_or_else(|| bad("policy"))?;
-    let policy = parse(path, text)?;
+    let policy = recorded_policy(info, parse)?;
     let task = plan["task"].as_str().ok_or_else(|| bad("task"))?.to_owned();
     let brain = match (
         &plan["brain"]["scripted"],
@@ -251,8 +272,33 @@ fn plan_parts(
     Ok((policy, task, brain))
 }
 
+/// Whether a journaled run is a session (its calls came from a client).
+fn is_session(info: &RunInfo) -> bool {
+    info.plan["session"].is_object()
+}
+
+/// The policy a journaled run started with.
+fn recorded_policy(
+    info: &RunInfo,
+    parse: impl Fn(&str, &str) -> femtoclaw_policy::Result<Policy>,
+) -> Result<Policy, RunError> {
+    let bad = |what: &str| {
+        RunError::Journal(format!(
+            "run `{}` has no usable {what} in its record",
+            info.id
+        ))
+    };
+    let path = info.plan["policy_path"]
+        .as_str()
+        .ok_or_else(|| bad("policy path"))?;
+    let text = info.plan["policy_text"]
+        .as_str()
+        .ok_or_else(|| bad("policy"))?;
+    Ok(parse(path, text)?)
+}
+
 /// The tool specs journaled when the run started.
-fn recorded_specs(events: &[Event]) -> Result<Vec<ToolSpec>, RunError> {
+pub(super) fn recorded_specs(events: &[Event]) -> Result<Vec<ToolSpec>, RunError> {
     let start = events
         .first()
         .filter(|e| e.kind == "run-start")
