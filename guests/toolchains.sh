@@ -33,6 +33,9 @@ if [[ ! -d $suite/tests/draft2020-12 ]]; then
 fi
 
 npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
+# The official MCP conformance suite (tests/conformance/package-lock.json),
+# with the Node.js 22 it needs as an npm package.
+npm ci --prefix "$guests/../tests/conformance" --no-audit --no-fund --loglevel=error
 
 cargo build --release --locked --quiet --manifest-path "$guests/c/witc/Cargo.toml"
 

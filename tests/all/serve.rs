@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod mcp_http;
+
 const ACME: &str = "acme-test-token";
 const GLOBEX: &str = "globex-test-token";
 const OPERATOR: &str = "operator-test-token";

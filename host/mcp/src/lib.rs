@@ -9,6 +9,10 @@
 //! maintained Rust SDK's, `rmcp`; this crate is the bridge between its
 //! server handler and a session.
 
+mod streamable;
+
+pub use streamable::{HttpDoor, HttpOptions};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -166,6 +170,8 @@ pub struct Gateway {
     offer: Arc<Offer>,
     slot: Arc<Closer>,
     waiting: Arc<Semaphore>,
+    /// Where calls run (a server's tenant has threads of its own).
+    executor: tokio::runtime::Handle,
 }
 
 impl Gateway {
@@ -176,20 +182,23 @@ impl Gateway {
             session,
             hold: Box::new(()),
         };
-        Ok(Gateway::with_slot(offer, Slot::Open(opened)))
+        let executor = tokio::runtime::Handle::current();
+        Ok(Gateway::with_slot(offer, Slot::Open(opened), executor))
     }
 
     /// Offers `offer`, and opens its session with `open` when the first
-    /// call arrives (so a client that only lists tools starts nothing).
-    pub fn lazy(offer: Arc<Offer>, open: Opener) -> Gateway {
-        Gateway::with_slot(offer, Slot::Unopened(open))
+    /// call arrives (so a client that only lists tools starts nothing);
+    /// its calls run on `executor`.
+    pub fn lazy(offer: Arc<Offer>, open: Opener, executor: tokio::runtime::Handle) -> Gateway {
+        Gateway::with_slot(offer, Slot::Unopened(open), executor)
     }
 
-    fn with_slot(offer: Arc<Offer>, slot: Slot) -> Gateway {
+    fn with_slot(offer: Arc<Offer>, slot: Slot, executor: tokio::runtime::Handle) -> Gateway {
         Gateway {
             offer,
             slot: Arc::new(Closer(Mutex::new(slot))),
             waiting: Arc::new(Semaphore::new(MAX_WAITING_CALLS)),
+            executor,
         }
     }
 
@@ -236,7 +245,7 @@ impl Gateway {
             .copied()
             .unwrap_or(false);
         let slot = self.slot.clone();
-        let task = tokio::spawn(async move {
+        let task = self.executor.spawn(async move {
             let _permit = permit;
             let mut slot = slot.0.lock().await;
             if let Slot::Unopened(open) = &*slot {

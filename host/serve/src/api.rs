@@ -42,6 +42,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/resume", post(resume))
         .route("/v1/runs/{id}/replay", post(replay))
+        .route("/mcp", axum::routing::any(crate::mcp::endpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(server.clone(), count))
@@ -68,7 +69,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
 }
 
 /// The tenant whose token the request bears.
-fn tenant(server: &Server, headers: &HeaderMap) -> Result<Arc<Tenant>, Problem> {
+pub fn tenant(server: &Server, headers: &HeaderMap) -> Result<Arc<Tenant>, Problem> {
     let unauthorized =
         |detail: &str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
     let Some(token) = crate::auth::bearer(headers.get(header::AUTHORIZATION)) else {

@@ -56,6 +56,9 @@ pub struct Config {
     pub limits: ServerLimits,
     /// sha256 of the operator's token (`/metrics`), if any.
     pub operator_token: Option<[u8; 32]>,
+    /// The `Host` values `/mcp` accepts (DNS-rebinding protection):
+    /// `mcp-hosts`, by default the loopback names.
+    pub mcp_hosts: Vec<String>,
     /// The tenants, by id.
     pub tenants: Vec<TenantConfig>,
 }
@@ -144,6 +147,8 @@ pub struct Quotas {
     /// Fuel the tenant's runs may burn per minute; past it new runs are
     /// refused (`429`) until the minute's use falls below it.
     pub fuel_per_minute: u64,
+    /// MCP sessions open at once on `/mcp`; more are refused (`429`).
+    pub mcp_sessions: usize,
 }
 
 impl Default for Quotas {
@@ -156,6 +161,7 @@ impl Default for Quotas {
             memory_bytes: 16 << 20,
             wasm_memory: 2 << 30,
             fuel_per_minute: 100_000_000_000,
+            mcp_sessions: 64,
         }
     }
 }
@@ -169,6 +175,7 @@ struct Raw {
     tls: Option<RawTls>,
     limits: Option<RawLimits>,
     operator: Option<RawOperator>,
+    mcp_hosts: Option<Vec<String>>,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
@@ -216,6 +223,7 @@ struct RawQuotas {
     memory_bytes: Option<RawSize>,
     wasm_memory: Option<RawSize>,
     fuel_per_minute: Option<i64>,
+    mcp_sessions: Option<i64>,
 }
 
 /// A size: a number of bytes or a string with a unit (`"64MiB"`).
@@ -348,6 +356,23 @@ impl Config {
             .operator
             .map(|o| cx.token("operator.token-sha256", &o.token_sha256))
             .transpose()?;
+        let mcp_hosts = match raw.mcp_hosts {
+            None => ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            Some(hosts) => {
+                let bad = hosts.iter().find(|h| {
+                    h.is_empty()
+                        || h.bytes()
+                            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'/')
+                });
+                if let Some(bad) = bad {
+                    return Err(cx.invalid(
+                        "mcp-hosts",
+                        format!("{bad:?} is not a host name or `host:port`"),
+                    ));
+                }
+                hosts
+            }
+        };
         if raw.tenants.is_empty() {
             return Err(cx.invalid(
                 "tenants",
@@ -396,6 +421,7 @@ impl Config {
             state: cx.resolve(&raw.state),
             limits,
             operator_token,
+            mcp_hosts,
             tenants,
         })
     }
@@ -453,6 +479,9 @@ fn quotas(cx: &Cx, key: &str, q: RawQuotas) -> Result<Quotas, ConfigError> {
     }
     if let Some(v) = q.fuel_per_minute {
         out.fuel_per_minute = cx.count(&k("fuel-per-minute"), v)? as u64;
+    }
+    if let Some(v) = q.mcp_sessions {
+        out.mcp_sessions = cx.count(&k("mcp-sessions"), v)?;
     }
     Ok(out)
 }

@@ -8,7 +8,7 @@
 //! next process resumes what was running and starts what was accepted.
 //!
 //! Rooms: [`config`] (the operator's file), [`auth`] (tokens), `tenant`
-//! (state and admission), `runs` (a run's life), `api` and `sse` (HTTP),
+//! (state and admission), `runs` (a run's life), `api` and `sse` (HTTP), `mcp` (`/mcp`),
 //! `listen` (connections, TLS, limits), [`problem`] (RFC 9457 errors).
 
 #![deny(missing_docs)]
@@ -17,6 +17,7 @@ mod api;
 pub mod auth;
 pub mod config;
 mod listen;
+mod mcp;
 pub mod problem;
 mod runs;
 mod sse;
@@ -134,6 +135,13 @@ impl Server {
     /// next process resumes them.
     async fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        // MCP sessions are driven by clients, not by the server: they end
+        // now, each run's end durable.
+        for tenant in &self.tenants {
+            if let Some(door) = tenant.mcp.get() {
+                door.close_all().await;
+            }
+        }
         let grace = self.config.limits.drain;
         tracing::info!(target: "femtoclaw::serve", runs = self.running.load(Ordering::SeqCst), ?grace, "draining");
         let all_done = async {

@@ -218,6 +218,14 @@ impl Server {
             }
         }
         for info in &listing.runs {
+            if info.status == RunStatus::Running && info.plan["session"].is_object() {
+                // An MCP session's calls came from its client, which is gone.
+                tenant.lock_held().insert(
+                    info.id.clone(),
+                    "an MCP session cut off when the server stopped: its calls up to then are journaled (audit); a session cannot be resumed".into(),
+                );
+                continue;
+            }
             if info.status == RunStatus::Running && listing.damage_of(&info.id).is_none() {
                 tenant.requeue();
                 self.spawn(

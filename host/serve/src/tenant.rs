@@ -45,6 +45,8 @@ pub struct Tenant {
     /// Interrupted runs whose resumption waits for a decision on a `write`
     /// call of unknown outcome, and why.
     pub held: Mutex<HashMap<String, String>>,
+    /// Its MCP endpoint (`/mcp`), made at its first request.
+    pub mcp: tokio::sync::OnceCell<Arc<femtoclaw_mcp::HttpDoor>>,
 }
 
 /// Admission bookkeeping.
@@ -152,6 +154,7 @@ impl Tenant {
             active: Mutex::default(),
             accepted: Mutex::new(accepted),
             held: Mutex::default(),
+            mcp: tokio::sync::OnceCell::new(),
             config,
         })
     }
