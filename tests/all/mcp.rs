@@ -161,3 +161,102 @@ fn the_python_sdk_lists_exactly_the_granted_tools_and_is_refused_the_rest() {
         );
     }
 }
+
+/// A hostile client on stdio: garbage, an unterminated message, a line over
+/// the 16 MiB cap, wrong argument types, unknown methods, and a flood of
+/// 200 calls at once. Each gets a JSON-RPC error or a tool error; every
+/// request is answered; the policy's `max-tool-calls` (16) ends the session
+/// as a limit, and its replay ends the same way.
+#[test]
+fn a_hostile_client_gets_errors_and_the_session_goes_on() {
+    let s = Scratch::new();
+    let policy = hello_policy(&s);
+    let state = fresh_dir();
+    let mut input = String::new();
+    input.push_str("garbage\n[1,2\n");
+    input.push_str(&format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"{}\"}}\n",
+        "x".repeat(17 << 20)
+    ));
+    let message = |v: Value| format!("{v}\n");
+    input.push_str(&message(json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": { "name": "hostile", "version": "1" } }
+    })));
+    input.push_str(&message(
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+    ));
+    input.push_str(&message(
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "bogus/method" }),
+    ));
+    input.push_str(&message(json!({
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "fs_list_dir", "arguments": "not an object" }
+    })));
+    for id in 100..300 {
+        input.push_str(&message(json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": { "name": "fs_read_file", "arguments": { "path": "/data/notes.txt" } }
+        })));
+    }
+    let mut child = fc_host()
+        .env("FC_STATE_DIR", &state)
+        .arg("mcp")
+        .arg("--policy")
+        .arg(&policy)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+        // Closing stdin would end the session before the flood's answers:
+        // wait for them (bounded) by keeping it open a while.
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::LIMIT), "{stderr}");
+    let answers: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let answer = |id: i64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to {id}: {stdout}\n{stderr}"))
+    };
+    assert!(answer(1)["result"]["protocolVersion"].is_string());
+    assert!(answer(2)["error"]["code"].is_i64());
+    assert!(answer(3)["error"]["code"].is_i64());
+    let mut ok = 0;
+    for id in 100..300 {
+        let result = &answer(id)["result"];
+        let text = result.to_string();
+        if result["isError"] == true {
+            assert!(
+                text.contains("calls are waiting")
+                    || text.contains("the session has ended")
+                    || text.contains("limits.max-tool-calls"),
+                "{result:#}"
+            );
+        } else {
+            assert!(text.contains("FemtoClaw decides"), "{result:#}");
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 16, "exactly the budget of calls ran");
+    let id = first_run_id(&state);
+    let replay = fc(&state, &["replay", &id]);
+    assert_eq!(replay.code, exit::LIMIT, "{replay:#?}");
+    assert!(
+        replay.stderr.contains("limits.max-tool-calls"),
+        "{replay:#?}"
+    );
+}
