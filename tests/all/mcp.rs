@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// Runs tests/mcp_client.py on a scenario; its report.
+/// Runs tests/mcp_client.py on a scenario; its report, with the client's
+/// stderr (for stdio, the server's log) as `stderr`.
 pub fn mcp_client(scenario: Value) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("guests/.venv/bin/python");
@@ -34,7 +35,11 @@ pub fn mcp_client(scenario: Value) -> Value {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "mcp_client.py failed:\n{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    let mut report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    // What the server logged (stdio: its stderr comes through the client).
+    report["stderr"] = json!(stderr);
+    report
 }
 
 /// The hello example's directory, its two read tools granted.
@@ -258,5 +263,59 @@ fn a_hostile_client_gets_errors_and_the_session_goes_on() {
     assert!(
         replay.stderr.contains("limits.max-tool-calls"),
         "{replay:#?}"
+    );
+}
+
+/// A capability that puts its secret into its descriptions, its schemas and
+/// its results: the MCP client, the logs and the journal see only
+/// `[redacted:TOKEN]`.
+#[test]
+fn a_capabilitys_secret_never_reaches_the_mcp_client() {
+    const SECRET: &str = "mcp-canary-7d1f0c";
+    let s = Scratch::new();
+    let policy = s.write(
+        "policy.toml",
+        &format!(
+            "version = 1\n[capabilities.h]\ncomponent = {:?}\ntools = [\"spin\", \"env\"]\nenv = [\"HOSTILE_DESCRIBE\"]\nsecrets = {{ TOKEN = {{ env = \"FC_TEST_SECRET\" }} }}\n",
+            artifacts::CAP_HOSTILE
+        ),
+    );
+    let state = fresh_dir();
+    let mut scenario = stdio_scenario(
+        &state,
+        &policy,
+        "legacy",
+        json!([{ "list": true }, { "call": "h_env", "arguments": {} }]),
+    );
+    scenario["env"]["FC_TEST_SECRET"] = json!(SECRET);
+    scenario["env"]["HOSTILE_DESCRIBE"] = json!("leak:TOKEN");
+    scenario["env"]["RUST_LOG"] = json!("trace");
+    let report = mcp_client(scenario);
+    let shown = report.to_string();
+    assert!(!shown.contains(SECRET), "{report:#}");
+    assert!(
+        report["steps"][0].to_string().contains("[redacted:TOKEN]"),
+        "{report:#}"
+    );
+    assert!(
+        report["steps"][1].to_string().contains("[redacted:TOKEN]"),
+        "{report:#}"
+    );
+    assert!(
+        report["stderr"].as_str().unwrap().contains("TRACE"),
+        "the server's log is checked: {report:#}"
+    );
+    let id = first_run_id(&state);
+    for command in [vec!["audit", &id], vec!["inspect", &id]] {
+        let out = fc(&state, &command);
+        assert_eq!(out.code, exit::OK, "{out:#?}");
+        assert_no_canary(&out, SECRET);
+    }
+    let journal = std::fs::read(state.join(femtoclaw_journal::FILE_NAME)).unwrap();
+    assert!(
+        !journal
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the secret is in the journal"
     );
 }

@@ -133,7 +133,7 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// durable) when the gateway is dropped or the connection ends.
 enum Slot {
     Unopened(Opener),
-    Open(Opened),
+    Open(Box<Opened>),
     Closed,
 }
 
@@ -142,7 +142,7 @@ impl Slot {
     fn close(&mut self) -> Option<Result<RunOutcome, RunError>> {
         match std::mem::replace(self, Slot::Closed) {
             Slot::Open(opened) => {
-                let Opened { session, hold } = opened;
+                let Opened { session, hold } = *opened;
                 let closed = session.close();
                 drop(hold);
                 Some(closed)
@@ -183,7 +183,11 @@ impl Gateway {
             hold: Box::new(()),
         };
         let executor = tokio::runtime::Handle::current();
-        Ok(Gateway::with_slot(offer, Slot::Open(opened), executor))
+        Ok(Gateway::with_slot(
+            offer,
+            Slot::Open(Box::new(opened)),
+            executor,
+        ))
     }
 
     /// Offers `offer`, and opens its session with `open` when the first
@@ -251,7 +255,7 @@ impl Gateway {
             if let Slot::Unopened(open) = &*slot {
                 let open = open.clone();
                 match open().await {
-                    Ok(opened) => *slot = Slot::Open(opened),
+                    Ok(opened) => *slot = Slot::Open(Box::new(opened)),
                     Err(why) => return Ok(Err(why)),
                 }
             }

@@ -80,19 +80,35 @@ pub(crate) fn halt<T>(reason: StopReason) -> HostResult<T> {
     Err(wasmtime::Error::new(reason))
 }
 
+/// What an agent host is made of (a run's, or a session's).
+pub(crate) struct HostParts {
+    pub policy: Policy,
+    pub specs: Vec<ToolSpec>,
+    /// The gate and capabilities; none in a replay.
+    pub live: Option<Live>,
+    pub recorder: Recorder,
+    /// Whose durable memory the run sees.
+    pub memory_scope: String,
+    pub on_uncertain: Uncertain,
+    pub cancel: crate::guest::Cancel,
+    pub metrics: Arc<Metrics>,
+    pub run_span: tracing::Span,
+}
+
 impl AgentHost {
     /// The host of a run that has made no call yet.
-    pub(crate) fn new(
-        policy: Policy,
-        specs: Vec<ToolSpec>,
-        live: Option<Live>,
-        recorder: Recorder,
-        memory_scope: String,
-        on_uncertain: Uncertain,
-        cancel: crate::guest::Cancel,
-        metrics: Arc<Metrics>,
-        run_span: tracing::Span,
-    ) -> AgentHost {
+    pub(crate) fn new(parts: HostParts) -> AgentHost {
+        let HostParts {
+            policy,
+            specs,
+            live,
+            recorder,
+            memory_scope,
+            on_uncertain,
+            cancel,
+            metrics,
+            run_span,
+        } = parts;
         AgentHost {
             policy,
             specs,

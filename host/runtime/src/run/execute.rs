@@ -8,7 +8,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::{AgentError, RunOutcome};
-use crate::agent::{AgentHost, Live, Uncertain};
+use crate::agent::{AgentHost, HostParts, Live, Uncertain};
 use crate::bindings::ToolSpec;
 use crate::bindings::agent::exports::femtoclaw::runtime::runner::RunError as AgentRunError;
 use crate::bindings::agent::{Agent, AgentPre};
@@ -97,17 +97,17 @@ impl Runtime {
             redact: run.redact.clone(),
             controls: run.controls.clone(),
         };
-        let host = AgentHost::new(
-            run.policy,
-            run.specs,
-            run.live,
-            run.recorder,
-            run.agent.hash.clone(),
-            run.on_uncertain,
-            run.controls.cancel.clone(),
-            self.metrics.clone(),
-            run_span.clone(),
-        );
+        let host = AgentHost::new(HostParts {
+            policy: run.policy,
+            specs: run.specs,
+            live: run.live,
+            recorder: run.recorder,
+            memory_scope: run.agent.hash.clone(),
+            on_uncertain: run.on_uncertain,
+            cancel: run.controls.cancel.clone(),
+            metrics: self.metrics.clone(),
+            run_span: run_span.clone(),
+        });
         let mut store = GuestState::store(&self.engine, setup, host);
         let pre = run.agent.pre;
         let task = run.task;

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::execute::finish;
 use super::live::{record_failed_start, resolve_secrets, sink};
 use super::{Hooks, RunOutcome, RunStats, new_run_id};
-use crate::agent::{AgentHost, Live, Uncertain};
+use crate::agent::{AgentHost, HostParts, Live, Uncertain};
 use crate::bindings::{ToolError, ToolSpec};
 use crate::record::Recorder;
 use crate::redact::Redactor;
@@ -136,17 +136,17 @@ impl Runtime {
             capabilities,
             brain: None,
         };
-        let host = AgentHost::new(
-            plan.policy,
+        let host = AgentHost::new(HostParts {
+            policy: plan.policy,
             specs,
-            Some(live),
+            live: Some(live),
             recorder,
-            SESSION_AGENT.into(),
+            memory_scope: SESSION_AGENT.into(),
             on_uncertain,
-            controls.cancel.clone(),
-            self.metrics.clone(),
-            span.clone(),
-        );
+            cancel: controls.cancel.clone(),
+            metrics: self.metrics.clone(),
+            run_span: span.clone(),
+        });
         Ok(Session {
             host,
             redact,
@@ -178,17 +178,17 @@ impl Runtime {
         let recorder = Recorder::replaying(info.id.clone(), events, None, max, Redactor::default());
         let span = tracing::info_span!("session", run_id = %info.id);
         let on_uncertain = Uncertain::new(&policy, None);
-        let host = AgentHost::new(
+        let host = AgentHost::new(HostParts {
             policy,
             specs,
-            None,
+            live: None,
             recorder,
-            SESSION_AGENT.into(),
+            memory_scope: SESSION_AGENT.into(),
             on_uncertain,
-            Default::default(),
-            self.metrics.clone(),
-            span.clone(),
-        );
+            cancel: Default::default(),
+            metrics: self.metrics.clone(),
+            run_span: span.clone(),
+        });
         let mut session = Session {
             host,
             redact: Redactor::default(),
@@ -259,15 +259,17 @@ impl Session {
 
     /// A limit or a cancellation ended the session: the run ends with it.
     fn stop(&mut self, reason: StopReason) -> Result<Shown, RunError> {
-        let outcome = Err(RunError::from(reason));
-        if let Err(e @ (RunError::Journal(_) | RunError::Divergence { .. })) = outcome {
-            return Err(e);
+        let error = RunError::from(reason);
+        if matches!(error, RunError::Journal(_) | RunError::Divergence { .. }) {
+            return Err(error);
         }
-        finish(&mut self.host.recorder, &outcome)?;
-        let error = outcome.expect_err("invariant: built as an error above");
         let why = error.to_string();
+        let outcome = Err(error);
+        finish(&mut self.host.recorder, &outcome)?;
         tracing::warn!(target: "femtoclaw::run", run_id = %self.run_id(), reason = %why, "session ended by a limit");
-        self.ended = Some(error);
+        if let Err(error) = outcome {
+            self.ended = Some(error);
+        }
         Ok(Shown {
             text: format!("the session has ended: {why}"),
             is_error: true,
