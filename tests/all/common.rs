@@ -250,3 +250,26 @@ pub fn cut_run(state: &Path, id: &str, keep: u64) {
     }
     txn.commit().unwrap();
 }
+
+/// Runs a script of tests/ with the toolchains' Python (where the official
+/// SDKs are installed), `input` on its stdin; what it printed. A missing
+/// toolchain fails the test: it is never skipped.
+pub fn python_script(script: &str, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("guests/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run guests/toolchains.sh",
+        python.display()
+    );
+    let mut child = Command::new(python)
+        .arg(root.join("tests").join(script))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

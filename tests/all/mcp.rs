@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{Value, json};
 
@@ -12,27 +12,7 @@ use crate::common::*;
 /// Runs tests/mcp_client.py on a scenario; its report, with the client's
 /// stderr (for stdio, the server's log) as `stderr`.
 pub fn mcp_client(scenario: Value) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("guests/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run guests/toolchains.sh",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(root.join("tests/mcp_client.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scenario.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = python_script("mcp_client.py", scenario.to_string().as_bytes());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "mcp_client.py failed:\n{stderr}");
     let mut report: Value =

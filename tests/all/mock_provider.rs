@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use crate::common::python_script;
+
 /// One request as the provider received it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -141,26 +143,11 @@ impl MockProvider {
 /// Runs tests/providers.py (with the toolchains' Python, where the SDKs
 /// are installed) on the documents; its report, one entry each.
 pub fn check_provider_documents(docs: &[Value]) -> Vec<Value> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("guests/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run guests/toolchains.sh",
-        python.display()
+    let out = python_script(
+        "providers.py",
+        Value::Array(docs.to_vec()).to_string().as_bytes(),
     );
-    let mut child = std::process::Command::new(python)
-        .arg(root.join("tests/providers.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(docs.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "providers.py failed");
     let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report.len(), docs.len());

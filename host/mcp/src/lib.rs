@@ -106,11 +106,6 @@ impl Offer {
             structured,
         })
     }
-
-    /// The MCP names offered.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.addresses.keys().map(String::as_str)
-    }
 }
 
 /// A session being opened for a gateway: the session, and whatever must

@@ -63,6 +63,22 @@ struct Counters {
 }
 
 impl Server {
+    /// `503` while the server drains: it starts nothing new (`what`: "runs",
+    /// "MCP sessions").
+    fn refuse_if_draining(&self, what: &str) -> Result<(), problem::Problem> {
+        if !self.draining.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(problem::Problem::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            format!(
+                "the server is shutting down and accepts no new {what}; retry against its successor"
+            ),
+        )
+        .retry_after(5))
+    }
+
     fn tenant_of_token(&self, token: &str) -> Option<&Arc<Tenant>> {
         auth::find(token, self.tenants.iter().map(|t| t.config.token)).map(|i| &self.tenants[i])
     }

@@ -4,7 +4,6 @@
 //! state, opened at its first call with the tenant's quotas, pool, fuel
 //! meter and threads, and ended with the session.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use axum::body::Body;
@@ -35,14 +34,7 @@ async fn serve(server: &Arc<Server>, request: Request) -> Result<Response, Probl
     let starts_session =
         request.method() == http::Method::POST && !request.headers().contains_key("mcp-session-id");
     if starts_session {
-        if server.draining.load(Ordering::Relaxed) {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                "the server is shutting down and opens no MCP sessions; retry against its successor",
-            )
-            .retry_after(5));
-        }
+        server.refuse_if_draining("MCP sessions")?;
         let quota = tenant.config.quotas.mcp_sessions;
         if door.sessions().await >= quota {
             return Err(Problem::new(
@@ -121,9 +113,9 @@ async fn open_session(server: Weak<Server>, tenant: Arc<Tenant>) -> Result<Opene
     let server = server
         .upgrade()
         .ok_or_else(|| "refused: the server is shutting down".to_owned())?;
-    if server.draining.load(Ordering::Relaxed) {
-        return Err("refused: the server is shutting down; retry against its successor".into());
-    }
+    server
+        .refuse_if_draining("sessions")
+        .map_err(|problem| format!("refused: {}", problem.detail))?;
     tenant
         .admit()
         .map_err(|problem| format!("refused: {}", problem.detail))?;

@@ -113,14 +113,7 @@ impl Server {
         tenant: &Arc<Tenant>,
         request: NewRun,
     ) -> Result<String, Problem> {
-        if self.draining.load(Ordering::Relaxed) {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                "the server is shutting down and accepts no new runs; retry against its successor",
-            )
-            .retry_after(5));
-        }
+        self.refuse_if_draining("runs")?;
         let policy = run_policy(tenant, request.policy.as_deref())?;
         if let Some(sha256) = &request.bundle {
             admit_bundle(tenant, sha256, &policy)?;

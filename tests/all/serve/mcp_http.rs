@@ -42,23 +42,61 @@ fn raw(served: &Served, request: &str) -> (u16, String) {
     (status, response)
 }
 
-fn initialize(served: &Served, token: &str, host: &str) -> (u16, String) {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": { "name": "raw", "version": "1" }
-        }
-    })
-    .to_string();
+/// A JSON-RPC message POSTed to `/mcp` as `token`, with `headers` (a
+/// session id, a protocol version) and this `Host`.
+fn post(served: &Served, token: &str, host: &str, headers: &str, body: &Value) -> (u16, String) {
+    let body = body.to_string();
     raw(
         served,
         &format!(
-            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n{headers}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
     )
+}
+
+fn initialize_with(served: &Served, token: &str, host: &str, version: &str) -> (u16, String) {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": { "name": "raw", "version": "1" }
+        }
+    });
+    post(served, token, host, "", &body)
+}
+
+fn initialize(served: &Served, token: &str, host: &str) -> (u16, String) {
+    initialize_with(served, token, host, "2025-11-25")
+}
+
+/// A message in an initialized 2025-11-25 session.
+fn in_session(served: &Served, token: &str, session: &str, body: &Value) -> (u16, String) {
+    let headers = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+    post(served, token, "localhost", &headers, body)
+}
+
+/// Opens a 2025-11-25 session as `token`: its id.
+fn open_session(served: &Served, token: &str) -> String {
+    let (status, response) = initialize(served, token, "localhost");
+    assert_eq!(status, 200, "{response}");
+    let session = session_id(&response);
+    let (status, response) = in_session(
+        served,
+        token,
+        &session,
+        &json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+    );
+    assert_eq!(status, 202, "{response}");
+    session
+}
+
+fn list_dir_call() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": "fs_list_dir", "arguments": { "path": "/data" } }
+    })
 }
 
 #[test]
@@ -126,14 +164,8 @@ fn each_tenant_is_served_its_own_tools_as_journaled_sessions() {
     let (status, response) = initialize(&served, ACME, "127.0.0.1");
     assert_eq!(status, 200, "{response}");
     let session = session_id(&response);
-    let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }).to_string();
-    let (status, response) = raw(
-        &served,
-        &format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {GLOBEX}\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{list}",
-            list.len()
-        ),
-    );
+    let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
+    let (status, response) = in_session(&served, GLOBEX, &session, &list);
     assert_eq!(
         status, 404,
         "another tenant's session is unknown: {response}"
@@ -145,6 +177,25 @@ fn each_tenant_is_served_its_own_tools_as_journaled_sessions() {
     assert_eq!(status, 401);
     let (status, response) = initialize(&served, ACME, "attacker.example");
     assert_eq!(status, 403, "{response}");
+
+    // Version negotiation: an unknown revision asked for in `initialize`
+    // is answered with one spoken; an unknown `MCP-Protocol-Version`
+    // header is refused.
+    let (status, response) = initialize_with(&served, ACME, "localhost", "1999-01-01");
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains("\"protocolVersion\":\"2025-11-25\"")
+            || response.contains("\"protocolVersion\":\"2026-07-28\""),
+        "{response}"
+    );
+    let (status, response) = post(
+        &served,
+        ACME,
+        "localhost",
+        "MCP-Protocol-Version: 1999-01-01\r\n",
+        &list,
+    );
+    assert_eq!(status, 400, "{response}");
 }
 
 #[test]
@@ -152,36 +203,26 @@ fn mcp_sessions_are_a_quota_and_end_durably_when_the_server_stops() {
     let mut setup = Setup::new();
     setup.quotas[0] = "mcp-sessions = 2\nconcurrent-runs = 1".into();
     let served = setup.start();
-    for _ in 0..2 {
-        assert_eq!(initialize(&served, ACME, "localhost").0, 200);
-    }
+    let (first, second) = (open_session(&served, ACME), open_session(&served, ACME));
     let (status, response) = initialize(&served, ACME, "localhost");
     assert_eq!(status, 429, "{response}");
     assert!(response.contains("mcp-sessions"), "{response}");
     // The other tenant's quota is its own.
-    let (status, response) = initialize(&served, GLOBEX, "localhost");
+    let session = open_session(&served, GLOBEX);
+
+    // Acme's one run slot: its first session's call holds it, so the
+    // second session's first call is refused, naming the quota.
+    let (status, response) = in_session(&served, ACME, &first, &list_dir_call());
     assert_eq!(status, 200, "{response}");
+    assert!(response.contains("notes.txt"), "{response}");
+    let (status, response) = in_session(&served, ACME, &second, &list_dir_call());
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("\"isError\":true"), "{response}");
+    assert!(response.contains("concurrent-runs"), "{response}");
 
     // A session with a call in it, open when the server is stopped: its
     // run ends with the server, durably, and the next server shows it.
-    let session = session_id(&response);
-    let post = |body: Value| {
-        let body = body.to_string();
-        raw(
-            &served,
-            &format!(
-                "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {GLOBEX}\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-    };
-    let (status, response) =
-        post(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
-    assert_eq!(status, 202, "{response}");
-    let (status, response) = post(json!({
-        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": { "name": "fs_list_dir", "arguments": { "path": "/data" } }
-    }));
+    let (status, response) = in_session(&served, GLOBEX, &session, &list_dir_call());
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("figures.txt"), "{response}");
     let mut served = served;

@@ -63,25 +63,17 @@ impl Runtime {
         // `describe` or the brain's first request may already reach out.
         let mut journal = match sink(&plan.hooks, plan.state.as_deref())? {
             Some(mut journal) => {
-                let info = RunInfo {
-                    id: run_id.clone(),
-                    started: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs(),
-                    status: RunStatus::Running,
-                    agent: agent.label.clone(),
-                    agent_hash: agent.hash.clone(),
-                    policy_hash: hex::encode(Sha256::digest(plan.policy.text.as_bytes())),
-                    plan: json!({
-                        "policy_path": plan.policy.path,
-                        "policy_text": plan.policy.text,
-                        "task": task,
-                        "brain": brain_json(&brain),
-                        "fc_host": env!("CARGO_PKG_VERSION"),
-                    }),
-                    outcome: None,
-                };
+                let plan_record = json!({
+                    "task": task,
+                    "brain": brain_json(&brain),
+                });
+                let info = new_run_info(
+                    &run_id,
+                    agent.label.clone(),
+                    agent.hash.clone(),
+                    &plan.policy,
+                    plan_record,
+                );
                 let journal_error =
                     |e: femtoclaw_journal::JournalError| RunError::Journal(e.to_string());
                 // Replay needs the agent's bytes, wherever they came from.
@@ -213,6 +205,33 @@ impl Runtime {
             capabilities.insert(name.clone(), instance);
         }
         Ok((gate, capabilities))
+    }
+}
+
+/// The journal's record of a run starting now under `policy`: `plan` (what
+/// it was asked) gains the policy's path and text and fc-host's version.
+pub(super) fn new_run_info(
+    id: &str,
+    agent: String,
+    agent_hash: String,
+    policy: &Policy,
+    mut plan: serde_json::Value,
+) -> RunInfo {
+    plan["policy_path"] = json!(policy.path);
+    plan["policy_text"] = json!(policy.text);
+    plan["fc_host"] = json!(env!("CARGO_PKG_VERSION"));
+    RunInfo {
+        id: id.to_owned(),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+        status: RunStatus::Running,
+        agent,
+        agent_hash,
+        policy_hash: hex::encode(Sha256::digest(policy.text.as_bytes())),
+        plan,
+        outcome: None,
     }
 }
 

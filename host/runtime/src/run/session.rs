@@ -10,14 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use femtoclaw_bundle::Bundle;
-use femtoclaw_journal::{Event, RunInfo, RunStatus};
+use femtoclaw_journal::{Event, RunInfo};
 use femtoclaw_policy::Policy;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::execute::finish;
-use super::live::{record_failed_start, resolve_secrets, sink};
+use super::live::{new_run_info, record_failed_start, resolve_secrets, sink};
 use super::{Hooks, RunOutcome, RunStats, new_run_id};
 use crate::agent::{AgentHost, HostParts, Live, Uncertain};
 use crate::bindings::{ToolError, ToolSpec};
@@ -76,25 +76,16 @@ impl Runtime {
         let client = secrets.redact.apply(&plan.client).into_owned();
         let mut journal = sink(&plan.hooks, plan.state.as_deref())?;
         if let Some(journal) = &mut journal {
-            let info = RunInfo {
-                id: run_id.clone(),
-                started: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs(),
-                status: RunStatus::Running,
-                agent: client.clone(),
-                agent_hash: hex::encode(Sha256::digest(SESSION_AGENT)),
-                policy_hash: hex::encode(Sha256::digest(plan.policy.text.as_bytes())),
-                plan: json!({
-                    "policy_path": plan.policy.path,
-                    "policy_text": plan.policy.text,
+            let info = new_run_info(
+                &run_id,
+                client.clone(),
+                hex::encode(Sha256::digest(SESSION_AGENT)),
+                &plan.policy,
+                json!({
                     "task": format!("a session with {client}"),
                     "session": { "client": client },
-                    "fc_host": env!("CARGO_PKG_VERSION"),
                 }),
-                outcome: None,
-            };
+            );
             journal
                 .with(|j| j.create_run(&info))
                 .map_err(|e| RunError::Journal(e.to_string()))?;
