@@ -1112,6 +1112,10 @@ impl Served {
             .args([
                 "-H",
                 "Content-Type: application/octet-stream",
+                // Send the body at once, as most clients do, not after a
+                // `100 Continue`: a refusal must reach a client mid-upload.
+                "-H",
+                "Expect:",
                 "--data-binary",
             ])
             .arg(format!("@{}", file.display()))
@@ -1175,6 +1179,12 @@ fn bundles_are_verified_when_stored_and_run_per_tenant() {
         "bundle-refused",
     );
     served.problem(served.store_bundle("wrong", &signed), 401, "unauthorized");
+    // A client still uploading when it is refused gets the refusal, not a
+    // connection reset.
+    let large = vec![7u8; 16 << 20];
+    for _ in 0..3 {
+        served.problem(served.store_bundle("wrong", &large), 401, "unauthorized");
+    }
     let stored: Vec<_> = std::fs::read_dir(served.state.join("tenants/acme/bundles"))
         .unwrap()
         .collect();

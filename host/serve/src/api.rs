@@ -45,6 +45,10 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/mcp", axum::routing::any(crate::mcp::endpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            crate::drain::unread_bodies,
+        ))
         .layer(axum::middleware::from_fn_with_state(server.clone(), count))
         .with_state(server)
 }

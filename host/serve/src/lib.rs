@@ -16,6 +16,7 @@
 mod api;
 pub mod auth;
 pub mod config;
+mod drain;
 mod listen;
 mod mcp;
 pub mod problem;
