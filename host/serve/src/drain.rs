@@ -84,10 +84,10 @@ impl HttpBody for Returning {
 
 impl Drop for Returning {
     fn drop(&mut self) {
-        if let (Some(inner), Some(back)) = (self.inner.take(), self.back.take()) {
-            if !inner.is_end_stream() {
-                let _ = back.send(inner);
-            }
+        if let (Some(inner), Some(back)) = (self.inner.take(), self.back.take())
+            && !inner.is_end_stream()
+        {
+            let _ = back.send(inner);
         }
     }
 }
