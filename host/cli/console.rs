@@ -57,7 +57,9 @@ pub fn answer(text: &str) {
     write_stdout(&safe);
 }
 
-fn write_stdout(text: &str) {
+/// Writes `text` to stdout as it is: for output fc-host generates itself
+/// (completion scripts), never for text a model or a guest chose.
+pub fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let written = stdout
         .write_all(text.as_bytes())

@@ -32,6 +32,12 @@ struct Cli {
     command: Command,
 }
 
+/// The whole command-line definition, for what is generated from it
+/// (completions, man pages).
+fn cli() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let telemetry = match logging::init(cli.log_level.as_deref(), cli.log_format) {

@@ -218,3 +218,88 @@ fn policy_check_says_what_it_checked() {
         good.stdout
     );
 }
+
+/// The bash completion script loads into bash and completes subcommands
+/// and their flags; the other shells get a script too.
+#[test]
+fn completions_load_into_bash_and_complete() {
+    let s = Scratch::new();
+    let out = run(fc_host().args(["completions", "bash"]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let script = s.write("fc-host.bash", &out.stdout);
+    // Complete `LINE` as bash would at its end, and print the candidates.
+    let complete = |line: &str| {
+        let probe = r#"source "$1" || exit 9
+fn=$(complete -p fc-host | sed -n 's/.* -F \([^ ]*\) .*/\1/p')
+[ -n "$fn" ] || exit 8
+read -ra COMP_WORDS <<< "$2"
+[[ "$2" == *' ' ]] && COMP_WORDS+=('')
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}
+"$fn" fc-host "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}""#;
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", probe, "probe"])
+            .arg(&script)
+            .arg(line)
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{line}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let words = complete("fc-host m");
+    let words: Vec<&str> = words.lines().collect();
+    assert!(
+        words.contains(&"mcp") && words.contains(&"man"),
+        "{words:?}"
+    );
+    assert!(!words.contains(&"run"), "{words:?}");
+    let flags = complete("fc-host run --pol");
+    assert_eq!(flags.trim(), "--policy", "{flags}");
+
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = run(fc_host().args(["completions", shell]));
+        assert_eq!(out.code, exit::OK, "{shell}: {out:#?}");
+        assert!(out.stdout.contains("fc-host"), "{shell}: {}", out.stdout);
+    }
+    let out = run(fc_host().args(["completions", "tcsh"]));
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    assert!(out.stderr.contains("tcsh"), "{}", out.stderr);
+}
+
+/// `fc-host man DIR` writes a page for fc-host and each subcommand, and
+/// `man` renders them.
+#[test]
+fn man_pages_are_written_and_render() {
+    let s = Scratch::new();
+    let dir = s.path("man/man1");
+    let out = run(fc_host().arg("man").arg(&dir));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    for page in [
+        "fc-host.1",
+        "fc-host-run.1",
+        "fc-host-serve.1",
+        "fc-host-bundle-sign.1",
+    ] {
+        assert!(dir.join(page).is_file(), "{page}");
+    }
+    let rendered = std::process::Command::new("man")
+        .arg("-l")
+        .arg(dir.join("fc-host-run.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("man runs");
+    assert!(rendered.status.success(), "{rendered:?}");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        text.contains("fc-host-run") && text.contains("--policy"),
+        "{text}"
+    );
+    // A file where the directory should be is a clear error.
+    let file = s.write("not-a-dir", "");
+    let out = run(fc_host().arg("man").arg(file.join("sub")));
+    assert_ne!(out.code, exit::OK, "{out:#?}");
+    assert!(out.stderr.contains("not-a-dir"), "{}", out.stderr);
+}

@@ -7,6 +7,7 @@ mod mcp;
 mod policy;
 pub mod run;
 mod serve;
+mod shell;
 
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use compile::CompileCommand;
@@ -15,6 +16,7 @@ pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
 pub use serve::ServeCommand;
+pub use shell::{CompletionsCommand, ManCommand};
 
 /// fc-host's subcommands.
 #[derive(clap::Subcommand)]
@@ -47,6 +49,10 @@ pub enum Command {
     Serve(ServeCommand),
     /// Serve the policy's granted tools to an MCP client over stdio.
     Mcp(McpCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsCommand),
+    /// Write fc-host's man pages into a directory.
+    Man(ManCommand),
 }
 
 impl Command {
@@ -65,6 +71,8 @@ impl Command {
             Command::Policy(c) => c.execute(),
             Command::Serve(c) => c.execute(),
             Command::Mcp(c) => c.execute(),
+            Command::Completions(c) => c.execute(),
+            Command::Man(c) => c.execute(),
         }
     }
 }
