@@ -300,6 +300,6 @@ fn man_pages_are_written_and_render() {
     // A file where the directory should be is a clear error.
     let file = s.write("not-a-dir", "");
     let out = run(fc_host().arg("man").arg(file.join("sub")));
-    assert_ne!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
     assert!(out.stderr.contains("not-a-dir"), "{}", out.stderr);
 }

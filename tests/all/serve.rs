@@ -1102,6 +1102,33 @@ fn http_2_without_tls_serves_with_prior_knowledge() {
 }
 
 impl Served {
+    /// `POST /v1/bundles` by hand: the request's head, then, once the server
+    /// has had time to refuse it, its body; what came back, as text.
+    fn upload_after_a_pause(&self, token: &str, body: &[u8]) -> String {
+        use std::io::{Read as _, Write as _};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/bundles HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        // A server that closed without reading makes the client's send fail
+        // with a reset, and a client such as curl then reports only that.
+        stream
+            .write_all(body)
+            .expect("the server reads the body it refused");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// `POST /v1/bundles` with a file's bytes, by curl.
     fn store_bundle(&self, token: &str, bytes: &[u8]) -> (u16, Value, ureq::http::HeaderMap) {
         let file = self.setup.scratch.write("upload.fcb", "");
@@ -1185,6 +1212,8 @@ fn bundles_are_verified_when_stored_and_run_per_tenant() {
     for _ in 0..3 {
         served.problem(served.store_bundle("wrong", &large), 401, "unauthorized");
     }
+    let answer = served.upload_after_a_pause("wrong", &large);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     let stored: Vec<_> = std::fs::read_dir(served.state.join("tenants/acme/bundles"))
         .unwrap()
         .collect();

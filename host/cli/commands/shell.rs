@@ -20,7 +20,7 @@ impl CompletionsCommand {
         let mut command = crate::cli();
         let mut out = Vec::new();
         clap_complete::generate(self.shell, &mut command, "fc-host", &mut out);
-        let mut script = String::from_utf8(out).context("invariant: clap writes UTF-8 scripts")?;
+        let mut script = String::from_utf8(out).expect("invariant: clap writes UTF-8 scripts");
         if self.shell == clap_complete::Shell::Bash {
             // clap_complete 4.6 spells a hyphenated program's subcommand
             // states two ways (clap-rs/clap#6421), so no subcommand's flags
