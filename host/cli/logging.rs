@@ -63,6 +63,17 @@ pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
         (None, Some(env)) => filter(env).map_err(|e| e.context("from the variable `RUST_LOG`"))?,
         (None, None) => EnvFilter::new("info"),
     };
+    // The MCP SDK logs what servers and clients send (a server's
+    // instructions, messages), unredacted, and its failures are reported by
+    // fc-host's own errors: it is silent unless a directive names it.
+    let named = level
+        .or(from_env.as_deref())
+        .is_some_and(|l| l.contains("rmcp"));
+    let filter = if named {
+        filter
+    } else {
+        filter.add_directive("rmcp=off".parse().expect("invariant: a valid directive"))
+    };
     let otlp = crate::otlp::endpoint().map(|url| (Collector::default(), url));
     if level == Some("off") && otlp.is_none() {
         // Nothing would be written anywhere: no subscriber at all, so

@@ -18,6 +18,7 @@ mod journal;
 mod languages;
 mod limits;
 mod mcp;
+mod mcp_servers;
 mod mock_provider;
 mod net;
 mod observability;

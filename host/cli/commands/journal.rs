@@ -199,8 +199,13 @@ impl AuditCommand {
                     }
                 })
             };
+            let unsandboxed = if r["unsandboxed"] == true {
+                "  (unsandboxed: a host process ran it)"
+            } else {
+                ""
+            };
             outln!(
-                "{:>4}  {:<6} {:<20} rule {:<28} {}",
+                "{:>4}  {:<6} {:<20} rule {:<28} {}{unsandboxed}",
                 r["event"],
                 s("decision"),
                 s("tool"),

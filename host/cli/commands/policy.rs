@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use femtoclaw_policy::{
-    BrainSpec, ComponentLimits, ComponentSource, Policy, Protocol, SecretSource,
+    BrainSpec, ComponentLimits, ComponentSource, HeaderSource, McpServer, Policy, Protocol,
+    SecretSource,
 };
 
 use crate::console::{out_json, outln};
@@ -182,6 +183,27 @@ fn explain(p: &Policy) -> String {
                 tools.join(", ")
             }
         );
+        if let ComponentSource::Mcp(McpServer::Http { headers, .. }) = &g.component {
+            let headers: Vec<String> = headers
+                .iter()
+                .map(|(h, v)| match v {
+                    HeaderSource::Value(v) => format!("{h}: {v}"),
+                    HeaderSource::Secret(s) => format!("{h} (secret {})", secret(s)),
+                    HeaderSource::Bearer(s) => format!("{h}: Bearer (secret {})", secret(s)),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  headers added by the host: {}",
+                if headers.is_empty() {
+                    "none".into()
+                } else {
+                    headers.join(", ")
+                }
+            );
+            let _ = writeln!(out, "  limits: call-timeout {:?}", g.limits.call_timeout);
+            continue;
+        }
         for m in &g.mounts {
             let _ = writeln!(
                 out,
@@ -195,7 +217,9 @@ fn explain(p: &Policy) -> String {
         let _ = writeln!(
             out,
             "  net: {}",
-            if net.is_empty() {
+            if g.unsandboxed() {
+                "not gated: a host process reaches what its user can".into()
+            } else if net.is_empty() {
                 "none".into()
             } else {
                 net.join(", ")
@@ -213,10 +237,7 @@ fn explain(p: &Policy) -> String {
         let secrets: Vec<String> = g
             .secrets
             .iter()
-            .map(|(k, s)| match s {
-                SecretSource::Env(v) => format!("{k} (from env {v})"),
-                SecretSource::File(f) => format!("{k} (from file {})", f.display()),
-            })
+            .map(|(k, s)| format!("{k} ({})", secret(s)))
             .collect();
         let _ = writeln!(
             out,
@@ -227,9 +248,20 @@ fn explain(p: &Policy) -> String {
                 secrets.join(", ")
             }
         );
-        let _ = writeln!(out, "  limits: {}", limits(&g.limits));
+        if g.unsandboxed() {
+            let _ = writeln!(out, "  limits: call-timeout {:?}", g.limits.call_timeout);
+        } else {
+            let _ = writeln!(out, "  limits: {}", limits(&g.limits));
+        }
     }
     out
+}
+
+fn secret(s: &SecretSource) -> String {
+    match s {
+        SecretSource::Env(v) => format!("from env {v}"),
+        SecretSource::File(f) => format!("from file {}", f.display()),
+    }
 }
 
 fn brain(b: &BrainSpec) -> String {
@@ -263,6 +295,13 @@ fn source(c: &ComponentSource) -> String {
         ComponentSource::Builtin(b) => format!("builtin:{b}"),
         ComponentSource::File(path) => path.display().to_string(),
         ComponentSource::Bundle(b) => format!("bundle:{b}"),
+        ComponentSource::Mcp(McpServer::Http { url, origin, .. }) => {
+            format!("MCP server {url}; network: {origin} only")
+        }
+        ComponentSource::Mcp(McpServer::Stdio { command, cwd }) => format!(
+            "UNSANDBOXED stdio MCP server: the host process {command:?} in {}, with the host's file and network access; cleared environment but for env and secrets",
+            cwd.display()
+        ),
     }
 }
 

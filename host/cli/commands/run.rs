@@ -133,9 +133,12 @@ impl Watchdog {
     }
 }
 
-/// The runtime, with its compile cache in the state directory.
+/// The runtime, with its compile cache in the state directory, able to
+/// reach the MCP servers policies name.
 pub fn runtime(state: &StateArgs) -> anyhow::Result<Runtime> {
-    Ok(Runtime::new()?.with_cache(&state.dir()?.join("cache"))?)
+    Ok(Runtime::new()?
+        .with_cache(&state.dir()?.join("cache"))?
+        .with_connector(std::sync::Arc::new(femtoclaw_mcp::McpConnector)))
 }
 
 /// Leaves the runtime to the end of the process once a command is done with

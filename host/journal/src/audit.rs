@@ -35,10 +35,15 @@ pub fn decisions(events: &[Event]) -> Vec<Value> {
                         .unwrap_or_default(),
                     _ => "?".to_owned(),
                 };
-                rows.push(json!({
+                let mut row = json!({
                     "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
                     "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
-                }));
+                });
+                if call.data["unsandboxed"] == true {
+                    // A stdio MCP server ran it: a host process.
+                    row["unsandboxed"] = json!(true);
+                }
+                rows.push(row);
             }
             "decision" => rows.push(json!({
                 "event": e.seq, "tool": e.data["tool"], "key": e.data["key"], "decision": e.data["decision"],

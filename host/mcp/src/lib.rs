@@ -1,4 +1,7 @@
-//! FemtoClaw as an MCP server (docs/mcp.md): the tools a policy grants,
+//! FemtoClaw and MCP, both ways (docs/mcp.md). As a client, [`McpConnector`]
+//! lets a run use MCP servers as capabilities, behind the gate (client.rs).
+//!
+//! As an MCP server: the tools a policy grants,
 //! offered to an MCP client, each call taking the path an agent's call takes
 //! (gate, strict JSON, schema, quota, capability, result check, redaction,
 //! journal) through a [`Session`]. A refusal is a tool error naming its rule
@@ -9,8 +12,10 @@
 //! maintained Rust SDK's, `rmcp`; this crate is the bridge between its
 //! server handler and a session.
 
+mod client;
 mod streamable;
 
+pub use client::McpConnector;
 pub use streamable::{HttpDoor, HttpOptions};
 
 use std::collections::BTreeMap;

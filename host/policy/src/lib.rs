@@ -30,7 +30,7 @@ pub mod units;
 pub use error::{PolicyError, Result};
 pub use model::{
     BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
-    HostPattern, Limits, MemoryLimits, Mount, MountMode, NetPattern, OnUncertain, Policy, Protocol,
-    ProviderBrain, SecretSource,
+    HeaderSource, HostPattern, Limits, McpServer, MemoryLimits, Mount, MountMode, NetPattern,
+    OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
 };
 pub use narrow::Widening;

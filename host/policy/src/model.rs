@@ -247,6 +247,51 @@ pub enum ComponentSource {
     File(PathBuf),
     /// A component of the bundle being run (`bundle:NAME`).
     Bundle(String),
+    /// Not a component: an MCP server whose tools the host calls through
+    /// the gate (`mcp = URL`, or `command = [...]` with `unsandboxed`).
+    Mcp(McpServer),
+}
+
+/// An MCP server that serves a capability's tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "transport")]
+pub enum McpServer {
+    /// Streamable HTTP at `url` (`mcp = URL`). The host connects to the
+    /// URL's origin and nothing else, adding `headers` to every request.
+    Http {
+        /// The endpoint, as written.
+        url: String,
+        /// Its origin, the one destination; a private or loopback address
+        /// only if the URL names it literally (or `localhost`), as in `net`.
+        origin: NetPattern,
+        /// Headers the host adds, by lowercase name; no component and no
+        /// model sees them.
+        headers: BTreeMap<String, HeaderSource>,
+    },
+    /// A host process speaking MCP on its stdin and stdout (`command`,
+    /// with `unsandboxed = true`): it runs outside the WebAssembly sandbox,
+    /// with a cleared environment plus the named `env` and `secrets`, in
+    /// `cwd`.
+    Stdio {
+        /// The program (absolute, or found on the host's `PATH`) and its
+        /// arguments.
+        command: Vec<String>,
+        /// Its working directory (absolute).
+        cwd: PathBuf,
+    },
+}
+
+/// Where the value of a header sent to an HTTP MCP server comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderSource {
+    /// Written in the policy (not a secret).
+    Value(String),
+    /// A secret (redacted from everything a run shows).
+    Secret(SecretSource),
+    /// `Bearer ` and a secret (`bearer = { env = "VAR" }`, the
+    /// `authorization` header).
+    Bearer(SecretSource),
 }
 
 /// Everything one capability is granted.
@@ -269,6 +314,17 @@ pub struct CapabilityGrant {
     pub max_calls: BTreeMap<String, u32>,
     /// Its limits (the run's component limits, narrowed by its own table).
     pub limits: ComponentLimits,
+}
+
+impl CapabilityGrant {
+    /// Whether its code runs outside the WebAssembly sandbox (a stdio MCP
+    /// server: a host process).
+    pub fn unsandboxed(&self) -> bool {
+        matches!(
+            self.component,
+            ComponentSource::Mcp(McpServer::Stdio { .. })
+        )
+    }
 }
 
 /// Where a secret's value comes from. The value itself never appears in a

@@ -391,7 +391,8 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
             "capability names use lowercase letters, digits, `_` and `-`, starting with a letter",
         );
     }
-    let component = component(cx, &raw.component, &format!("{key}.component"))?;
+    let component = source(cx, name, &key, &raw)?;
+    let wasm = !matches!(component, ComponentSource::Mcp(_));
 
     let tools_key = format!("{key}.tools");
     let mut tools = Vec::new();
@@ -474,17 +475,7 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
                 ),
             );
         }
-        let source = match (&source.get_ref().env, &source.get_ref().file) {
-            (Some(var), None) if is_env_name(var) => SecretSource::Env(var.clone()),
-            (None, Some(file)) => SecretSource::File(cx.resolve(file)),
-            _ => {
-                let msg = format!(
-                    "secret `{}` needs exactly one of `env = \"VAR\"` or `file = \"PATH\"`",
-                    name.get_ref()
-                );
-                return cx.err(source.span(), &secrets_key, msg);
-            }
-        };
+        let source = secret_source(cx, source, &secrets_key, name.get_ref())?;
         secrets.insert(name.get_ref().clone(), source);
     }
 
@@ -502,9 +493,47 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
     }
 
     let limits = match &raw.limits {
-        Some(l) => component_limits(cx, cx.limits.component, l, &format!("{key}.limits"))?,
+        Some(l) => {
+            if !wasm
+                && let Some(span) = l
+                    .memory
+                    .as_ref()
+                    .map(|v| v.span())
+                    .or(l.fuel.as_ref().map(|v| v.span()))
+            {
+                return cx.err(
+                    span,
+                    &format!("{key}.limits"),
+                    "an MCP server is not a component: `memory` and `fuel` do not apply (its calls are bounded by `call-timeout`)",
+                );
+            }
+            component_limits(cx, cx.limits.component, l, &format!("{key}.limits"))?
+        }
         None => cx.limits.component,
     };
+    if !wasm {
+        let not_wasm = |what: &str| format!("an MCP server is not a component: {what}");
+        if let Some(m) = raw.mounts.first() {
+            return cx.err(m.span(), &mounts_key, not_wasm("it gets no mounts (a stdio server sees the host's files as its user does, from `cwd`)"));
+        }
+        if let Some(n) = raw.net.first() {
+            return cx.err(n.span(), &net_key, not_wasm("the `mcp` URL's origin is the one destination of an HTTP server, and a stdio server's own network is not gated: remove `net`"));
+        }
+    }
+    if let ComponentSource::Mcp(McpServer::Http { .. }) = component {
+        let first = raw.env.first().map(|v| (v.span(), &env_key)).or(raw
+            .secrets
+            .keys()
+            .next()
+            .map(|k| (k.span(), &secrets_key)));
+        if let Some((span, k)) = first {
+            return cx.err(
+                span,
+                k,
+                "an HTTP MCP server gets no environment: send values with `headers` or `bearer`",
+            );
+        }
+    }
     Ok(CapabilityGrant {
         component,
         tools,
@@ -515,6 +544,206 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
         max_calls,
         limits,
     })
+}
+
+/// `{ env = "VAR" }` or `{ file = "PATH" }`.
+fn secret_source(
+    cx: &Ctx,
+    source: &Spanned<RawSecret>,
+    key: &str,
+    what: &str,
+) -> Result<SecretSource> {
+    match (&source.get_ref().env, &source.get_ref().file) {
+        (Some(var), None) if is_env_name(var) => Ok(SecretSource::Env(var.clone())),
+        (None, Some(file)) => Ok(SecretSource::File(cx.resolve(file))),
+        _ => cx.err(
+            source.span(),
+            key,
+            format!("secret `{what}` needs exactly one of `env = \"VAR\"` or `file = \"PATH\"`"),
+        ),
+    }
+}
+
+/// Headers the client side of MCP's Streamable HTTP sets itself, or that
+/// would change the request's framing or destination.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "transfer-encoding",
+];
+
+/// Where a capability's code comes from: exactly one of `component`,
+/// `mcp` and `command` (with `unsandboxed = true`), and only the keys that
+/// belong to it.
+fn source(
+    cx: &Ctx,
+    name: &Spanned<String>,
+    key: &str,
+    raw: &RawCapability,
+) -> Result<ComponentSource> {
+    let given = [
+        raw.component.as_ref().map(|c| c.span()),
+        raw.mcp.as_ref().map(|c| c.span()),
+        raw.command.as_ref().map(|c| c.span()),
+    ];
+    if given.iter().flatten().count() != 1 {
+        let span = given
+            .iter()
+            .flatten()
+            .nth(1)
+            .cloned()
+            .unwrap_or(name.span());
+        return cx.err(
+            span,
+            key,
+            "needs exactly one of `component = \"builtin:NAME\" or FILE.wasm`, `mcp = \"URL\"` (an MCP server over HTTP) or `command = [...]` (a stdio MCP server, with `unsandboxed = true`)",
+        );
+    }
+    let only = |present: Option<std::ops::Range<usize>>, field: &str, belongs: &str| match present {
+        Some(span) => cx.err(
+            span,
+            &format!("{key}.{field}"),
+            format!("only {belongs} has `{field}`"),
+        ),
+        None => Ok(()),
+    };
+    let headers_span = raw.headers.keys().next().map(|k| k.span());
+    if raw.command.is_none() {
+        only(
+            raw.unsandboxed.as_ref().map(|v| v.span()),
+            "unsandboxed",
+            "a stdio MCP server (`command`)",
+        )?;
+        only(
+            raw.cwd.as_ref().map(|v| v.span()),
+            "cwd",
+            "a stdio MCP server (`command`)",
+        )?;
+    }
+    if raw.mcp.is_none() {
+        only(headers_span, "headers", "an HTTP MCP server (`mcp`)")?;
+        only(
+            raw.bearer.as_ref().map(|v| v.span()),
+            "bearer",
+            "an HTTP MCP server (`mcp`)",
+        )?;
+    }
+    if let Some(c) = &raw.component {
+        return component(cx, c, &format!("{key}.component"));
+    }
+    if let Some(url) = &raw.mcp {
+        let url_key = format!("{key}.mcp");
+        let origin = match base_url_origin(url.get_ref()) {
+            Ok(o) => o,
+            Err(m) => return cx.err(url.span(), &url_key, m),
+        };
+        let headers_key = format!("{key}.headers");
+        let mut headers = BTreeMap::new();
+        for (header, value) in &raw.headers {
+            let lower = header.get_ref().to_ascii_lowercase();
+            let token = !lower.is_empty()
+                && lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return cx.err(
+                    header.span(),
+                    &headers_key,
+                    format!("`{}` is not a header name", header.get_ref()),
+                );
+            }
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || (lower == "authorization" && raw.bearer.is_some())
+            {
+                return cx.err(header.span(), &headers_key, format!("`{lower}` is set by the MCP client itself (or by `bearer`): it cannot be set here"));
+            }
+            let source = match value.get_ref() {
+                RawHeader::Value(v)
+                    if v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) =>
+                {
+                    HeaderSource::Value(v.clone())
+                }
+                RawHeader::Value(_) => {
+                    return cx.err(
+                        value.span(),
+                        &headers_key,
+                        format!("the value of `{lower}` must be visible ASCII"),
+                    );
+                }
+                RawHeader::Secret(secret) => {
+                    let spanned = Spanned::new(value.span(), secret.clone());
+                    HeaderSource::Secret(secret_source(cx, &spanned, &headers_key, &lower)?)
+                }
+            };
+            if headers.insert(lower.clone(), source).is_some() {
+                return cx.err(
+                    header.span(),
+                    &headers_key,
+                    format!("`{lower}` is listed twice"),
+                );
+            }
+        }
+        if let Some(bearer) = &raw.bearer {
+            let source = secret_source(cx, bearer, &format!("{key}.bearer"), "bearer")?;
+            headers.insert("authorization".to_owned(), HeaderSource::Bearer(source));
+        }
+        return Ok(ComponentSource::Mcp(McpServer::Http {
+            url: url.get_ref().clone(),
+            origin,
+            headers,
+        }));
+    }
+    let command = raw
+        .command
+        .as_ref()
+        .expect("invariant: exactly one source is given");
+    let command_key = format!("{key}.command");
+    if raw.unsandboxed.as_ref().is_none_or(|u| !*u.get_ref()) {
+        return cx.err(
+            command.span(),
+            &format!("{key}.unsandboxed"),
+            "a stdio MCP server is a host process, outside the WebAssembly sandbox: write `unsandboxed = true` to accept that (docs/mcp.md says what it does and does not protect)",
+        );
+    }
+    let argv: Vec<String> = command
+        .get_ref()
+        .iter()
+        .map(|a| a.get_ref().clone())
+        .collect();
+    if argv.first().is_none_or(|p| p.is_empty()) || argv.iter().any(|a| a.contains('\0')) {
+        return cx.err(command.span(), &command_key, "needs a program and its arguments, e.g. `[\"mcp-server-time\"]`, none empty for the program and none with NUL");
+    }
+    let Some(cwd) = &raw.cwd else {
+        return cx.err(
+            command.span(),
+            &format!("{key}.cwd"),
+            "a stdio MCP server needs `cwd`, the directory it runs in (relative to the policy's directory)",
+        );
+    };
+    let dir = cx.resolve(cwd.get_ref());
+    let dir = match cx.files {
+        Files::Ignore => dir,
+        Files::Check => match dir.canonicalize() {
+            Ok(d) if d.is_dir() => d,
+            _ => {
+                return cx.err(
+                    cwd.span(),
+                    &format!("{key}.cwd"),
+                    format!("`{}` is not a directory", dir.display()),
+                );
+            }
+        },
+    };
+    Ok(ComponentSource::Mcp(McpServer::Stdio {
+        command: argv,
+        cwd: dir,
+    }))
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -783,6 +1012,143 @@ mod tests {
                 assert_eq!((line, key.as_str()), (5, "limits.max-tool-calls"))
             }
             other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn mcp_servers_are_parsed_with_their_headers_and_stdio_needs_unsandboxed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        let p = parse_in(
+            dir.path(),
+            r#"version = 1
+[capabilities.gh]
+mcp = "https://mcp.example.com/mcp"
+tools = ["create_issue"]
+headers = { "X-Tenant" = "acme", "X-Key" = { env = "KEY" } }
+bearer = { env = "TOKEN" }
+[capabilities.time]
+command = ["mcp-server-time", "--local-timezone", "UTC"]
+unsandboxed = true
+cwd = "work"
+env = ["TZ"]
+tools = ["get_current_time"]
+"#,
+        )
+        .unwrap();
+        let ComponentSource::Mcp(McpServer::Http {
+            origin, headers, ..
+        }) = &p.capabilities["gh"].component
+        else {
+            panic!("{:?}", p.capabilities["gh"])
+        };
+        assert_eq!(origin.to_string(), "https://mcp.example.com:443");
+        assert_eq!(headers["x-tenant"], HeaderSource::Value("acme".into()));
+        assert_eq!(
+            headers["x-key"],
+            HeaderSource::Secret(SecretSource::Env("KEY".into()))
+        );
+        assert_eq!(
+            headers["authorization"],
+            HeaderSource::Bearer(SecretSource::Env("TOKEN".into()))
+        );
+        assert!(!p.capabilities["gh"].unsandboxed());
+        let time = &p.capabilities["time"];
+        assert!(time.unsandboxed());
+        let ComponentSource::Mcp(McpServer::Stdio { command, cwd }) = &time.component else {
+            panic!("{time:?}")
+        };
+        assert_eq!(command[0], "mcp-server-time");
+        assert!(cwd.is_absolute() && cwd.ends_with("work"));
+    }
+
+    #[test]
+    fn mcp_capabilities_refuse_what_does_not_apply_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        let http = "[capabilities.x]\nmcp = \"http://127.0.0.1:1/mcp\"\ntools = []\n";
+        let stdio = "[capabilities.x]\ncommand = [\"srv\"]\ncwd = \"work\"\ntools = []\n";
+        for (body, key, says) in [
+            (
+                stdio.to_string(),
+                "capabilities.x.unsandboxed",
+                "unsandboxed = true",
+            ),
+            (
+                format!("{stdio}unsandboxed = false\n"),
+                "capabilities.x.unsandboxed",
+                "outside",
+            ),
+            (
+                "[capabilities.x]\ncommand = [\"srv\"]\nunsandboxed = true\ntools = []\n".into(),
+                "capabilities.x.cwd",
+                "needs `cwd`",
+            ),
+            (
+                format!("{http}component = \"builtin:fs\"\n"),
+                "capabilities.x",
+                "exactly one",
+            ),
+            (
+                "[capabilities.x]\ntools = []\n".into(),
+                "capabilities.x",
+                "exactly one",
+            ),
+            (
+                format!("{http}unsandboxed = true\n"),
+                "capabilities.x.unsandboxed",
+                "only a stdio",
+            ),
+            (
+                format!("{stdio}unsandboxed = true\nbearer = {{ env = \"T\" }}\n"),
+                "capabilities.x.bearer",
+                "only an HTTP",
+            ),
+            (
+                format!("{http}mounts = [{{ guest = \"/d\", host = \"work\", mode = \"ro\" }}]\n"),
+                "capabilities.x.mounts",
+                "not a component",
+            ),
+            (
+                format!("{http}net = [\"https://a.example\"]\n"),
+                "capabilities.x.net",
+                "not a component",
+            ),
+            (
+                format!("{http}env = [\"HOME\"]\n"),
+                "capabilities.x.env",
+                "no environment",
+            ),
+            (
+                format!("{http}limits = {{ fuel = 5 }}\n"),
+                "capabilities.x.limits",
+                "`fuel` do not apply",
+            ),
+            (
+                format!("{http}headers = {{ \"Mcp-Session-Id\" = \"s\" }}\n"),
+                "capabilities.x.headers",
+                "set by the MCP client",
+            ),
+            (
+                format!("{http}headers = {{ \"bad name\" = \"s\" }}\n"),
+                "capabilities.x.headers",
+                "not a header name",
+            ),
+            (
+                "[capabilities.x]\nmcp = \"http://u:p@127.0.0.1:1/mcp\"\ntools = []\n".into(),
+                "capabilities.x.mcp",
+                "credentials",
+            ),
+        ] {
+            match parse_in(dir.path(), &format!("version = 1\n{body}")) {
+                Err(PolicyError::Invalid {
+                    key: k, message, ..
+                }) => {
+                    assert_eq!(k, key, "{body}: {message}");
+                    assert!(message.contains(says), "{body}: {message}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
         }
     }
 }

@@ -80,7 +80,7 @@ pub(crate) enum RawSize {
 }
 
 /// Where a secret's value comes from.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawSecret {
     pub env: Option<String>,
@@ -102,7 +102,14 @@ pub(crate) struct RawBrain {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawCapability {
-    pub component: Spanned<String>,
+    pub component: Option<Spanned<String>>,
+    pub mcp: Option<Spanned<String>>,
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub unsandboxed: Option<Spanned<bool>>,
+    pub cwd: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<Spanned<String>, Spanned<RawHeader>>,
+    pub bearer: Option<Spanned<RawSecret>>,
     pub tools: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub mounts: Vec<Spanned<RawMount>>,
@@ -115,6 +122,14 @@ pub(crate) struct RawCapability {
     #[serde(default)]
     pub max_calls: BTreeMap<Spanned<String>, Spanned<i64>>,
     pub limits: Option<RawComponentLimits>,
+}
+
+/// A header for an HTTP MCP server: a value, or a secret's source.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawHeader {
+    Value(String),
+    Secret(RawSecret),
 }
 
 #[derive(Deserialize)]

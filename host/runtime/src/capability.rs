@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, SecretSource};
+use std::collections::BTreeMap;
+
+use femtoclaw_policy::{
+    CapabilityGrant, ComponentSource, HeaderSource, McpServer, Mount, MountMode, SecretSource,
+};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -67,9 +71,13 @@ impl Shared {
     }
 }
 
-/// The values of a grant's `env` and `secrets`, read from the host once.
-/// Returns the variables to set and the secret `(name, value)` pairs.
+/// The values a grant injects, read from the host once: its `env` and
+/// `secrets` as variables, or an HTTP MCP server's headers. Returns the
+/// `(name, value)` pairs to inject and the secret ones.
 pub(crate) fn resolve_env(name: &str, grant: &CapabilityGrant) -> Result<(Vars, Vars), RunError> {
+    if let ComponentSource::Mcp(McpServer::Http { headers, .. }) = &grant.component {
+        return resolve_headers(name, headers);
+    }
     let mut vars = Vec::new();
     for var in &grant.env {
         // A granted variable the host does not set is simply absent.
@@ -79,27 +87,66 @@ pub(crate) fn resolve_env(name: &str, grant: &CapabilityGrant) -> Result<(Vars, 
     }
     let mut secrets = Vec::new();
     for (var, source) in &grant.secrets {
-        let key = format!("capabilities.{name}.secrets.{var}");
-        let value = match source {
-            SecretSource::Env(from) => std::env::var(from).map_err(|_| {
-                RunError::Config(format!("`{key}`: the host variable `{from}` is not set"))
-            })?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    RunError::Config(format!("`{key}`: cannot read `{}`: {e}", path.display()))
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-        };
-        if value.len() < MIN_SECRET_LEN {
-            return Err(RunError::Config(format!(
-                "`{key}`: a secret must be at least {MIN_SECRET_LEN} bytes"
-            )));
-        }
+        let value = secret(&format!("capabilities.{name}.secrets.{var}"), source)?;
         vars.push((var.clone(), value.clone()));
         secrets.push((var.clone(), value));
     }
     Ok((vars, secrets))
+}
+
+/// The headers an HTTP MCP server gets: values as written, secrets read.
+fn resolve_headers(
+    name: &str,
+    headers: &BTreeMap<String, HeaderSource>,
+) -> Result<(Vars, Vars), RunError> {
+    let mut values = Vec::new();
+    let mut secrets = Vec::new();
+    for (header, source) in headers {
+        let (value, shown) = match source {
+            HeaderSource::Value(v) => {
+                values.push((header.clone(), v.clone()));
+                continue;
+            }
+            HeaderSource::Secret(s) => {
+                let v = secret(&format!("capabilities.{name}.headers.{header}"), s)?;
+                (v.clone(), v)
+            }
+            HeaderSource::Bearer(s) => {
+                let v = secret(&format!("capabilities.{name}.bearer"), s)?;
+                (format!("Bearer {v}"), v)
+            }
+        };
+        if http::HeaderValue::from_str(&value).is_err() {
+            return Err(RunError::Config(format!(
+                "`capabilities.{name}.headers.{header}`: the secret's value cannot be sent in a header (it holds a control character)"
+            )));
+        }
+        values.push((header.clone(), value));
+        secrets.push((format!("{name}.{header}"), shown));
+    }
+    Ok((values, secrets))
+}
+
+/// A secret's value, read from where the policy says (`key` names it in
+/// errors).
+fn secret(key: &str, source: &SecretSource) -> Result<String, RunError> {
+    let value = match source {
+        SecretSource::Env(from) => std::env::var(from).map_err(|_| {
+            RunError::Config(format!("`{key}`: the host variable `{from}` is not set"))
+        })?,
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                RunError::Config(format!("`{key}`: cannot read `{}`: {e}", path.display()))
+            })?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+    };
+    if value.len() < MIN_SECRET_LEN {
+        return Err(RunError::Config(format!(
+            "`{key}`: a secret must be at least {MIN_SECRET_LEN} bytes"
+        )));
+    }
+    Ok(value)
 }
 
 impl Runtime {
@@ -151,7 +198,8 @@ impl Runtime {
     /// Loads and describes every capability a policy grants, as a run would
     /// (without its network and its secrets), checks each
     /// description, and that it provides every tool the policy grants. A
-    /// bundle's capabilities are left out: they need their bundle.
+    /// bundle's capabilities are left out: they need their bundle; so are
+    /// MCP servers: checking a policy reaches nothing.
     pub async fn check_capabilities(
         &self,
         policy: &femtoclaw_policy::Policy,
@@ -159,7 +207,7 @@ impl Runtime {
         let mut checked = Vec::new();
         for (name, grant) in &policy.capabilities {
             let source = match &grant.component {
-                ComponentSource::Bundle(_) => continue,
+                ComponentSource::Bundle(_) | ComponentSource::Mcp(_) => continue,
                 ComponentSource::Builtin(b) => {
                     ComponentRef::Builtin(Builtin::capability(b).ok_or_else(|| {
                         RunError::Config(format!("unknown built-in capability `{b}`"))
@@ -214,6 +262,7 @@ impl CapabilityInstance {
                 pinned = Some(tools);
                 source
             }
+            ComponentSource::Mcp(_) => unreachable!("invariant: MCP servers start as remotes"),
         };
         let (cap, specs) = Self::start_source(rt, name, source, grant, env, shared).await?;
         if let Some(pinned) = pinned {

@@ -36,6 +36,8 @@ pub struct Runtime {
     pres: Mutex<HashMap<(&'static str, String), Linked>>,
     /// What this runtime's runs decided and spent.
     pub(crate) metrics: Arc<Metrics>,
+    /// What reaches the MCP servers policies name, if anything does.
+    pub(crate) connector: Option<Arc<dyn crate::remote::Connector>>,
 }
 
 impl Runtime {
@@ -58,6 +60,7 @@ impl Runtime {
             cache: None,
             pres: Mutex::default(),
             metrics: Arc::default(),
+            connector: None,
         })
     }
 

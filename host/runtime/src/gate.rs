@@ -97,7 +97,7 @@ pub(crate) fn described(component: &str, specs: Vec<ToolSpec>) -> Result<Vec<Des
     Ok(out)
 }
 
-fn is_tool_name(s: &str) -> bool {
+pub(crate) fn is_tool_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= MAX_TOOL_NAME
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())

@@ -42,6 +42,7 @@ mod output;
 mod precompiled;
 mod record;
 mod redact;
+pub mod remote;
 mod run;
 pub mod text;
 mod virt;
@@ -58,6 +59,7 @@ pub use error::{RunError, StopReason};
 pub use guest::{Cancel, FuelMeter, MemoryPool};
 pub use metrics::Metrics;
 pub use record::EventHook;
+pub use redact::Redactor;
 pub use run::{
     AgentError, BrainChoice, Hooks, Resume, RunOutcome, RunPlan, RunStats, Session, SessionPlan,
     Shown, new_run_id,

@@ -249,20 +249,38 @@ fn is_special(ip: IpAddr) -> bool {
     }
 }
 
+/// The TLS client configuration of every outgoing connection: ring, the
+/// safe protocol versions, the webpki roots, no client certificate.
+pub fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+/// [`resolve_checked`] for clients outside the gate's own (an MCP
+/// server's): the one address to connect to, or why there is none.
+pub async fn resolve_allowed(
+    host: &str,
+    port: u16,
+    pattern: &NetPattern,
+) -> Result<SocketAddr, std::io::Error> {
+    resolve_checked(host, port, pattern).await.map_err(|e| {
+        tracing::info!(target: "femtoclaw::decision", destination = %format!("{host}:{port}"), decision = "deny", rule = "net.address", error = ?e, "outgoing connection refused: address not allowed");
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("`{host}` resolves to no address that `{pattern}` allows ({e:?})"))
+    })
+}
+
 async fn tls_connect(
     host: &str,
     stream: tokio::net::TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|_| Error::TlsProtocolError)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = tls_config().map_err(|_| Error::TlsProtocolError)?;
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(Error::InvalidDnsNameError)?;
     tokio_rustls::TlsConnector::from(Arc::new(config))

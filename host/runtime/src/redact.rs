@@ -11,9 +11,10 @@ use serde_json::Value;
 use crate::RunError;
 use crate::bindings::{Completion, Message, ToolSpec};
 
-/// The secret values of a run, each with the name that replaces it.
+/// The secret values of a run, each with the name that replaces it: what
+/// carries text a guest, a server or a model chose to a sink removes them.
 #[derive(Clone, Default)]
-pub(crate) struct Redactor(Arc<Vec<(String, String)>>);
+pub struct Redactor(Arc<Vec<(String, String)>>);
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,7 +39,7 @@ impl Redactor {
     }
 
     /// `text` with every secret value replaced by its name.
-    pub(crate) fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for (value, replacement) in self.0.iter() {
             if out.contains(value.as_str()) {

@@ -119,6 +119,7 @@ async fn run(
     }
     let runtime = femtoclaw_runtime::Runtime::new()
         .and_then(|r| r.with_cache(&config.state.join("cache")))
+        .map(|r| r.with_connector(Arc::new(femtoclaw_mcp::McpConnector)))
         .map_err(|e| e.to_string())?;
     let acceptor = listen::tls_acceptor(&config.transport)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

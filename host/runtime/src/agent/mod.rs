@@ -17,7 +17,6 @@ use crate::RunStats;
 use crate::StopReason;
 use crate::bindings::ToolSpec;
 use crate::brain::BrainInstance;
-use crate::capability::CapabilityInstance;
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
@@ -25,7 +24,7 @@ use crate::record::Recorder;
 /// The components a live run calls (absent in a pure replay).
 pub(crate) struct Live {
     pub gate: Gate,
-    pub capabilities: BTreeMap<String, CapabilityInstance>,
+    pub capabilities: BTreeMap<String, crate::remote::Provider>,
     /// The brain (none in a session: its client proposes the calls).
     pub brain: Option<BrainInstance>,
 }

@@ -161,16 +161,21 @@ impl AgentHost {
             .as_mut()
             .expect("invariant: live calls happen only with live components");
         let decision = live.gate.decide(&self.policy, name, arguments);
-        let effect = match &decision {
-            Decision::Allow { tool, .. } => tool.spec.effect,
-            Decision::Refuse { .. } => EffectClass::Pure,
+        let (effect, unsandboxed) = match &decision {
+            Decision::Allow { tool, .. } => (
+                tool.spec.effect,
+                self.policy.capabilities[&tool.capability].unsandboxed(),
+            ),
+            Decision::Refuse { .. } => (EffectClass::Pure, false),
         };
         if record_intent {
-            self.recorder.record(
-                "tool-call",
-                json!({ "name": name, "arguments": arguments, "key": key, "effect": effect }),
-                None,
-            )?;
+            let mut intent =
+                json!({ "name": name, "arguments": arguments, "key": key, "effect": effect });
+            if unsandboxed {
+                // The audit shows which calls ran outside the sandbox.
+                intent["unsandboxed"] = json!(true);
+            }
+            self.recorder.record("tool-call", intent, None)?;
         }
         let (tool, arguments, rule) = match decision {
             Decision::Allow {
@@ -206,7 +211,7 @@ impl AgentHost {
             arguments: arguments.to_string(),
             idempotency_key: key,
         };
-        tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "allow", %rule, component = %capability.hash, "tool call allowed");
+        tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "allow", %rule, component = %capability.identity(), "tool call allowed");
         self.metrics.add(
             "fc_tool_calls_total",
             vec![("tool", name.to_owned()), ("decision", "allow".into())],
@@ -218,7 +223,7 @@ impl AgentHost {
         self.metrics.add(
             "fc_fuel_consumed_total",
             component.clone(),
-            capability.fuel_used,
+            capability.fuel_used(),
         );
         self.metrics.observe(
             "fc_tool_call_seconds",

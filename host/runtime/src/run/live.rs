@@ -6,7 +6,7 @@ use std::path::Path;
 
 use femtoclaw_bundle::Bundle;
 use femtoclaw_journal::{Journal, RunInfo, RunStatus};
-use femtoclaw_policy::{BrainSpec, ComponentSource, Policy, ProviderBrain};
+use femtoclaw_policy::{BrainSpec, ComponentSource, McpServer, Policy, ProviderBrain};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,7 @@ use crate::gate::Gate;
 use crate::guest::Controls;
 use crate::record::{Recorder, Sink};
 use crate::redact::Redactor;
+use crate::remote::Provider;
 use crate::{Builtin, ComponentRef, RunError, Runtime};
 
 /// The secrets of a run, read once from the host.
@@ -187,7 +188,7 @@ impl Runtime {
         bundle: Option<&Bundle>,
         secrets: &mut Secrets,
         controls: &Controls,
-    ) -> Result<(Gate, BTreeMap<String, CapabilityInstance>), RunError> {
+    ) -> Result<(Gate, BTreeMap<String, Provider>), RunError> {
         let limits = policy.limits;
         let mut gate = Gate::default();
         let mut capabilities = BTreeMap::new();
@@ -199,8 +200,14 @@ impl Runtime {
                 redact: secrets.redact.clone(),
                 controls: controls.clone(),
             };
-            let (instance, tools) =
-                CapabilityInstance::start(self, name, grant, vars, shared, bundle).await?;
+            let (instance, tools) = match &grant.component {
+                ComponentSource::Mcp(_) => self.start_remote(name, grant, vars, shared).await?,
+                _ => {
+                    let (instance, tools) =
+                        CapabilityInstance::start(self, name, grant, vars, shared, bundle).await?;
+                    (Provider::Wasm(instance), tools)
+                }
+            };
             gate.register(policy, name, tools)?;
             capabilities.insert(name.clone(), instance);
         }
@@ -316,6 +323,12 @@ pub(super) fn check_capability_trust(policy: &Policy, has_bundle: bool) -> Resul
         for grant in policy.capabilities.values() {
             if let ComponentSource::File(path) = &grant.component {
                 return Err(unsigned(path));
+            }
+            if let ComponentSource::Mcp(McpServer::Stdio { command, .. }) = &grant.component {
+                return Err(RunError::Component {
+                    component: command[0].clone(),
+                    message: "the policy requires signed components (`[trust] require-signature`), and an unsandboxed stdio MCP server is a host program no bundle signs: remove it, or reach the server over HTTP (`mcp = URL`)".into(),
+                });
             }
         }
     }
