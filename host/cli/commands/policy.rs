@@ -62,7 +62,25 @@ impl PolicyCommand {
                 }
                 let runtime = femtoclaw_runtime::Runtime::new()?;
                 let checked = crate::commands::run::block_on(runtime.check_capabilities(&policy))?;
-                outln!("{granted}; every granted tool is provided");
+                let unchecked = policy
+                    .capabilities
+                    .values()
+                    .filter(|g| {
+                        matches!(
+                            g.component,
+                            ComponentSource::Bundle(_) | ComponentSource::Mcp(_)
+                        )
+                    })
+                    .count();
+                if unchecked == 0 {
+                    outln!("{granted}; every granted tool is provided");
+                } else if checked.is_empty() {
+                    outln!("{granted}; none is a component that can be loaded here");
+                } else {
+                    outln!(
+                        "{granted}; the components loaded provide every tool granted them"
+                    );
+                }
                 for c in &checked {
                     outln!(
                         "capability {} ({}) describes {}",
@@ -72,10 +90,14 @@ impl PolicyCommand {
                     );
                 }
                 for (name, g) in &policy.capabilities {
-                    if let ComponentSource::Bundle(b) = &g.component {
-                        outln!(
+                    match &g.component {
+                        ComponentSource::Bundle(b) => outln!(
                             "capability {name} (bundle:{b}) was not checked: it is checked against its bundle when the bundle runs"
-                        );
+                        ),
+                        ComponentSource::Mcp(_) => outln!(
+                            "capability {name} (an MCP server) was not checked: checking a policy reaches no server; a run checks the tools it lists when it connects"
+                        ),
+                        _ => {}
                     }
                 }
                 crate::commands::run::leave(runtime);
