@@ -14,6 +14,7 @@ Modes:
     silent-init       `initialize` never answers
     list-changed      `ok` answers, over SSE, after saying the tools changed
     huge-list         `tools/list` never ends (a new cursor each page)
+    echo-auth         `ok` answers with the `Authorization` header it was sent
 """
 
 import json
@@ -128,6 +129,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, b"this is not JSON {", "application/json")
                 return
             result = call_result(mode)
+            if mode == "echo-auth":
+                said = self.headers.get("Authorization", "")
+                result = {"content": [{"type": "text", "text": f"you sent {said}"}]}
             if mode == "list-changed":
                 events = [
                     {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"},

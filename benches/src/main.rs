@@ -4,6 +4,7 @@
 //! shared machines are for reading, not for asserting.
 
 mod inproc;
+mod mcp;
 mod process;
 mod serve;
 
@@ -43,6 +44,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "serve") {
         rows.extend(serve::rows());
+    }
+    if only.as_deref().is_none_or(|o| o == "mcp") {
+        rows.extend(mcp::rows());
     }
     println!("| benchmark | median | min – max | baseline (median) | ratio |");
     println!("|---|---|---|---|---|");

@@ -16,7 +16,7 @@ const RUNS: usize = 30;
     clippy::zombie_processes,
     reason = "reaped by wait4, which also reports the child's peak RSS"
 )]
-fn measure(cmd: &mut Command) -> (f64, f64) {
+pub fn measure(cmd: &mut Command) -> (f64, f64) {
     let started = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
@@ -54,7 +54,7 @@ pub fn fc_host() -> PathBuf {
         .map_or_else(|| PathBuf::from("target/release/fc-host"), PathBuf::from)
 }
 
-fn write_example(dir: &Path, turns: &str, capabilities: &str) -> PathBuf {
+pub fn write_example(dir: &Path, turns: &str, capabilities: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::write(dir.join("data/a.txt"), "hello").unwrap();
     std::fs::write(dir.join("brain.json"), turns).unwrap();

@@ -478,6 +478,17 @@ fn a_hostile_mcp_server_is_contained_with_a_clear_error() {
     assert_eq!(out.code, exit::COMPONENT, "{out:#?}");
     assert!(out.stderr.contains("pages"), "{}", out.stderr);
 
+    // One that sends the host's bearer back: the run sees its name only.
+    s.setup(
+        &hostile_policy(&server, "echo-auth", "bearer = { env = \"FC_MCP_TOKEN\" }"),
+        ok(),
+    );
+    let out = echo_run(&s, &fresh_dir());
+    let t = out.transcript();
+    let said = t[0]["ok"].as_str().unwrap_or_default();
+    assert!(said.contains("Bearer [redacted:h.authorization]"), "{t:#?}");
+    assert_no_canary(&out, TOKEN);
+
     // One that says its tools changed: its next calls are refused.
     s.setup(
         &hostile_policy(&server, "list-changed", ""),

@@ -77,9 +77,7 @@ impl PolicyCommand {
                 } else if checked.is_empty() {
                     outln!("{granted}; none is a component that can be loaded here");
                 } else {
-                    outln!(
-                        "{granted}; the components loaded provide every tool granted them"
-                    );
+                    outln!("{granted}; the components loaded provide every tool granted them");
                 }
                 for c in &checked {
                     outln!(
