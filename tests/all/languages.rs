@@ -1,4 +1,4 @@
-//! Capabilities written in Python, JavaScript and C, each built from source
+//! Capabilities written in Python, JavaScript and C (and the Rust one), each built from source
 //! with its language's own component toolchain (guests/toolchains.sh installs
 //! them; a missing toolchain fails these tests) and driven through `fc-host`
 //! by the built-in agent and a scripted brain. For each: the tools answer
@@ -34,6 +34,55 @@ fn build(script: &[&str], name: &str) -> PathBuf {
         started.elapsed().as_secs_f64()
     );
     out
+}
+
+/// `fc-host tools` lists the component's tools; `fc-host call` runs one
+/// through the gate (its output on stdout) and refuses one that fails the
+/// tool's schema before the component sees it.
+fn tools_and_call(
+    component: &Path,
+    tools: &[&str],
+    good: (&str, Value),
+    expect: Value,
+    bad: (&str, Value),
+) {
+    let state = fresh_dir();
+    let listed = fc(&state, &["tools", component.to_str().unwrap(), "--json"]);
+    assert_eq!(listed.code, exit::OK, "{listed:#?}");
+    let specs: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<&str> = specs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, tools, "{listed:#?}");
+    let call = |(tool, arguments): (&str, Value)| {
+        fc(
+            &state,
+            &[
+                "call",
+                component.to_str().unwrap(),
+                tool,
+                &arguments.to_string(),
+            ],
+        )
+    };
+    let out = call(good);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap(),
+        expect,
+        "{out:#?}"
+    );
+    let out = call(bad);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stderr.contains("protocol.input-schema"), "{out:#?}");
+    let audit = fc(&state, &["audit", &out.run_id(), "--json"]);
+    assert!(
+        audit.stdout.contains("protocol.input-schema"),
+        "the refusal is audited: {audit:#?}"
+    );
 }
 
 /// What a run of the built-in agent did, read back from its journal.
@@ -199,6 +248,13 @@ fn c_hash_capability() {
         "the schema-violating call never reached the component"
     );
     assert_no_canary(&run.out, "CANARY");
+    tools_and_call(
+        &component,
+        &["sha256_text", "sha256_file"],
+        ("sha256_text", json!({ "text": "abc" })),
+        json!({ "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "bytes": 3 }),
+        ("sha256_text", json!({ "text": 5 })),
+    );
 }
 
 #[test]
@@ -267,6 +323,13 @@ fn python_text_capability() {
         "the schema-violating call never reached the component"
     );
     assert_no_canary(&run.out, "CANARY");
+    tools_and_call(
+        &component,
+        &["word_count", "extract"],
+        ("word_count", json!({ "text": "one two  three\n" })),
+        json!({ "words": 3, "lines": 1, "chars": 15 }),
+        ("word_count", json!({ "text": 5 })),
+    );
 }
 
 #[test]
@@ -340,6 +403,16 @@ fn javascript_json_capability() {
         ],
         "the schema-violating call never reached the component"
     );
+    tools_and_call(
+        &component,
+        &["query", "fetch_query"],
+        (
+            "query",
+            json!({ "document": { "a": [1, { "b": 2 }] }, "path": "$..b" }),
+        ),
+        json!({ "matches": [2] }),
+        ("query", json!({ "path": "$" })),
+    );
 }
 
 /// Call `i` was refused by the input schema: the gate answered, not the tool.
@@ -348,4 +421,75 @@ fn assert_refused_by_schema(run: &Run, i: usize) {
     assert_eq!(kind, "InvalidArguments", "{message}");
     assert!(message.contains("violate the input schema"), "{message}");
     assert_eq!(run.rules[i], "protocol.input-schema");
+}
+
+#[test]
+fn rust_fs_capability_through_tools_and_call() {
+    let component = artifacts::CAP_FS;
+    let state = fresh_dir();
+    let listed = fc(&state, &["tools", component]);
+    assert_eq!(listed.code, exit::OK, "{listed:#?}");
+    assert!(
+        listed.stdout.contains("read_file (read)") && listed.stdout.contains("write_file (write)"),
+        "{listed:#?}"
+    );
+    // With a policy, the call gets the policy's grant of that component.
+    let s = Scratch::new();
+    s.write("data/a.txt", "hello");
+    let policy = s.write(
+        "policy.toml",
+        &format!("version = 1\n[capabilities.files]\ncomponent = {component:?}\ntools = [\"list_dir\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n"),
+    );
+    let policy = policy.to_str().unwrap();
+    let out = fc(
+        &state,
+        &[
+            "call",
+            component,
+            "list_dir",
+            r#"{"path":"/data"}"#,
+            "--policy",
+            policy,
+        ],
+    );
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap(),
+        json!({ "entries": [{ "name": "a.txt", "kind": "file" }] })
+    );
+    // A tool the policy does not grant is refused by its rule.
+    let out = fc(
+        &state,
+        &[
+            "call",
+            component,
+            "read_file",
+            r#"{"path":"/data/a.txt"}"#,
+            "--policy",
+            policy,
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stderr.contains("capabilities.files.tools"), "{out:#?}");
+    // Without one, the component has no mounts at all.
+    let out = fc(
+        &state,
+        &["call", component, "list_dir", r#"{"path":"/data"}"#],
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.contains("outside the granted mounts"),
+        "{out:#?}"
+    );
+    // A component the policy does not name.
+    let out = fc(
+        &state,
+        &["call", "builtin:http", "get", "{}", "--policy", policy],
+    );
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("grants no capability whose component is `builtin:http`"),
+        "{out:#?}"
+    );
 }

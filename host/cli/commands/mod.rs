@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod bundle;
+mod call;
 mod compile;
 mod journal;
 mod mcp;
@@ -10,6 +11,7 @@ mod serve;
 mod shell;
 
 pub use bundle::{BundleCommand, KeygenCommand};
+pub use call::{CallCommand, ToolsCommand};
 pub use compile::CompileCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use mcp::McpCommand;
@@ -49,6 +51,10 @@ pub enum Command {
     Serve(ServeCommand),
     /// Serve the policy's granted tools to an MCP client over stdio.
     Mcp(McpCommand),
+    /// List a capability component's tools and their schemas.
+    Tools(ToolsCommand),
+    /// Call one tool of a capability through the gate, as an agent would.
+    Call(CallCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsCommand),
     /// Write fc-host's man pages into a directory.
@@ -63,6 +69,8 @@ impl Command {
             Command::Runs(c) => c.execute(),
             Command::Inspect(c) => c.execute(),
             Command::Audit(c) => c.execute(),
+            Command::Tools(c) => c.execute(),
+            Command::Call(c) => c.execute(),
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),
             Command::Compile(c) => c.execute(),
