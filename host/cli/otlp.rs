@@ -174,7 +174,9 @@ fn trace_context() -> (String, Option<String>) {
         }
     }
     let mut id = [0u8; 16];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut id));
+    // Without randomness the trace id stays zero, which collectors refuse:
+    // the run goes on, untraced.
+    let _ = getrandom::fill(&mut id);
     (id.iter().map(|b| format!("{b:02x}")).collect(), None)
 }
 

@@ -36,7 +36,7 @@ impl KeyPair {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<KeyPair> {
         let mut seed = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
+        getrandom::fill(&mut seed).map_err(std::io::Error::from)?;
         Ok(KeyPair(SigningKey::from_bytes(&seed)))
     }
 

@@ -59,23 +59,23 @@ impl RunsCommand {
             let list: Vec<_> = listing
                 .runs
                 .iter()
-                .map(|r| json!({ "id": r.id, "started": r.started, "status": status(r), "agent": r.agent, "agent_hash": r.agent_hash, "policy_hash": r.policy_hash }))
+                .map(|r| json!({ "id": r.id, "started": r.started, "started_at": utc(r.started, "%Y-%m-%dT%H:%M:%SZ"), "status": status(r), "agent": r.agent, "agent_hash": r.agent_hash, "policy_hash": r.policy_hash }))
                 .collect();
             out_json(&json!(list));
         } else {
             outln!(
-                "{:<20} {:>11} {:<12} {:<16} {:<16} agent",
+                "{:<36} {:<20} {:<12} {:<16} {:<16} agent",
                 "id",
-                "started",
+                "started (UTC)",
                 "status",
                 "agent sha256",
                 "policy sha256"
             );
             for r in &listing.runs {
                 outln!(
-                    "{:<20} {:>11} {:<12} {:<16} {:<16} {}",
+                    "{:<36} {:<20} {:<12} {:<16} {:<16} {}",
                     r.id,
-                    r.started,
+                    utc(r.started, "%Y-%m-%d %H:%M:%S"),
                     status(r),
                     &r.agent_hash[..16.min(r.agent_hash.len())],
                     &r.policy_hash[..16.min(r.policy_hash.len())],
@@ -293,4 +293,12 @@ impl ResumeCommand {
         run::leave(runtime);
         Ok(run::print_answer(outcome?))
     }
+}
+
+/// A journaled start time (Unix seconds) in UTC, as `format` writes it.
+fn utc(seconds: u64, format: &str) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(|| seconds.to_string(), |t| t.format(format).to_string())
 }

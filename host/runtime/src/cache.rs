@@ -38,7 +38,7 @@ impl Cache {
             Ok(k) if k.len() == 32 => k,
             _ => {
                 let mut k = [0u8; 32];
-                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut k)?;
+                getrandom::fill(&mut k)?;
                 let tmp = dir.join(format!("key.{}", std::process::id()));
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)

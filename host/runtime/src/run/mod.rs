@@ -10,7 +10,6 @@ mod session;
 
 pub use session::{Session, SessionPlan, Shown};
 
-use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -169,11 +168,9 @@ pub struct RunOutcome {
     pub stats: RunStats,
 }
 
-/// A fresh run id: start time and randomness, sortable by time.
+/// A fresh run id: a UUIDv7 (RFC 9562), its start time in milliseconds and
+/// 74 random bits, so ids sort by time and never collide across processes
+/// and machines.
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let random = RandomState::new().hash_one(std::process::id()) as u16;
-    format!("{:x}-{random:04x}", now.as_millis())
+    uuid::Uuid::now_v7().to_string()
 }
