@@ -303,3 +303,55 @@ fn man_pages_are_written_and_render() {
     assert_eq!(out.code, exit::USAGE, "{out:#?}");
     assert!(out.stderr.contains("not-a-dir"), "{}", out.stderr);
 }
+
+#[test]
+fn run_json_prints_one_object_for_scripts() {
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/policy.toml");
+    let state = fresh_dir();
+    let out = fc(&state, &["run", "--policy", hello, "--json"]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert_eq!(v["run_id"], out.run_id(), "{v}");
+    assert!(v["answer"].as_str().unwrap().contains("notes.txt"), "{v}");
+    assert_eq!(
+        (
+            v["stats"]["tool_calls"].as_u64(),
+            v["stats"]["refused"].as_u64()
+        ),
+        (Some(4), Some(1)),
+        "{v}"
+    );
+
+    // A run a limit stops: still one object, with the error and its code.
+    let s = Scratch::new();
+    s.setup(
+        &policy("[limits]\nmax-tool-calls = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\n"),
+        calls(&[("fs.list_dir", serde_json::json!({ "path": "/" })), ("fs.list_dir", serde_json::json!({ "path": "/" }))]),
+    );
+    let out = fc(
+        &state,
+        &[
+            "run",
+            "--policy",
+            s.path("policy.toml").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, exit::LIMIT, "{out:#?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_i64()),
+        (Some("error"), Some(3)),
+        "{v}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("max-tool-calls"),
+        "{v}"
+    );
+    assert!(
+        out.stderr.contains("max-tool-calls"),
+        "the error line stays on stderr: {out:#?}"
+    );
+}

@@ -40,6 +40,10 @@ pub struct RunCommand {
     /// Run a bundle older than one already run from the same signer.
     #[arg(long)]
     allow_downgrade: bool,
+    /// Print the outcome as one JSON object on stdout (run id, status,
+    /// answer or error, exit code, counters) instead of the bare answer.
+    #[arg(long)]
+    json: bool,
 }
 
 impl RunCommand {
@@ -77,8 +81,45 @@ impl RunCommand {
                 .with_context(|| format!("cannot write metrics to `{}`", file.display()))?;
         }
         leave(runtime);
-        Ok(print_answer(outcome?))
+        if !self.json {
+            return Ok(print_answer(outcome?));
+        }
+        match outcome {
+            Ok(outcome) => Ok(print_json(&outcome)),
+            Err(e) => {
+                // Scripts get their object; the error line goes to stderr too.
+                let code = exit::for_error(&e);
+                crate::console::out_json(&json!({
+                    "run_id": run_id,
+                    "status": "error",
+                    "error": crate::console::chain(&e),
+                    "exit_code": code,
+                }));
+                Err(e)
+            }
+        }
     }
+}
+
+/// The outcome as one JSON object on stdout; returns the exit code.
+fn print_json(outcome: &RunOutcome) -> u8 {
+    let s = outcome.stats;
+    let stats = json!({
+        "steps": s.steps, "tool_calls": s.tool_calls, "refused": s.refused,
+        "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
+    });
+    let (status, text, code) = match &outcome.answer {
+        Ok(answer) => ("ok", ("answer", answer.clone()), exit::OK),
+        Err(e @ AgentError::Failed(_)) => ("failed", ("error", e.to_string()), exit::AGENT_ERROR),
+        Err(e @ AgentError::Incomplete(_)) => {
+            ("incomplete", ("error", e.to_string()), exit::INCOMPLETE)
+        }
+    };
+    let mut value =
+        json!({ "run_id": outcome.run_id, "status": status, "exit_code": code, "stats": stats });
+    value[text.0] = json!(text.1);
+    crate::console::out_json(&value);
+    code
 }
 
 /// Ends the process if a run outlives its `run-timeout` (plus a grace)
@@ -137,7 +178,7 @@ impl Watchdog {
 /// reach the MCP servers policies name.
 pub fn runtime(state: &StateArgs) -> anyhow::Result<Runtime> {
     Ok(Runtime::new()?
-        .with_cache(&state.dir()?.join("cache"))?
+        .with_cache(&state.cache_dir()?)?
         .with_connector(std::sync::Arc::new(femtoclaw_mcp::McpConnector)))
 }
 
