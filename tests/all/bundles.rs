@@ -329,3 +329,49 @@ fn a_bundle_run_replays_without_the_bundle() {
     assert_eq!(replay.code, exit::OK, "{replay:#?}");
     assert_eq!(replay.stdout, out.stdout);
 }
+
+/// Keys are the files OpenSSL writes and reads: `fc-host keygen`'s pair is
+/// one OpenSSL agrees with, and a key OpenSSL made signs a bundle that
+/// verifies against the public key OpenSSL derives from it.
+#[test]
+fn keys_are_the_pem_files_openssl_reads_and_writes() {
+    let s = example();
+    let ours = fc(&s, &["keygen", "--out", "ours"]);
+    assert_eq!(ours.code, exit::OK, "{ours:#?}");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(s.dir.path())
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let derived = openssl(&["pkey", "-in", "ours.key", "-pubout"]);
+    assert_eq!(
+        derived,
+        std::fs::read_to_string(s.path("ours.pub")).unwrap()
+    );
+    assert!(
+        openssl(&["pkey", "-in", "ours.key", "-text", "-noout"]).contains("ED25519 Private-Key"),
+        "OpenSSL reads the secret key as ed25519"
+    );
+
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "theirs.key"]);
+    s.write(
+        "theirs.pub",
+        &openssl(&["pkey", "-in", "theirs.key", "-pubout"]),
+    );
+    for args in [
+        vec!["bundle", "pack", "bundle.toml", "-o", "b.fcb"],
+        vec!["bundle", "sign", "b.fcb", "--key", "theirs.key"],
+        vec!["bundle", "verify", "b.fcb", "--trust", "theirs.pub"],
+    ] {
+        let o = fc(&s, &args);
+        assert_eq!(o.code, exit::OK, "{args:?}: {o:#?}");
+    }
+}

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use ed25519_dalek::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePublicKey, spki::der::pem::LineEnding,
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey,
+    spki::der::pem::LineEnding,
 };
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -47,7 +48,7 @@ impl KeyPair {
         use std::os::unix::fs::OpenOptionsExt;
         let secret = base.with_extension("key");
         let public = base.with_extension("pub");
-        let pem = self.pkcs8_v1_pem();
+        let pem = self.pkcs8_v1_pem()?;
         if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
         }
@@ -64,19 +65,20 @@ impl KeyPair {
         Ok(())
     }
 
-    /// PKCS#8 v1 (RFC 8410), the encoding OpenSSL writes for ed25519:
-    /// a fixed 16-byte prefix, then the 32-byte seed.
-    fn pkcs8_v1_pem(&self) -> zeroize::Zeroizing<String> {
-        use base64_lite::encode;
-        let mut der =
-            hex::decode("302e020100300506032b657004220420").expect("invariant: constant hex");
-        der.extend_from_slice(self.0.as_bytes());
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            encode(&der)
-        );
-        der.iter_mut().for_each(|b| *b = 0);
-        zeroize::Zeroizing::new(pem)
+    /// PKCS#8 v1 (RFC 8410) without the public key, the encoding OpenSSL
+    /// writes for ed25519 (and reads back, back to OpenSSL 1.1.1, which
+    /// refuses v2).
+    fn pkcs8_v1_pem(&self) -> Result<zeroize::Zeroizing<String>> {
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
+        bytes
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| BundleError::Key {
+                path: String::new(),
+                reason: e.to_string(),
+            })
     }
 
     /// Reads a PKCS#8 PEM secret key.
@@ -129,30 +131,5 @@ impl PublicKey {
     pub(crate) fn from_hex(text: &str) -> Option<PublicKey> {
         let bytes: [u8; 32] = hex::decode(text).ok()?.try_into().ok()?;
         VerifyingKey::from_bytes(&bytes).ok().map(PublicKey)
-    }
-}
-
-/// Standard base64 (RFC 4648, with padding), for the one PEM written here.
-mod base64_lite {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
     }
 }
