@@ -355,3 +355,31 @@ fn run_json_prints_one_object_for_scripts() {
         "the error line stays on stderr: {out:#?}"
     );
 }
+
+#[test]
+fn wit_writes_the_package_guests_build_against() {
+    let dir = fresh_dir().join("wit");
+    let out = fc(&fresh_dir(), &["wit", dir.to_str().unwrap()]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
+    assert_eq!(
+        names(&dir),
+        names(&repo),
+        "every file of wit/, and no other"
+    );
+    for name in names(&repo) {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(&name)).unwrap(),
+            std::fs::read_to_string(repo.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -493,3 +493,49 @@ fn rust_fs_capability_through_tools_and_call() {
         "{out:#?}"
     );
 }
+
+/// docs/writing-capabilities.md's Python section, followed as written from
+/// an empty folder: `fc-host wit wit`, its `app.py`, its componentize-py
+/// line, then `fc-host call` on the result.
+#[test]
+fn the_python_guide_builds_from_an_empty_folder() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/writing-capabilities.md"
+    ))
+    .unwrap();
+    let section = &guide[guide.find("## Python").unwrap()..guide.find("## JavaScript").unwrap()];
+    let block = |fence: &str, nth: usize| {
+        let start = section.match_indices(fence).nth(nth).unwrap().0 + fence.len();
+        section[start..start + section[start..].find("```").unwrap()].to_owned()
+    };
+    let app = block("```python\n", 0);
+    let build = block("```sh\n", 1);
+    let empty = fresh_dir();
+    std::fs::write(empty.join("app.py"), app).unwrap();
+    let wit = fc(&fresh_dir(), &["wit", empty.join("wit").to_str().unwrap()]);
+    assert_eq!(wit.code, exit::OK, "{wit:#?}");
+    // The guide's `.venv` is the toolchains' one.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/.venv");
+    std::os::unix::fs::symlink(&venv, empty.join(".venv")).unwrap();
+    let status = Command::new("bash")
+        .args(["-c", build.trim()])
+        .current_dir(&empty)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the guide's build line failed: {build}");
+    let out = fc(
+        &fresh_dir(),
+        &[
+            "call",
+            empty.join("upper.wasm").to_str().unwrap(),
+            "upper",
+            r#"{"text":"from the guide"}"#,
+        ],
+    );
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap(),
+        json!({ "text": "FROM THE GUIDE" })
+    );
+}

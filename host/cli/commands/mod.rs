@@ -18,7 +18,7 @@ pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
 pub use run::RunCommand;
 pub use serve::ServeCommand;
-pub use shell::{CompletionsCommand, ManCommand};
+pub use shell::{CompletionsCommand, ManCommand, WitCommand};
 
 /// fc-host's subcommands.
 #[derive(clap::Subcommand)]
@@ -59,6 +59,8 @@ pub enum Command {
     Completions(CompletionsCommand),
     /// Write fc-host's man pages into a directory.
     Man(ManCommand),
+    /// Write the WIT package guests build against into a directory.
+    Wit(WitCommand),
 }
 
 impl Command {
@@ -70,6 +72,7 @@ impl Command {
             Command::Inspect(c) => c.execute(),
             Command::Audit(c) => c.execute(),
             Command::Tools(c) => c.execute(),
+            Command::Wit(c) => c.execute(),
             Command::Call(c) => c.execute(),
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),
