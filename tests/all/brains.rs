@@ -292,7 +292,47 @@ fn provider_errors_are_reported_clearly() {
     assert!(
         out.stderr.contains(&format!(
             "brain endpoint `http://127.0.0.1:{closed}/v1` is unreachable"
-        )),
+        )) && out.stderr.contains("start the local model server first"),
+        "a local endpoint says how to start one: {}",
+        out.stderr
+    );
+
+    // A model the provider does not serve: named, with what to set.
+    let provider = MockProvider::start(vec![(
+        404,
+        "",
+        json!({ "error": { "message": "model \"no-such-model\" not found, try pulling it first" } }),
+    )]);
+    let s = Scratch::new();
+    s.write("policy.toml", "version = 1\n");
+    let out = run(fc_host()
+        .env("FC_MODEL", "no-such-model")
+        .args(["run", "--policy"])
+        .arg(s.path("policy.toml"))
+        .args([
+            "--brain",
+            &format!("local=http://127.0.0.1:{}/v1", provider.port),
+        ]));
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("the provider has no model `no-such-model`")
+            && out.stderr.contains("FC_MODEL"),
+        "{}",
+        out.stderr
+    );
+
+    // `--brain remote` with nothing set says all it lacks at once.
+    let out = run(fc_host()
+        .env_remove("FC_MODEL")
+        .env_remove("OPENAI_MODEL")
+        .env_remove("OPENAI_API_KEY")
+        .args(["run", "--policy"])
+        .arg(s.path("policy.toml"))
+        .args(["--brain", "remote"]));
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    assert!(
+        out.stderr.contains("needs a model") && out.stderr.contains("and a key"),
         "{}",
         out.stderr
     );

@@ -254,12 +254,21 @@ fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
         }
         let url = std::env::var("OPENAI_BASE_URL")
             .unwrap_or_else(|_| "https://api.openai.com/v1".to_owned());
-        let model = model().ok_or_else(|| {
-            config("--brain remote needs a model: set [brain] in the policy, or FC_MODEL".into())
-        })?;
-        if std::env::var_os("OPENAI_API_KEY").is_none() {
-            return Err(config("--brain remote needs a key: set OPENAI_API_KEY, or [brain] api-key-env in the policy".into()));
+        // Everything missing is said at once.
+        let mut missing = Vec::new();
+        if model().is_none() {
+            missing.push("a model (FC_MODEL, or a [brain] in the policy)");
         }
+        if std::env::var_os("OPENAI_API_KEY").is_none() {
+            missing.push("a key (OPENAI_API_KEY, or a [brain] with `api-key-env` in the policy)");
+        }
+        if !missing.is_empty() {
+            return Err(config(format!(
+                "--brain remote needs {}; the endpoint is {url} (OPENAI_BASE_URL)",
+                missing.join(" and ")
+            )));
+        }
+        let model = model().expect("invariant: checked above");
         return ProviderBrain::new(
             Protocol::Openai,
             &url,

@@ -254,9 +254,24 @@ pub(crate) async fn probe(p: &ProviderBrain) -> Result<(), RunError> {
         }
         femtoclaw_policy::HostPattern::Ip(ip) => ip.to_string(),
     };
+    // Nothing listening on this machine: most likely a local model server
+    // that was never started.
+    let local = match &origin.host {
+        femtoclaw_policy::HostPattern::Ip(ip) => ip.is_loopback(),
+        femtoclaw_policy::HostPattern::Name(n) => n == "localhost",
+        femtoclaw_policy::HostPattern::Subdomains(_) => false,
+    };
+    let hint = if local {
+        format!(
+            "; start the local model server first (Ollama: `ollama serve`, then `ollama pull {}`; llama.cpp: `llama-server -m MODEL.gguf --port {}`)",
+            p.model, origin.port
+        )
+    } else {
+        String::new()
+    };
     let unreachable = |why: String| {
         RunError::Config(format!(
-            "brain endpoint `{}` is unreachable: {why}",
+            "brain endpoint `{}` is unreachable: {why}{hint}",
             p.base_url
         ))
     };

@@ -44,6 +44,15 @@ pub(crate) fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Re
                     error_message(&r.body)
                 )));
             }
+            // OpenAI, Ollama and the Messages API answer an unknown model
+            // with 404: the policy's (or FC_MODEL's) model, not the agent.
+            Ok(r) if r.status == 404 && body_model(&body).is_some() => {
+                let model = body_model(&body).unwrap_or_default();
+                return Err(BrainError::Config(format!(
+                    "the provider has no model `{model}` (HTTP 404: {}); set `brain.model` in the policy or FC_MODEL to one it serves (for Ollama: `ollama pull {model}`)",
+                    error_message(&r.body)
+                )));
+            }
             Ok(r) if !(200..300).contains(&r.status) => {
                 return Err(BrainError::Provider(format!("HTTP {}: {}", r.status, error_message(&r.body))));
             }
@@ -54,6 +63,12 @@ pub(crate) fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Re
         }
     }
     Err(BrainError::Transport(format!("{url}: gave up after {ATTEMPTS} attempts: {last}")))
+}
+
+/// The model a request body names.
+fn body_model(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    v["model"].as_str().map(str::to_owned)
 }
 
 /// The provider's own error message, if its body has one.
