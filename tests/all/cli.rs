@@ -383,3 +383,44 @@ fn wit_writes_the_package_guests_build_against() {
         );
     }
 }
+
+/// Compiling a component takes seconds for an interpreter-sized one: a
+/// line says so before, and how long it took after, at the default level,
+/// on a terminal (a pseudo-terminal here) as in a pipe; a cached component
+/// compiles no more.
+#[test]
+fn compiling_a_component_says_so_on_a_terminal() {
+    let state = fresh_dir();
+    let under_pty = || {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)",
+            ])
+            .arg(env!("CARGO_BIN_EXE_fc-host"))
+            .args([
+                "call",
+                artifacts::CAP_FS,
+                "list_dir",
+                r#"{"path":"/"}"#,
+                "--state",
+            ])
+            .arg(&state)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("python3 runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = under_pty();
+    assert!(first.contains("compiling a component"), "{first}");
+    assert!(first.contains("component compiled in"), "{first}");
+    let second = under_pty();
+    assert!(!second.contains("compiling a component"), "{second}");
+    // In a pipe, the same event.
+    let state = fresh_dir();
+    let piped = fc(
+        &state,
+        &["call", artifacts::CAP_FS, "list_dir", r#"{"path":"/"}"#],
+    );
+    assert!(piped.stderr.contains("compiling a component"), "{piped:#?}");
+}

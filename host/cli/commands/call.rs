@@ -139,6 +139,14 @@ fn bare(source: &ComponentRef, tool: &str) -> anyhow::Result<(Policy, String)> {
             (name, b.name().to_owned())
         }
         ComponentRef::File(path) => {
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(RunError::Config(format!(
+                    "cannot read component `{}`: {}",
+                    path.display(),
+                    femtoclaw_runtime::text::io_error(&e)
+                ))
+                .into());
+            }
             let path = std::path::absolute(path)?;
             (name_of(&path), path.display().to_string())
         }

@@ -224,20 +224,29 @@ impl Runtime {
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = match &self.cache {
-                    Some(cache) => match cache.get(&self.engine, &key) {
-                        Some(component) => {
-                            tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
-                            Ok(component)
-                        }
-                        None => {
-                            tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
-                            cache.compile(&self.engine, &key, bytes)
-                        }
-                    },
+                let cached = self
+                    .cache
+                    .as_ref()
+                    .and_then(|cache| cache.get(&self.engine, &key));
+                let component = match cached {
+                    Some(component) => {
+                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component loaded from the compile cache");
+                        Ok(component)
+                    }
                     None => {
-                        tracing::debug!(target: "femtoclaw::cache", component = %label, %hash, "component compiled");
-                        Component::new(&self.engine, bytes)
+                        // An interpreter-sized component takes seconds: say
+                        // so before, and how long after.
+                        let mib = bytes.len() as f64 / f64::from(1 << 20);
+                        tracing::info!(target: "femtoclaw::cache", component = %label, %hash, "compiling a component ({mib:.1} MiB), once: later runs load it from the compile cache");
+                        let started = std::time::Instant::now();
+                        let compiled = match &self.cache {
+                            Some(cache) => cache.compile(&self.engine, &key, bytes),
+                            None => Component::new(&self.engine, bytes),
+                        };
+                        if compiled.is_ok() {
+                            tracing::info!(target: "femtoclaw::cache", component = %label, elapsed_ms = started.elapsed().as_millis() as u64, "component compiled in {:.1} s", started.elapsed().as_secs_f64());
+                        }
+                        compiled
                     }
                 };
                 let component = component
