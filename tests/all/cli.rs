@@ -413,7 +413,7 @@ fn compiling_a_component_says_so_on_a_terminal() {
     };
     let first = under_pty();
     assert!(first.contains("compiling a component"), "{first}");
-    assert!(first.contains("component compiled in"), "{first}");
+    assert!(first.contains("component compiled") && first.contains("seconds="), "{first}");
     let second = under_pty();
     assert!(!second.contains("compiling a component"), "{second}");
     // In a pipe, the same event.

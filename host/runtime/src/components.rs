@@ -236,15 +236,16 @@ impl Runtime {
                     None => {
                         // An interpreter-sized component takes seconds: say
                         // so before, and how long after.
-                        let mib = bytes.len() as f64 / f64::from(1 << 20);
-                        tracing::info!(target: "femtoclaw::cache", component = %label, %hash, "compiling a component ({mib:.1} MiB), once: later runs load it from the compile cache");
+                        let mib = format!("{:.1}", bytes.len() as f64 / f64::from(1 << 20));
+                        tracing::info!(target: "femtoclaw::cache", component = %label, %hash, mib = %mib, "compiling a component, once: later runs load it from the compile cache");
                         let started = std::time::Instant::now();
                         let compiled = match &self.cache {
                             Some(cache) => cache.compile(&self.engine, &key, bytes),
                             None => Component::new(&self.engine, bytes),
                         };
                         if compiled.is_ok() {
-                            tracing::info!(target: "femtoclaw::cache", component = %label, elapsed_ms = started.elapsed().as_millis() as u64, "component compiled in {:.1} s", started.elapsed().as_secs_f64());
+                            let seconds = format!("{:.1}", started.elapsed().as_secs_f64());
+                            tracing::info!(target: "femtoclaw::cache", component = %label, %hash, seconds = %seconds, "component compiled");
                         }
                         compiled
                     }
