@@ -32,7 +32,6 @@ pub trait Connector: Send + Sync + 'static {
 }
 
 /// What a [`Connector`] is told about one server.
-#[derive(Debug)]
 pub struct Server<'a> {
     /// The capability's name in the policy.
     pub name: &'a str,
@@ -46,6 +45,19 @@ pub struct Server<'a> {
     /// The run's secrets, removed from anything the server says that is
     /// logged (a stdio server's stderr).
     pub redact: Redactor,
+}
+
+impl std::fmt::Debug for Server<'_> {
+    /// The injected values are secrets: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.values.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Server")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("values", &names)
+            .field("max_response", &self.max_response)
+            .finish()
+    }
 }
 
 /// One session with an MCP server.
