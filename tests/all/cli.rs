@@ -413,7 +413,10 @@ fn compiling_a_component_says_so_on_a_terminal() {
     };
     let first = under_pty();
     assert!(first.contains("compiling a component"), "{first}");
-    assert!(first.contains("component compiled") && first.contains("seconds="), "{first}");
+    assert!(
+        first.contains("component compiled") && first.contains("seconds="),
+        "{first}"
+    );
     let second = under_pty();
     assert!(!second.contains("compiling a component"), "{second}");
     // In a pipe, the same event.
@@ -423,4 +426,47 @@ fn compiling_a_component_says_so_on_a_terminal() {
         &["call", artifacts::CAP_FS, "list_dir", r#"{"path":"/"}"#],
     );
     assert!(piped.stderr.contains("compiling a component"), "{piped:#?}");
+}
+
+#[test]
+fn doctor_checks_what_a_run_needs_and_says_what_to_do() {
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello/policy.toml");
+    let state = fresh_dir();
+    let out = fc(&state, &["doctor", "--policy", hello]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("capability fs: builtin:fs provides read_file"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("no problems found"), "{out:#?}");
+
+    // A brain whose key is unset and a component file that is not one.
+    let s = Scratch::new();
+    s.write("bad.wasm", "not wasm");
+    s.write(
+        "policy.toml",
+        "version = 1\n[brain]\nkind = \"openai\"\nbase-url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi-key-env = \"FC_TEST_UNSET_KEY\"\n[capabilities.x]\ncomponent = \"bad.wasm\"\ntools = [\"t\"]\n",
+    );
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .env_remove("FC_TEST_UNSET_KEY")
+        .args(["doctor", "--policy"])
+        .arg(s.path("policy.toml")));
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    assert!(
+        out.stdout.contains("PROBLEM  capabilities")
+            && out.stdout.contains("not a WebAssembly file"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("PROBLEM  brain") && out.stdout.contains("FC_TEST_UNSET_KEY"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out.stdout.matches("do: ").count(),
+        2,
+        "each problem says what to do: {out:#?}"
+    );
+    assert!(out.stdout.contains("2 problem(s) found"), "{out:#?}");
 }

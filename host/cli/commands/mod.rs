@@ -3,6 +3,7 @@
 pub mod bundle;
 mod call;
 mod compile;
+mod doctor;
 mod journal;
 mod mcp;
 mod policy;
@@ -13,6 +14,7 @@ mod shell;
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use call::{CallCommand, ToolsCommand};
 pub use compile::CompileCommand;
+pub use doctor::DoctorCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use mcp::McpCommand;
 pub use policy::PolicyCommand;
@@ -61,6 +63,8 @@ pub enum Command {
     Man(ManCommand),
     /// Write the WIT package guests build against into a directory.
     Wit(WitCommand),
+    /// Check the state, the cache, a policy, its components and its brain.
+    Doctor(DoctorCommand),
 }
 
 impl Command {
@@ -73,6 +77,7 @@ impl Command {
             Command::Audit(c) => c.execute(),
             Command::Tools(c) => c.execute(),
             Command::Wit(c) => c.execute(),
+            Command::Doctor(c) => c.execute(),
             Command::Call(c) => c.execute(),
             Command::Replay(c) => c.execute(),
             Command::Resume(c) => c.execute(),

@@ -282,3 +282,13 @@ pub(crate) async fn probe(p: &ProviderBrain) -> Result<(), RunError> {
         Err(_) => Err(unreachable("no answer within 5 s".into())),
     }
 }
+
+impl Runtime {
+    /// Checks what a provider brain needs before a run would find out: its
+    /// key (named by the policy) is set, and its endpoint answers a
+    /// connection. The error says what to do (`fc-host doctor`).
+    pub async fn check_brain(&self, p: &ProviderBrain) -> Result<(), RunError> {
+        provider_key(p)?;
+        probe(p).await
+    }
+}
