@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use femtoclaw_policy::{McpServer, NetPattern};
+use femtoclaw_policy::{HostPattern, McpServer, NetPattern};
 use femtoclaw_runtime::remote::{BoxFuture, Connector, Remote, Server};
 use femtoclaw_runtime::{EffectClass, Redactor, ToolError, ToolSpec};
 use rmcp::model::{
@@ -140,6 +140,18 @@ impl reqwest::dns::Resolve for CheckedNames {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let origin = self.origin.clone();
         Box::pin(async move {
+            // The client only ever asks for the URL's own host; any other
+            // name is refused rather than resolved.
+            let named = matches!(&origin.host, HostPattern::Name(n) if n.eq_ignore_ascii_case(name.as_str()));
+            if !named {
+                let refused = format!(
+                    "`{}` is not the MCP server's host (`{origin}`)",
+                    name.as_str()
+                );
+                return Err(
+                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused).into(),
+                );
+            }
             let addr: SocketAddr =
                 femtoclaw_runtime::remote::resolve(name.as_str(), origin.port, &origin).await?;
             Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs)
