@@ -282,12 +282,11 @@ fn time_policy(s: &Scratch) -> String {
         server.exists(),
         "mcp-server-time is missing: run guests/toolchains.sh"
     );
-    let work = s.mkdir("work");
+    s.mkdir("work");
     let script = format!(
         "/usr/bin/env > env.txt; /usr/bin/tee -a stdin.log | {} --local-timezone UTC",
         server.display()
     );
-    let _ = work;
     policy(&format!(
         r#"
 [capabilities.time]

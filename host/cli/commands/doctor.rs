@@ -100,37 +100,30 @@ impl DoctorCommand {
 
 /// `dir` exists (or can be made) and takes a file.
 fn writable(report: &mut Report, what: &str, dir: &Path, fix: &str) {
-    let probe = dir.join(format!(".fc-doctor-{}", std::process::id()));
-    let made = if dir.exists() {
-        Ok(())
-    } else {
-        // Not created for a check: its nearest existing parent must take it.
-        let parent = dir
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or(Path::new("/"));
-        let probe = parent.join(format!(".fc-doctor-{}", std::process::id()));
-        let written = std::fs::write(&probe, b"");
-        let _ = std::fs::remove_file(&probe);
-        return match written {
-            Ok(()) => report.ok(
-                what,
-                &format!("{} (created by the first run)", dir.display()),
-            ),
-            Err(e) => report.problem(
-                what,
-                &format!("{} cannot be created: {e}", dir.display()),
-                fix,
-            ),
-        };
-    };
-    let written = made.and_then(|()| std::fs::write(&probe, b""));
+    // A check creates nothing: a directory not made yet is checked through
+    // its nearest existing parent, which the first run will create it in.
+    let exists = dir.exists();
+    let target = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let probe = target.join(format!(".fc-doctor-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"");
     let _ = std::fs::remove_file(&probe);
-    match written {
-        Ok(()) => report.ok(what, &dir.display().to_string()),
-        Err(e) => report.problem(
+    match (written, exists) {
+        (Ok(()), true) => report.ok(what, &dir.display().to_string()),
+        (Ok(()), false) => report.ok(
+            what,
+            &format!("{} (created by the first run)", dir.display()),
+        ),
+        (Err(e), true) => report.problem(
             what,
             &format!("{} is not writable: {e}", dir.display()),
+            fix,
+        ),
+        (Err(e), false) => report.problem(
+            what,
+            &format!("{} cannot be created: {e}", dir.display()),
             fix,
         ),
     }

@@ -19,6 +19,9 @@ pub(crate) struct GrantedTool {
     pub spec: ToolSpec,
     /// Its compiled schemas.
     pub schema: ToolSchema,
+    /// Whether a host process outside the sandbox runs it (a stdio MCP
+    /// server), decided once when the tool is registered.
+    pub unsandboxed: bool,
 }
 
 /// The outcome of the gate for one call.
@@ -139,6 +142,7 @@ impl Gate {
                     capability: capability.to_owned(),
                     spec,
                     schema,
+                    unsandboxed: grant.unsandboxed(),
                 },
             );
         }

@@ -162,10 +162,7 @@ impl AgentHost {
             .expect("invariant: live calls happen only with live components");
         let decision = live.gate.decide(&self.policy, name, arguments);
         let (effect, unsandboxed) = match &decision {
-            Decision::Allow { tool, .. } => (
-                tool.spec.effect,
-                self.policy.capabilities[&tool.capability].unsandboxed(),
-            ),
+            Decision::Allow { tool, .. } => (tool.spec.effect, tool.unsandboxed),
             Decision::Refuse { .. } => (EffectClass::Pure, false),
         };
         if record_intent {
