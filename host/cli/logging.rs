@@ -11,8 +11,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::otlp::Collector;
-
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -22,13 +20,13 @@ pub enum Format {
     Json,
 }
 
-/// What must happen when the command ends: export the trace.
-pub struct Telemetry(Option<(Collector, String)>);
+/// What must happen when the command ends: export the rest of the trace.
+pub struct Telemetry(Option<crate::otlp::Exporter>);
 
 impl Telemetry {
     pub fn finish(self) {
-        if let Some((collector, url)) = self.0 {
-            collector.export(&url);
+        if let Some(exporter) = self.0 {
+            exporter.finish();
         }
     }
 }
@@ -74,7 +72,7 @@ pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
     } else {
         filter.add_directive("rmcp=off".parse().expect("invariant: a valid directive"))
     };
-    let otlp = crate::otlp::endpoint().map(|url| (Collector::default(), url));
+    let otlp = crate::otlp::init::<Registry>()?;
     if level == Some("off") && otlp.is_none() {
         // Nothing would be written anywhere: no subscriber at all, so
         // every event is discarded at its call site.
@@ -109,11 +107,11 @@ pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
         }
     };
     // The filter applies to the lines on stderr; the trace gets every span.
-    tracing_subscriber::registry()
-        .with(lines.with_filter(filter))
-        .with(otlp.as_ref().map(|(c, _)| c.clone()))
-        .init();
-    Ok(Telemetry(otlp))
+    let (exporter, spans) = otlp.unzip();
+    let mut layers = vec![lines.with_filter(filter).boxed()];
+    layers.extend(spans);
+    tracing_subscriber::registry().with(layers).init();
+    Ok(Telemetry(exporter))
 }
 
 /// stderr for JSON lines: serde_json escapes C0 controls, and this escapes

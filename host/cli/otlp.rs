@@ -1,215 +1,217 @@
-//! Traces over OTLP/HTTP (JSON encoding), when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set. Spans are collected as
-//! the run goes and sent in one request when the command ends: one process,
-//! one run, one trace. A `TRACEPARENT` (W3C trace context) in the
-//! environment makes the run's trace a child of the caller's.
+//! Traces over OTLP, through OpenTelemetry's own SDK and exporter, when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+//! is set. The standard variables choose the rest: the protocol
+//! (`http/protobuf`, the default, `http/json` or `grpc`), headers, timeout
+//! and compression; `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` the
+//! resource. Spans leave in batches as they close and the rest when the
+//! command ends. A `TRACEPARENT` (W3C trace context) in the environment
+//! makes the command's spans children of the caller's.
+//!
+//! Only spans are exported, not events: a span's fields are what the
+//! runtime chose to record (ids, names, outcomes), while events can carry
+//! text a guest wrote, which stays on stderr where it is escaped.
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
 
-use serde_json::{Value, json};
-use tracing::Subscriber;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-struct SpanRecord {
-    id: u64,
-    parent: Option<u64>,
-    name: &'static str,
-    start: u128,
-    end: u128,
-    attributes: Vec<(String, String)>,
+use femtoclaw_runtime::RunError;
+
+/// The variables that name the protocol, the signal's own first.
+const PROTOCOL_VARS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+];
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Collects spans for export.
-#[derive(Clone, Default)]
-pub struct Collector {
-    spans: Arc<Mutex<Vec<SpanRecord>>>,
-    next: Arc<AtomicU64>,
+/// Whether traces go anywhere: an endpoint is named (as before the SDK, no
+/// endpoint means no exporter, not the SDK's `localhost` default).
+fn configured() -> bool {
+    var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        || var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
 }
 
-/// This layer's id of a span (tracing reuses its own ids).
-struct SpanId(u64);
-
-fn now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-}
-
-struct Fields<'a>(&'a mut Vec<(String, String)>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name().to_owned(), format!("{value:?}")));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name().to_owned(), value.to_owned()));
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collector {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mine = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanId>().map(|s| s.0));
-        let mut attributes = Vec::new();
-        attrs.record(&mut Fields(&mut attributes));
-        span.extensions_mut().insert(SpanId(mine));
-        let record = SpanRecord {
-            id: mine,
-            parent,
-            name: attrs.metadata().name(),
-            start: now(),
-            end: 0,
-            attributes,
-        };
-        self.spans
-            .lock()
-            .expect("invariant: no panic while holding the lock")
-            .push(record);
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        self.with_record(id, &ctx, |r| values.record(&mut Fields(&mut r.attributes)));
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        self.with_record(&id, &ctx, |r| r.end = now());
-    }
-}
-
-impl Collector {
-    /// Applies `f` to the record of the span `id`, if this layer saw it open.
-    fn with_record<S: Subscriber + for<'a> LookupSpan<'a>>(
-        &self,
-        id: &Id,
-        ctx: &Context<'_, S>,
-        f: impl FnOnce(&mut SpanRecord),
-    ) {
-        let Some(mine) = ctx
-            .span(id)
-            .and_then(|s| s.extensions().get::<SpanId>().map(|s| s.0))
-        else {
-            return;
-        };
-        let mut spans = self
-            .spans
-            .lock()
-            .expect("invariant: no panic while holding the lock");
-        if let Some(r) = spans.iter_mut().rev().find(|r| r.id == mine) {
-            f(r);
+/// The protocol the variables select. A value the specification does not
+/// define is refused, naming the variable: a typo must not silently send
+/// traces in another encoding, or nowhere.
+fn protocol(var: impl Fn(&str) -> Option<String>) -> Result<Protocol, RunError> {
+    for name in PROTOCOL_VARS {
+        if let Some(value) = var(name) {
+            return match value.trim() {
+                "http/protobuf" => Ok(Protocol::HttpBinary),
+                "http/json" => Ok(Protocol::HttpJson),
+                "grpc" => Ok(Protocol::Grpc),
+                other => Err(RunError::Config(format!(
+                    "`{name}` is `{other}`: use `http/protobuf`, `http/json` or `grpc`"
+                ))),
+            };
         }
     }
+    Ok(Protocol::HttpBinary)
 }
 
-/// Where traces go, if anywhere.
-pub fn endpoint() -> Option<String> {
-    if let Ok(url) = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        return Some(url);
-    }
-    let base = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())?;
-    Some(format!("{}/v1/traces", base.trim_end_matches('/')))
+/// The exporter while the command runs; [`Exporter::finish`] sends what is
+/// left.
+pub struct Exporter {
+    provider: SdkTracerProvider,
+    /// The gRPC client's connection lives on this runtime (one worker
+    /// thread), apart from the command's own.
+    _grpc: Option<tokio::runtime::Runtime>,
+    /// The caller's trace context, current on this thread for the
+    /// command's lifetime.
+    _parent: Option<opentelemetry::ContextGuard>,
 }
 
-impl Collector {
-    /// Sends the collected spans. Failures are reported, never fatal.
-    pub fn export(&self, url: &str) {
-        let body = self.encode().to_string();
-        if let Err(e) = post(url, &body) {
-            crate::console::warning(&format!("could not export traces to `{url}`: {e}"));
-        }
-    }
+/// The tracing layer that hands spans to the exporter.
+pub type SpanLayer<S> = Box<dyn Layer<S> + Send + Sync>;
 
-    fn encode(&self) -> Value {
-        let (trace_id, remote_parent) = trace_context();
-        let spans = self
-            .spans
-            .lock()
-            .expect("invariant: no panic while holding the lock");
-        let end = now();
-        let encoded: Vec<Value> = spans
-            .iter()
-            .map(|s| {
-                let mut span = json!({
-                    "traceId": trace_id,
-                    "spanId": format!("{:016x}", s.id),
-                    "name": s.name,
-                    "kind": 1,
-                    "startTimeUnixNano": s.start.to_string(),
-                    "endTimeUnixNano": (if s.end == 0 { end } else { s.end }).to_string(),
-                    "attributes": s.attributes.iter().map(|(k, v)| json!({ "key": k, "value": { "stringValue": v } })).collect::<Vec<_>>(),
-                });
-                match (s.parent, &remote_parent) {
-                    (Some(p), _) => span["parentSpanId"] = json!(format!("{p:016x}")),
-                    (None, Some(p)) => span["parentSpanId"] = json!(p),
-                    (None, None) => {}
-                }
-                span
-            })
-            .collect();
-        json!({ "resourceSpans": [{
-            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "fc-host" } }] },
-            "scopeSpans": [{ "scope": { "name": "femtoclaw", "version": env!("CARGO_PKG_VERSION") }, "spans": encoded }]
-        }]})
+/// The exporter and its tracing layer, if an endpoint is configured.
+pub fn init<S>() -> Result<Option<(Exporter, SpanLayer<S>)>, RunError>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    if !configured() {
+        return Ok(None);
     }
-}
-
-/// The trace id (from `TRACEPARENT`, else fresh) and the remote parent span.
-fn trace_context() -> (String, Option<String>) {
-    if let Ok(tp) = std::env::var("TRACEPARENT") {
-        let parts: Vec<&str> = tp.split('-').collect();
-        if parts.len() == 4 && parts[1].len() == 32 && parts[2].len() == 16 {
-            return (parts[1].to_owned(), Some(parts[2].to_owned()));
-        }
-    }
-    let mut id = [0u8; 16];
-    // Without randomness the trace id stays zero, which collectors refuse:
-    // the run goes on, untraced.
-    let _ = getrandom::fill(&mut id);
-    (id.iter().map(|b| format!("{b:02x}")).collect(), None)
-}
-
-/// A minimal HTTP/1.1 POST (OTLP/HTTP collectors listen on plain HTTP,
-/// usually on the same host).
-fn post(url: &str, body: &str) -> std::io::Result<()> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| std::io::Error::other("only http:// endpoints are supported"))?;
-    let (authority, path) = rest
-        .find('/')
-        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-    let addr = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+    let protocol = protocol(var)?;
+    let refused = |e: opentelemetry_otlp::ExporterBuildError| {
+        RunError::Config(format!("the OTLP trace exporter: {e}"))
     };
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut status = [0u8; 12];
-    stream.read_exact(&mut status)?;
-    let line = String::from_utf8_lossy(&status);
-    if line.starts_with("HTTP/1.1 2") || line.starts_with("HTTP/1.0 2") {
-        Ok(())
+    let (exporter, grpc) = match protocol {
+        Protocol::Grpc => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("fc-otlp")
+                .enable_all()
+                .build()
+                .map_err(|e| RunError::Config(format!("the OTLP gRPC runtime: {e}")))?;
+            let exporter = {
+                let _inside = rt.enter();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_protocol(protocol)
+                    .build()
+                    .map_err(refused)?
+            };
+            (exporter, Some(rt))
+        }
+        _ => {
+            let tls = femtoclaw_runtime::remote::tls_config()
+                .map_err(|e| RunError::Config(format!("the OTLP exporter's TLS: {e}")))?;
+            let client = reqwest::blocking::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .build()
+                .map_err(|e| RunError::Config(format!("the OTLP HTTP client: {e}")))?;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(client)
+                .with_protocol(protocol)
+                .build()
+                .map_err(refused)?;
+            (exporter, None)
+        }
+    };
+    let provider = SdkTracerProvider::builder()
+        .with_resource(resource())
+        .with_batch_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("femtoclaw");
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_context_activation(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
+        .boxed();
+    Ok(Some((
+        Exporter {
+            provider,
+            _grpc: grpc,
+            _parent: parent().map(opentelemetry::Context::attach),
+        },
+        layer,
+    )))
+}
+
+/// `service.name` is `fc-host` unless the environment names one.
+fn resource() -> Resource {
+    let named = var("OTEL_SERVICE_NAME").is_some()
+        || var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
+    let builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
+        "service.version",
+        env!("CARGO_PKG_VERSION"),
+    ));
+    if named {
+        builder.build()
     } else {
-        Err(std::io::Error::other(format!(
-            "the collector answered `{}`",
-            line.trim()
-        )))
+        builder.with_service_name("fc-host").build()
+    }
+}
+
+/// The caller's context from `TRACEPARENT` (and `TRACESTATE`), if valid.
+fn parent() -> Option<opentelemetry::Context> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let carrier: HashMap<String, String> =
+        [("traceparent", "TRACEPARENT"), ("tracestate", "TRACESTATE")]
+            .into_iter()
+            .filter_map(|(key, name)| var(name).map(|v| (key.to_owned(), v)))
+            .collect();
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+impl Exporter {
+    /// Sends the spans not yet sent. Failures are reported, never fatal.
+    pub fn finish(self) {
+        if let Err(e) = self.provider.shutdown() {
+            crate::console::warning(&format!("could not export traces over OTLP: {e}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signal_variable_wins_and_an_undefined_protocol_is_refused() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        use opentelemetry_otlp::Protocol::*;
+        assert_eq!(super::protocol(env(&[])).unwrap(), HttpBinary);
+        assert_eq!(
+            super::protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap(),
+            Grpc
+        );
+        assert_eq!(
+            super::protocol(env(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")
+            ]))
+            .unwrap(),
+            HttpJson
+        );
+        let e = super::protocol(env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/proto")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`OTEL_EXPORTER_OTLP_PROTOCOL` is `http/proto`"),
+            "{e}"
+        );
     }
 }

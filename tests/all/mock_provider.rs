@@ -1,6 +1,6 @@
 //! A model provider on loopback for the brain tests: answers POSTs with
 //! queued responses, in the providers' documented wire formats, and keeps
-//! every request (path, headers, JSON body) for the test to check.
+//! every request (path, headers, body) for the test to check.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +18,8 @@ pub struct Received {
     /// Header names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// The body's bytes, for what is not JSON.
+    pub raw: Vec<u8>,
 }
 
 impl Received {
@@ -84,6 +86,7 @@ impl MockProvider {
                     path,
                     headers,
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    raw: body,
                 });
                 let (status, extra, body) = queue.lock().unwrap().pop_front().unwrap_or((
                     500,

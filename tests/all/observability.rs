@@ -1,5 +1,5 @@
 //! The audit trail: one decision event per tool call with its rule, spans
-//! nested run → step → tool call / inference and exported over OTLP, metrics
+//! nested run → step → tool call / inference (their export: otlp.rs), metrics
 //! in the Prometheus format, the audit report, and no secret in any sink.
 
 use serde_json::{Value, json};
@@ -96,79 +96,6 @@ fn metrics_parse_and_match_the_run() {
     assert!(text.contains("fc_inference_seconds_count 3"), "{text}");
 }
 
-/// The hello example with its trace exported to `collector`, under an
-/// optional W3C `TRACEPARENT`.
-fn traced_hello(collector: &MockProvider, traceparent: Option<String>) -> Output {
-    let mut cmd = fc_host();
-    cmd.env(
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        format!("http://127.0.0.1:{}", collector.port),
-    );
-    if let Some(parent) = traceparent {
-        cmd.env("TRACEPARENT", parent);
-    }
-    run(cmd.args([
-        "--log-level",
-        "warn",
-        "run",
-        "--policy",
-        "examples/hello/policy.toml",
-    ]))
-}
-
-#[test]
-fn spans_are_exported_over_otlp_with_their_parents() {
-    let collector = MockProvider::start(vec![(200, "", json!({}))]);
-    let out = traced_hello(&collector, None);
-    assert_eq!(out.code, exit::OK, "{out:#?}");
-    let requests = collector.requests();
-    assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].path, "/v1/traces");
-    let spans = requests[0].body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let by_id = |id: &Value| spans.iter().find(|s| s["spanId"] == *id).cloned();
-    let trace = spans[0]["traceId"].as_str().unwrap();
-    assert_eq!(trace.len(), 32);
-    assert!(
-        spans.iter().all(|s| s["traceId"] == trace),
-        "one trace per run"
-    );
-    let named = |n: &str| {
-        spans
-            .iter()
-            .filter(|s| s["name"] == n)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let runs = named("run");
-    assert_eq!(runs.len(), 1);
-    assert!(runs[0].get("parentSpanId").is_none());
-    assert_eq!(named("step").len(), 3);
-    assert_eq!(named("inference").len(), 3);
-    assert_eq!(named("tool_call").len(), 4);
-    for s in named("step") {
-        assert_eq!(s["parentSpanId"], runs[0]["spanId"]);
-    }
-    for s in named("tool_call").into_iter().chain(named("inference")) {
-        let parent = by_id(&s["parentSpanId"]).expect("the parent span is exported");
-        assert_eq!(parent["name"], "step", "{s}");
-        assert!(
-            s["endTimeUnixNano"]
-                .as_str()
-                .unwrap()
-                .parse::<u128>()
-                .unwrap()
-                >= s["startTimeUnixNano"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<u128>()
-                    .unwrap()
-        );
-    }
-}
-
 #[test]
 fn the_audit_report_names_each_decision_and_its_rule() {
     let state = fresh_dir();
@@ -217,7 +144,7 @@ fn the_audit_report_names_each_decision_and_its_rule() {
 #[test]
 fn a_canary_secret_reaches_no_sink() {
     const CANARY: &str = "canary-all-sinks-77c0ffee";
-    let collector = MockProvider::start(vec![(200, "", json!({}))]);
+    let collector = MockProvider::start(vec![(200, "", json!({})); 8]);
     let state = fresh_dir();
     let s = Scratch::new();
     s.setup(
@@ -255,8 +182,12 @@ fn a_canary_secret_reaches_no_sink() {
     );
     assert_no_canary(&out, CANARY);
     assert!(!std::fs::read_to_string(&metrics).unwrap().contains(CANARY));
+    let trace = collector.requests();
+    assert!(!trace.is_empty(), "the trace was exported");
     assert!(
-        !collector.requests()[0].body.to_string().contains(CANARY),
+        trace
+            .iter()
+            .all(|r| !r.raw.windows(CANARY.len()).any(|w| w == CANARY.as_bytes())),
         "not in the trace"
     );
     let journal = std::fs::read(state.join("journal.redb")).unwrap();
@@ -270,17 +201,4 @@ fn a_canary_secret_reaches_no_sink() {
         .env("FC_STATE_DIR", &state)
         .args(["runs", "--json"]));
     assert!(!inspect.stdout.contains(CANARY));
-}
-
-#[test]
-fn a_traceparent_makes_the_run_a_child_of_the_callers_trace() {
-    let collector = MockProvider::start(vec![(200, "", json!({}))]);
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let out = traced_hello(&collector, Some(format!("00-{trace}-00f067aa0ba902b7-01")));
-    assert_eq!(out.code, exit::OK, "{out:#?}");
-    let spans = collector.requests()[0].body["resourceSpans"][0]["scopeSpans"][0]["spans"].clone();
-    let spans = spans.as_array().unwrap();
-    assert!(spans.iter().all(|s| s["traceId"] == trace));
-    let run_span = spans.iter().find(|s| s["name"] == "run").unwrap();
-    assert_eq!(run_span["parentSpanId"], "00f067aa0ba902b7");
 }
