@@ -273,3 +273,34 @@ pub fn python_script(script: &str, input: &[u8]) -> std::process::Output {
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// An OpenMetrics exposition as Prometheus's official parser reads it
+/// (tests/openmetrics.py, which refuses what the format forbids): the
+/// samples, and the sum of those named `name` that carry `labels`.
+pub struct Scrape(pub Vec<serde_json::Value>);
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let out = python_script("openmetrics.py", text.as_bytes());
+        assert!(
+            out.status.success(),
+            "not OpenMetrics: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Scrape(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        )
+    }
+
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][k] == *v))
+            .map(|s| s["value"].as_f64().unwrap())
+            .sum()
+    }
+}

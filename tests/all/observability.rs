@@ -53,21 +53,8 @@ fn metrics_parse_and_match_the_run() {
         .arg(&file));
     assert_eq!(out.code, exit::OK, "{out:#?}");
     let text = std::fs::read_to_string(&file).unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Untyped(v)
-                | prometheus_parse::Value::Gauge(v) => v,
-                _ => 0.0,
-            })
-            .sum()
-    };
+    let scrape = Scrape::parse(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| scrape.value(name, labels);
     assert_eq!(
         value("fc_tool_calls_total", &[("decision", "allow")]),
         3.0,

@@ -2,7 +2,6 @@
 //! authenticates its bearer token first, and sees only its tenant's runs
 //! (another tenant's run is `404`, exactly like one that does not exist).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -437,94 +436,11 @@ async fn metrics(State(server): Shared, headers: HeaderMap) -> Answer {
             "metrics need the operator's bearer token",
         ));
     }
-    let c = &server.counters;
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, lines: Vec<(String, u64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let one = |v: u64| vec![(String::new(), v)];
-    family(
-        "fc_serve_requests_total",
-        "counter",
-        "HTTP requests received.",
-        one(c.requests.load(Ordering::Relaxed)),
-    );
-    family(
-        "fc_serve_responses_total",
-        "counter",
-        "HTTP responses by status class.",
-        (1..=5)
-            .map(|k| {
-                (
-                    format!("{{class=\"{k}xx\"}}"),
-                    c.responses[k].load(Ordering::Relaxed),
-                )
-            })
-            .collect(),
-    );
-    family(
-        "fc_serve_connections_open",
-        "gauge",
-        "Open connections.",
-        one(c.open_connections.load(Ordering::Relaxed)),
-    );
-    family(
-        "fc_serve_connections_refused_total",
-        "counter",
-        "Connections closed on arrival because `limits.connections` were open.",
-        one(c.refused_connections.load(Ordering::Relaxed)),
-    );
-    family(
-        "fc_serve_runs_accepted_total",
-        "counter",
-        "Runs accepted.",
-        one(c.accepted.load(Ordering::Relaxed)),
-    );
-    let per_tenant = |f: &dyn Fn(&Tenant) -> u64| -> Vec<(String, u64)> {
-        server
-            .tenants
-            .iter()
-            .map(|t| (format!("{{tenant=\"{}\"}}", t.id()), f(t)))
-            .collect()
-    };
-    family(
-        "fc_serve_runs_active",
-        "gauge",
-        "Runs of this process, queued or running.",
-        per_tenant(&|t| t.lock_active().len() as u64),
-    );
-    family(
-        "fc_serve_runs_queued",
-        "gauge",
-        "Runs waiting for a slot.",
-        per_tenant(&|t| t.queued() as u64),
-    );
-    family(
-        "fc_serve_wasm_memory_bytes",
-        "gauge",
-        "Linear memory held by the tenant's live instances.",
-        per_tenant(&|t| t.pool.used()),
-    );
-    family(
-        "fc_serve_fuel_total",
-        "counter",
-        "Fuel burnt by the tenant's runs.",
-        per_tenant(&|t| t.fuel.used()),
-    );
-    family(
-        "fc_serve_journal_commits_total",
-        "counter",
-        "Durable commits of the tenant's journal (one covers every run that appended since the last).",
-        per_tenant(&|t| t.journal.lock().commits()),
-    );
-    out.push_str(&server.runtime.metrics().render());
+    let out = crate::metrics::exposition(&server);
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     Ok(response)
 }

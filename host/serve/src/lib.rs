@@ -19,6 +19,7 @@ pub mod config;
 mod drain;
 mod listen;
 mod mcp;
+mod metrics;
 pub mod problem;
 mod runs;
 mod sse;

@@ -15,6 +15,7 @@ use crate::bindings::agent::femtoclaw::runtime::inference;
 use crate::bindings::brain::exports::femtoclaw::runtime::model::Request;
 use crate::bindings::{BrainError, Completion, FinishReason, Message};
 use crate::guest::{Failure, GuestState};
+use crate::metrics::{Component, Direction};
 use crate::record::Next;
 
 /// sha256 of a conversation: what the journal keeps of an inference request.
@@ -98,7 +99,11 @@ impl inference::Host for GuestState<AgentHost> {
                             message: redact.apply(&message).into_owned(),
                         };
                         host.metrics
-                            .add("fc_traps_total", vec![("component", "brain".into())], 1);
+                            .traps
+                            .get_or_create(&Component {
+                                component: "brain".into(),
+                            })
+                            .inc();
                         return halt(host.recorder.stop(reason));
                     }
                 };
@@ -115,21 +120,16 @@ impl inference::Host for GuestState<AgentHost> {
                 {
                     tracing::warn!(target: "femtoclaw::decision", step, decision = "incomplete", finish, "the model did not complete its turn");
                 }
-                host.metrics.observe(
-                    "fc_inference_seconds",
-                    vec![],
-                    started.elapsed().as_secs_f64(),
-                );
-                host.metrics.add(
-                    "fc_tokens_total",
-                    vec![("direction", "input".into())],
-                    input_tokens,
-                );
-                host.metrics.add(
-                    "fc_tokens_total",
-                    vec![("direction", "output".into())],
-                    output_tokens,
-                );
+                let metrics = &host.metrics;
+                metrics
+                    .inference_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for (direction, tokens) in [("input", input_tokens), ("output", output_tokens)] {
+                    metrics
+                        .tokens
+                        .get_or_create(&Direction { direction })
+                        .inc_by(tokens);
+                }
                 if let Err(reason) = host.recorder.record(
                     "inference",
                     json!({ "request": request, "result": result }),

@@ -135,11 +135,12 @@ impl AgentHost {
 
     /// Records a stop and returns it.
     pub(crate) fn stop(&mut self, reason: StopReason, component: &str) -> StopReason {
-        self.metrics.add(
-            "fc_limit_stops_total",
-            vec![("component", component.to_owned())],
-            1,
-        );
+        self.metrics
+            .limit_stops
+            .get_or_create(&crate::metrics::Component {
+                component: component.to_owned(),
+            })
+            .inc();
         self.recorder.stop(reason)
     }
 }

@@ -16,7 +16,7 @@ use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Inv
 use crate::bindings::{EffectClass, ToolError, ToolSpec};
 use crate::gate::{Decision, Gate, GrantedTool};
 use crate::guest::{Failure, GuestState};
-use crate::metrics::Metrics;
+use crate::metrics::{Component, Metrics, Rule, Tool, ToolDecision};
 use crate::record::Next;
 use crate::redact::Redactor;
 use crate::text::tool_error;
@@ -209,29 +209,33 @@ impl AgentHost {
             idempotency_key: key,
         };
         tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "allow", %rule, component = %capability.identity(), "tool call allowed");
-        self.metrics.add(
-            "fc_tool_calls_total",
-            vec![("tool", name.to_owned()), ("decision", "allow".into())],
-            1,
-        );
+        self.metrics
+            .tool_calls
+            .get_or_create(&ToolDecision {
+                tool: name.to_owned(),
+                decision: "allow",
+            })
+            .inc();
         let started = Instant::now();
         let outcome = capability.invoke(call).await;
-        let component = vec![("component", format!("capability {}", tool.capability))];
-        self.metrics.add(
-            "fc_fuel_consumed_total",
-            component.clone(),
-            capability.fuel_used(),
-        );
-        self.metrics.observe(
-            "fc_tool_call_seconds",
-            vec![("tool", name.to_owned())],
-            started.elapsed().as_secs_f64(),
-        );
+        let component = Component {
+            component: format!("capability {}", tool.capability),
+        };
+        self.metrics
+            .fuel
+            .get_or_create(&component)
+            .inc_by(capability.fuel_used());
+        self.metrics
+            .tool_call_seconds
+            .get_or_create(&Tool {
+                tool: name.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
         match &outcome {
-            Err(Failure::Trap(_)) => self.metrics.add("fc_traps_total", component, 1),
-            Err(Failure::Limit(_)) => self.metrics.add("fc_limit_stops_total", component, 1),
-            _ => {}
-        }
+            Err(Failure::Trap(_)) => self.metrics.traps.get_or_create(&component).inc(),
+            Err(Failure::Limit(_)) => self.metrics.limit_stops.get_or_create(&component).inc(),
+            _ => 0,
+        };
         let max_output = usize::try_from(self.policy.limits.max_tool_output).unwrap_or(usize::MAX);
         let result = match outcome {
             Ok(Ok(output)) => checked_output(tool, output, max_output, redact),
@@ -274,12 +278,19 @@ impl AgentHost {
 }
 
 fn count_denial(metrics: &Metrics, tool: &str, rule: &str) {
-    metrics.add(
-        "fc_tool_calls_total",
-        vec![("tool", tool.to_owned()), ("decision", "deny".into())],
-        1,
-    );
-    metrics.add("fc_denials_total", vec![("rule", rule.to_owned())], 1);
+    metrics
+        .tool_calls
+        .get_or_create(&ToolDecision {
+            tool: tool.to_owned(),
+            decision: "deny",
+        })
+        .inc();
+    metrics
+        .denials
+        .get_or_create(&Rule {
+            rule: rule.to_owned(),
+        })
+        .inc();
 }
 
 /// Counts a call against the tool's `max-calls` quota; the error if it is

@@ -148,7 +148,9 @@ impl Runtime {
             (Err(_), _) => "failed",
         };
         self.metrics
-            .add("fc_runs_total", vec![("status", status.into())], 1);
+            .runs
+            .get_or_create(&crate::metrics::Status { status })
+            .inc();
         finished?;
         let answer = outcome?;
         tracing::info!(target: "femtoclaw::run", run_id = %run_id, ok = answer.is_ok(), steps = stats.steps, tool_calls = stats.tool_calls, refused = stats.refused, input_tokens = stats.input_tokens, output_tokens = stats.output_tokens, "run finished");
