@@ -32,6 +32,20 @@ if [[ ! -d $suite/tests/draft2020-12 ]]; then
     rm -rf "$tmp"
 fi
 
+# The RFC 8785 reference vectors (input/ and output/), from the same sdist
+# the Python library comes from.
+vectors="$guests/../tests/suites/rfc8785"
+if [[ ! -d $vectors/input ]]; then
+    tmp=$(mktemp -d)
+    "$guests/.venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: "rfc8785==0.1.4" -d "$tmp"
+    tar -xzf "$tmp/rfc8785-0.1.4.tar.gz" -C "$tmp"
+    mkdir -p "$vectors"
+    cp -r "$tmp/rfc8785-0.1.4/test/assets/input" "$tmp/rfc8785-0.1.4/test/assets/output" \
+        "$tmp/rfc8785-0.1.4/LICENSE" "$vectors/"
+    rm -rf "$tmp"
+fi
+
 npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
 # The official MCP conformance suite (tests/conformance/package-lock.json),
 # with the Node.js 22 it needs as an npm package.

@@ -104,6 +104,22 @@ fn a_signed_bundle_runs_like_the_unpacked_example() {
 }
 
 #[test]
+fn another_languages_rfc_8785_library_reproduces_the_signed_manifest() {
+    let s = example();
+    publish(&s, "hello.fcb");
+    let file = std::fs::read(s.path("hello.fcb")).unwrap();
+    // After the 10-byte magic: the manifest's u32 length, then its bytes.
+    let len = u32::from_be_bytes(file[10..14].try_into().unwrap()) as usize;
+    let manifest = &file[14..14 + len];
+    let out = python_script("jcs.py", manifest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn flipping_any_byte_fails_verification_naming_what_failed() {
     let s = example();
     publish(&s, "hello.fcb");

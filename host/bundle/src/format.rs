@@ -81,7 +81,7 @@ impl Bundle {
             c.size = bytes.len() as u64;
         }
         manifest.check()?;
-        let manifest_bytes = manifest.canonical();
+        let manifest_bytes = manifest.canonical()?;
         Ok(Bundle {
             manifest,
             manifest_bytes,
@@ -142,7 +142,7 @@ impl Bundle {
             };
             if !lower_hex(&sig.key, 64)
                 || !lower_hex(&sig.signature, 128)
-                || serde_json::to_vec(&sig).ok().as_deref() != Some(text)
+                || serde_json_canonicalizer::to_vec(&sig).ok().as_deref() != Some(text)
             {
                 return Err(malformed(format!("signature {i} is not in canonical form")));
             }
@@ -173,7 +173,8 @@ impl Bundle {
         }
         out.extend_from_slice(&(self.signatures.len() as u32).to_be_bytes());
         for s in &self.signatures {
-            let text = serde_json::to_vec(s).expect("invariant: a signature serializes");
+            let text =
+                serde_json_canonicalizer::to_vec(s).expect("invariant: a signature serializes");
             out.extend_from_slice(&(text.len() as u32).to_be_bytes());
             out.extend_from_slice(&text);
         }

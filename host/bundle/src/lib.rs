@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! "FCBUNDLE" 0x00 0x01                 magic and format version (10 bytes)
-//! u32 BE length, manifest              canonical JSON (sorted keys, no spaces)
+//! u32 BE length, manifest              canonical JSON (RFC 8785)
 //! for each component of the manifest:  u64 BE length, bytes (a wasm component)
 //! u32 BE count, then per signature:    u32 BE length, JSON {"key": SPKI-DER hex, "signature": hex}
 //! ```
@@ -26,4 +26,4 @@ mod manifest;
 pub use error::{BundleError, Result};
 pub use format::{Bundle, Signature};
 pub use keys::{KeyPair, PublicKey};
-pub use manifest::{Component, Grants, Manifest, Role, Version};
+pub use manifest::{Component, Grants, Manifest, Role, Version, canonical_json};
