@@ -305,21 +305,37 @@ fn provider_errors_are_reported_clearly() {
     )]);
     let s = Scratch::new();
     s.write("policy.toml", "version = 1\n");
+    let state = fresh_dir();
     let out = run(fc_host()
         .env("FC_MODEL", "no-such-model")
+        .env("FC_STATE_DIR", &state)
         .args(["run", "--policy"])
         .arg(s.path("policy.toml"))
         .args([
             "--brain",
             &format!("local=http://127.0.0.1:{}/v1", provider.port),
         ]));
-    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(
+        out.code,
+        exit::USAGE,
+        "a configuration error, not the agent's: {out:#?}"
+    );
     assert!(
         out.stderr
             .contains("the provider has no model `no-such-model`")
             && out.stderr.contains("FC_MODEL"),
         "{}",
         out.stderr
+    );
+    // The stop is journaled: the replay ends the same way, with no provider.
+    let replay = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .args(["replay", &out.run_id()]));
+    assert_eq!(replay.code, exit::USAGE, "{replay:#?}");
+    assert!(
+        replay.stderr.contains("no model `no-such-model`"),
+        "{}",
+        replay.stderr
     );
 
     // `--brain remote` with nothing set says all it lacks at once.
@@ -511,7 +527,7 @@ fn an_empty_task_is_not_sent_as_an_empty_text_block() {
     let provider = MockProvider::start(vec![]);
     let s = setup("anthropic", provider.port, "api-key-env = \"FC_TEST_KEY\"");
     let out = run_brain(&s, Some(KEY), &[]);
-    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
     assert!(
         out.stderr.contains(
             "the conversation has no user text to send (is the task empty? give `--task`)"

@@ -75,6 +75,10 @@ fn tools_and_call(
         expect,
         "{out:#?}"
     );
+    assert!(
+        !out.stderr.contains("compiling a component"),
+        "`call` loads what `tools` compiled: {out:#?}"
+    );
     let out = call(bad);
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.contains("protocol.input-schema"), "{out:#?}");

@@ -41,12 +41,16 @@ pub struct ToolsCommand {
     /// Print the tool specs as JSON.
     #[arg(long)]
     json: bool,
+    /// Where the compile cache is (a later `call` or `run` loads what this
+    /// compiled).
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 impl ToolsCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let source = component(&self.component)?;
-        let runtime = femtoclaw_runtime::Runtime::new()?;
+        let runtime = runtime(&self.state)?;
         let specs = block_on(runtime.describe(&source));
         leave(runtime);
         let specs = specs?;

@@ -77,6 +77,9 @@ impl StopReason {
             } => {
                 serde_json::json!({ "reason": self.to_string(), "cancelled": true })
             }
+            StopReason::BrainConfig(_) | StopReason::Recorded { config: true, .. } => {
+                serde_json::json!({ "reason": self.to_string(), "config": true })
+            }
             _ => serde_json::json!({ "reason": self.to_string() }),
         }
     }
@@ -87,6 +90,7 @@ impl StopReason {
             reason: data["reason"].as_str().unwrap_or("stopped").to_owned(),
             trap: data["trap"].as_str().map(str::to_owned),
             cancelled: data["cancelled"] == true,
+            config: data["config"] == true,
         }
     }
 }
@@ -124,6 +128,10 @@ pub enum StopReason {
         /// The trap.
         message: String,
     },
+    /// The brain reported its configuration wrong (a model the provider
+    /// does not serve, a refused key): the text says what to set.
+    #[error("{0}")]
+    BrainConfig(String),
     /// A stop read back from the journal (in a replay): `reason` is its
     /// text, `trap` whether it was a trap rather than a limit.
     #[error("{reason}")]
@@ -134,6 +142,8 @@ pub enum StopReason {
         trap: Option<String>,
         /// Whether it was a cancellation.
         cancelled: bool,
+        /// Whether it was the brain's configuration.
+        config: bool,
     },
     /// The agent did not do what the journal recorded.
     #[error("replay diverged at event {event}")]
@@ -174,6 +184,12 @@ impl From<StopReason> for RunError {
                 RunError::Trap { component, message }
             }
             StopReason::Cancelled => RunError::Cancelled(StopReason::Cancelled.to_string()),
+            StopReason::BrainConfig(m)
+            | StopReason::Recorded {
+                reason: m,
+                config: true,
+                ..
+            } => RunError::Config(m),
             StopReason::Recorded {
                 reason,
                 cancelled: true,

@@ -140,6 +140,13 @@ impl inference::Host for GuestState<AgentHost> {
                 result
             }
         };
+        // A brain that says its configuration is wrong (no such model, a
+        // refused key) cannot be helped by the agent: the run stops as a
+        // configuration error, the same way in a replay.
+        if let Err(BrainError::Config(message)) = &result {
+            tracing::warn!(target: "femtoclaw::decision", step, decision = "stop", rule = "brain", error = %message, "the brain is misconfigured");
+            return halt(host.recorder.stop(StopReason::BrainConfig(message.clone())));
+        }
         if let Some(usage) = result.as_ref().ok().and_then(|c| c.usage) {
             host.stats.input_tokens += usage.input_tokens;
             host.stats.output_tokens += usage.output_tokens;
