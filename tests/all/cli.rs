@@ -219,6 +219,104 @@ fn policy_check_says_what_it_checked() {
     );
 }
 
+/// `policy diff` on the shipped strict and dev policies, and on a change
+/// that adds a capability with a secret and a net rule: every difference
+/// classified, in text and JSON, and no secret value shown.
+#[test]
+fn policy_diff_says_what_a_change_grants_and_takes_away() {
+    let out = run(fc_host().args([
+        "policy",
+        "diff",
+        "policies/strict.toml",
+        "policies/dev.toml",
+    ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    for line in [
+        "+ grants     capabilities.fs.tools: \"write_file\"",
+        "> widens     limits.max-steps: 8 -> 64",
+        "> widens     trust.require-signature: true -> false",
+        "\"mode\":\"read-write\"",
+        "- takes away capabilities.fs.mounts: ",
+    ] {
+        assert!(out.stdout.contains(line), "{line}\n{}", out.stdout);
+    }
+    let back = run(fc_host().args([
+        "policy",
+        "diff",
+        "policies/dev.toml",
+        "policies/strict.toml",
+        "--json",
+    ]));
+    let changes: serde_json::Value = serde_json::from_str(&back.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("capabilities.fs.tools", "takes-away")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("limits.max-steps", "narrows")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("trust.require-signature", "narrows")),
+        "{kinds:?}"
+    );
+
+    let s = Scratch::new();
+    s.mkdir("data");
+    let base = "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n";
+    s.write("a.toml", base);
+    // The same grants, spelled differently: no difference.
+    s.write(
+        "same.toml",
+        "version = 1\n[limits]\nmax-steps = 16\n[capabilities.fs]\ntools = [\"read_file\"]\ncomponent = \"builtin:fs\"\nmounts = [{ guest = \"/data\", host = \"./data\", mode = \"ro\" }]\n",
+    );
+    let same = run(fc_host()
+        .args(["policy", "diff"])
+        .arg(s.path("a.toml"))
+        .arg(s.path("same.toml")));
+    assert_eq!(same.code, exit::OK, "{same:#?}");
+    assert!(
+        same.stdout.contains("no difference in effect"),
+        "{}",
+        same.stdout
+    );
+    s.write(
+        "b.toml",
+        &format!(
+            "{base}[capabilities.http]\ncomponent = \"builtin:http\"\ntools = [\"get\"]\nnet = [\"https://api.example.com\"]\nsecrets = {{ TOKEN = {{ env = \"FC_DIFF_TOKEN\" }} }}\n"
+        ),
+    );
+    let out = run(fc_host()
+        .env("FC_DIFF_TOKEN", "value-never-shown-1234")
+        .args(["policy", "diff"])
+        .arg(s.path("a.toml"))
+        .arg(s.path("b.toml")));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    for line in [
+        "+ grants     capabilities.http.tools: \"get\"",
+        "+ grants     capabilities.http.net: {\"host\":{\"name\":\"api.example.com\"}",
+        "+ grants     capabilities.http.secrets.TOKEN.env: \"FC_DIFF_TOKEN\"",
+        "+ grants     capabilities.http.component.builtin: \"http\"",
+    ] {
+        assert!(out.stdout.contains(line), "{line}\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("value-never-shown"), "{}", out.stdout);
+    // A policy that does not parse is the usual policy error.
+    s.write("bad.toml", "version = 1\n[capabilities.fs]\ntools = 3\n");
+    let bad = run(fc_host()
+        .args(["policy", "diff"])
+        .arg(s.path("a.toml"))
+        .arg(s.path("bad.toml")));
+    assert_eq!(bad.code, exit::USAGE, "{bad:#?}");
+    assert!(bad.stderr.contains("bad.toml"), "{}", bad.stderr);
+}
+
 /// The bash completion script loads into bash and completes subcommands
 /// and their flags; the other shells get a script too.
 #[test]

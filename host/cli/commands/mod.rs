@@ -7,6 +7,7 @@ mod doctor;
 mod journal;
 mod mcp;
 mod policy;
+mod policy_diff;
 pub mod run;
 mod serve;
 mod shell;

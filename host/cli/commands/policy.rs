@@ -1,4 +1,5 @@
-//! `fc-host policy check FILE` and `fc-host policy explain FILE [--json]`.
+//! `fc-host policy check FILE`, `fc-host policy explain FILE [--json]` and
+//! `fc-host policy diff A B [--json]`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -40,6 +41,18 @@ pub enum PolicyCommand {
         /// grant), and refuse a policy that widens it.
         #[arg(long, value_name = "FILE.fcb")]
         bundle: Option<PathBuf>,
+    },
+    /// What changing policy A into policy B grants or takes away: each
+    /// capability, tool, mount, net rule, variable, secret and limit, in
+    /// their effective form (defaults filled in). For code review.
+    Diff {
+        /// The policy before the change.
+        a: PathBuf,
+        /// The policy after it.
+        b: PathBuf,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,6 +112,25 @@ impl PolicyCommand {
                     }
                 }
                 crate::commands::run::leave(runtime);
+            }
+            PolicyCommand::Diff { a, b, json } => {
+                let before = serde_json::to_value(Policy::load(&a)?)?;
+                let after = serde_json::to_value(Policy::load(&b)?)?;
+                let changes = crate::commands::policy_diff::diff(&before, &after);
+                if json {
+                    out_json(&serde_json::json!(changes));
+                } else if changes.is_empty() {
+                    outln!(
+                        "`{}` and `{}` grant the same: no difference in effect",
+                        a.display(),
+                        b.display()
+                    );
+                } else {
+                    outln!("from `{}` to `{}`:", a.display(), b.display());
+                    for c in &changes {
+                        outln!("{}", c.line());
+                    }
+                }
             }
             PolicyCommand::Explain { file, json, bundle } => {
                 let policy = Policy::load(&file)?;

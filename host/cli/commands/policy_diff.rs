@@ -1,0 +1,220 @@
+//! `fc-host policy diff A B`: what changing policy A into B grants or takes
+//! away, for code review. Both policies are compared in their effective
+//! form (every default filled in, paths resolved, as `policy explain
+//! --json` prints them), so a change of spelling is no change, and a
+//! default that B states explicitly is none either.
+//!
+//! One rule classifies every difference: what B has and A had not (a
+//! capability, a tool, a mount, a net rule, a variable, a secret) is
+//! granted; what A had and B has not is taken away (a mount whose mode
+//! changed is one taken away and one granted); a limit raised widens,
+//! lowered narrows (an unset limit being no limit); anything else changes.
+
+use serde_json::Value;
+
+/// How a difference moves the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// B allows something A did not.
+    Grants,
+    /// A allowed something B does not.
+    TakesAway,
+    /// A limit is higher in B (or gone).
+    Widens,
+    /// A limit is lower in B (or new).
+    Narrows,
+    /// A value differs in a way that is neither (a model, a brain URL).
+    Changes,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Grants => "+ grants    ",
+            Kind::TakesAway => "- takes away",
+            Kind::Widens => "> widens    ",
+            Kind::Narrows => "< narrows   ",
+            Kind::Changes => "~ changes   ",
+        }
+    }
+}
+
+/// One difference: where, how, and the values on each side.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Change {
+    /// Dotted path of the key (`capabilities.fs.tools`).
+    pub key: String,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+impl Change {
+    /// One line of the text report.
+    pub fn line(&self) -> String {
+        let show = |v: &Option<Value>| v.as_ref().map_or("(none)".into(), Value::to_string);
+        let values = match (&self.before, &self.after) {
+            (None, Some(a)) => a.to_string(),
+            (Some(b), None) => b.to_string(),
+            _ => format!("{} -> {}", show(&self.before), show(&self.after)),
+        };
+        format!("{} {}: {values}", self.kind.label(), self.key)
+    }
+}
+
+/// The differences from policy `a` to policy `b` (their effective JSON).
+pub fn diff(a: &Value, b: &Value) -> Vec<Change> {
+    let mut out = Vec::new();
+    // Where each policy was read from is no difference in what it grants.
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Value::Object(m) = &mut v {
+            m.remove("path");
+        }
+        v
+    };
+    walk("", Some(&strip(a)), Some(&strip(b)), &mut out);
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>) {
+    let change = |kind, before: Option<&Value>, after: Option<&Value>| Change {
+        key: path.to_owned(),
+        kind,
+        before: before.cloned(),
+        after: after.cloned(),
+    };
+    // A key on one side only is compared with an empty value of its kind,
+    // so an added capability lists each thing it is granted.
+    let (empty_object, empty_array) = (Value::Object(Default::default()), Value::Array(vec![]));
+    let absent = |other: Option<&Value>| match other {
+        Some(Value::Object(_)) => Some(&empty_object),
+        Some(Value::Array(_)) => Some(&empty_array),
+        _ => None,
+    };
+    let (a, b) = (a.or(absent(b)), b.or(absent(a)));
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                walk(&join(path, k), x.get(k), y.get(k), out);
+            }
+        }
+        // Lists in a policy are sets (tools, net rules, mounts, variables):
+        // an element is granted or taken away, order is no change.
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            for v in y.iter().filter(|v| !x.contains(v)) {
+                out.push(change(Kind::Grants, None, Some(v)));
+            }
+            for v in x.iter().filter(|v| !y.contains(v)) {
+                out.push(change(Kind::TakesAway, Some(v), None));
+            }
+        }
+        (None, Some(v)) if !v.is_null() => out.push(change(Kind::Grants, None, Some(v))),
+        (Some(v), None) if !v.is_null() => out.push(change(Kind::TakesAway, Some(v), None)),
+        (Some(x), Some(y)) if x != y => out.push(change(kind(path, x, y), Some(x), Some(y))),
+        _ => {}
+    }
+}
+
+/// A limit's magnitude: a number, or a duration as the policy prints it
+/// (`30000ms`); `None` for anything else.
+fn magnitude(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.strip_suffix("ms")?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn kind(path: &str, a: &Value, b: &Value) -> Kind {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    let is_limit = path.starts_with("limits.")
+        || path.starts_with("memory.")
+        || path.contains(".limits.")
+        || path.contains(".max-calls.")
+        || leaf.starts_with("max-");
+    if leaf == "require-signature" {
+        // Requiring a signature narrows what may run; dropping it widens.
+        return if b == &Value::Bool(true) {
+            Kind::Narrows
+        } else {
+            Kind::Widens
+        };
+    }
+    if is_limit {
+        match (magnitude(a), magnitude(b), a.is_null(), b.is_null()) {
+            (Some(x), Some(y), ..) if y > x => return Kind::Widens,
+            (Some(_), Some(_), ..) => return Kind::Narrows,
+            // No limit is the widest limit.
+            (_, _, true, false) => return Kind::Narrows,
+            (_, _, false, true) => return Kind::Widens,
+            _ => {}
+        }
+    }
+    Kind::Changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kinds(a: Value, b: Value) -> Vec<(String, Kind)> {
+        diff(&a, &b).into_iter().map(|c| (c.key, c.kind)).collect()
+    }
+
+    #[test]
+    fn every_difference_is_classified_by_one_rule() {
+        let a = json!({
+            "path": "a.toml",
+            "capabilities": { "fs": { "tools": ["read_file"], "net": [], "limits": { "fuel": 10, "call-timeout": "30000ms" } } },
+            "limits": { "max-steps": 8, "max-tokens": null },
+            "trust": { "require-signature": true },
+            "brain": { "model": "small" },
+        });
+        let b = json!({
+            "path": "b.toml",
+            "capabilities": {
+                "fs": { "tools": ["list_dir", "read_file", "write_file"], "net": [], "limits": { "fuel": 5, "call-timeout": "60000ms" } },
+                "http": { "tools": ["get"] },
+            },
+            "limits": { "max-steps": 8, "max-tokens": 1000 },
+            "trust": { "require-signature": false },
+            "brain": { "model": "large" },
+        });
+        assert_eq!(
+            kinds(a, b),
+            [
+                ("brain.model".into(), Kind::Changes),
+                ("capabilities.fs.limits.call-timeout".into(), Kind::Widens),
+                ("capabilities.fs.limits.fuel".into(), Kind::Narrows),
+                ("capabilities.fs.tools".into(), Kind::Grants),
+                ("capabilities.fs.tools".into(), Kind::Grants),
+                ("capabilities.http.tools".into(), Kind::Grants),
+                ("limits.max-tokens".into(), Kind::Narrows),
+                ("trust.require-signature".into(), Kind::Widens),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_policy_from_two_files_has_no_difference() {
+        let p = json!({ "path": "a.toml", "capabilities": { "fs": { "tools": ["a", "b"] } } });
+        let mut q = p.clone();
+        q["path"] = json!("b.toml");
+        q["capabilities"]["fs"]["tools"] = json!(["b", "a"]);
+        assert!(diff(&p, &q).is_empty());
+    }
+}
