@@ -317,6 +317,90 @@ fn policy_diff_says_what_a_change_grants_and_takes_away() {
     assert!(bad.stderr.contains("bad.toml"), "{}", bad.stderr);
 }
 
+/// `--policy Strict` (and `Standard`, `Dev`) is a built-in policy over the
+/// working directory: Strict reads it and refuses a write, Standard
+/// writes; the run journals the preset's text, so it replays from
+/// anywhere; a wrong case is refused with the right spelling.
+#[test]
+fn presets_are_policies_named_by_their_names() {
+    let s = Scratch::new();
+    s.write("notes.txt", "from the working directory");
+    let write = serde_json::json!({ "path": "/workspace/made.txt", "content": "x" });
+    s.write(
+        "turns.json",
+        &calls(&[
+            (
+                "fs.read_file",
+                serde_json::json!({ "path": "/workspace/notes.txt" }),
+            ),
+            ("fs.write_file", write),
+        ])
+        .to_string(),
+    );
+    let state = fresh_dir();
+    let preset_run = |name: &str| {
+        run(fc_host()
+            .current_dir(s.path(""))
+            .env("FC_STATE_DIR", &state)
+            .args([
+                "run",
+                "--policy",
+                name,
+                "--brain",
+                "scripted:turns.json",
+                "--task",
+                "t",
+            ]))
+    };
+    let strict = preset_run("Strict");
+    assert_eq!(strict.code, exit::OK, "{strict:#?}");
+    let id = strict.run_id();
+    let audit = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .args(["audit", &id, "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    let rows: Vec<(&str, &str)> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["tool"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [("fs.read_file", "allow"), ("fs.write_file", "deny")]);
+    assert!(!s.path("made.txt").exists(), "Strict wrote nothing");
+    let replay = run(fc_host()
+        .current_dir(std::env::temp_dir())
+        .env("FC_STATE_DIR", &state)
+        .args(["replay", &id]));
+    assert_eq!(
+        replay.code,
+        exit::OK,
+        "the journaled preset replays anywhere: {replay:#?}"
+    );
+    assert_eq!(replay.stdout, strict.stdout);
+
+    let standard = preset_run("Standard");
+    assert_eq!(standard.code, exit::OK, "{standard:#?}");
+    assert_eq!(std::fs::read_to_string(s.path("made.txt")).unwrap(), "x");
+
+    let explain = run(fc_host()
+        .current_dir(s.path(""))
+        .args(["policy", "explain", "Dev"]));
+    assert!(
+        explain.stdout.starts_with("preset Dev: "),
+        "{}",
+        explain.stdout
+    );
+    let wrong = preset_run("strict");
+    assert_eq!(wrong.code, exit::USAGE, "{wrong:#?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("the preset is spelled `Strict` (presets: Strict, Standard, Dev)"),
+        "{}",
+        wrong.stderr
+    );
+}
+
 /// The bash completion script loads into bash and completes subcommands
 /// and their flags; the other shells get a script too.
 #[test]

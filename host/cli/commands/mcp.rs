@@ -13,7 +13,8 @@ use crate::state::StateArgs;
 /// Serve the policy's granted tools to an MCP client over stdio.
 #[derive(clap::Args)]
 pub struct McpCommand {
-    /// The policy file: its granted tools are the tools offered.
+    /// The policy file (or a preset, `Strict`, `Standard`, `Dev`): its
+    /// granted tools are the tools offered.
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
     /// A signed bundle (`.fcb`, verified first) whose `bundle:NAME`

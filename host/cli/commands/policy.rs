@@ -20,7 +20,7 @@ pub enum PolicyCommand {
     /// Parse and validate a policy without running anything (the same parser
     /// `run` uses).
     Check {
-        /// The policy file.
+        /// The policy file, or a preset (`Strict`, `Standard`, `Dev`).
         file: PathBuf,
         /// Also load and describe each capability's component, as `run`
         /// does: its description is checked, and every granted tool must be
@@ -31,7 +31,7 @@ pub enum PolicyCommand {
     /// Print the effective grants of every component, with every default
     /// filled in.
     Explain {
-        /// The policy file.
+        /// The policy file, or a preset (`Strict`, `Standard`, `Dev`).
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -158,7 +158,7 @@ impl PolicyCommand {
                     }
                     out_json(&v);
                 } else {
-                    for line in explain(&policy).lines() {
+                    for line in explain(&policy, &file).lines() {
                         outln!("{line}");
                     }
                     for (name, asked) in &requested {
@@ -173,10 +173,23 @@ impl PolicyCommand {
     }
 }
 
-fn explain(p: &Policy) -> String {
+fn explain(p: &Policy, arg: &std::path::Path) -> String {
     let mut out = String::new();
     let l = &p.limits;
-    let _ = writeln!(out, "policy {}", p.path.display());
+    match femtoclaw_policy::Preset::named(arg) {
+        Some(preset) => {
+            let _ = writeln!(
+                out,
+                "preset {}: {} (paths relative to {})",
+                preset.name,
+                preset.summary,
+                p.path.parent().unwrap_or(&p.path).display()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "policy {}", p.path.display());
+        }
+    }
     let _ = writeln!(
         out,
         "run: max-steps {}, max-tool-calls {}, run-timeout {:?}, max-tool-output {} B, max-log-lines {}",

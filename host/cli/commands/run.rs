@@ -18,7 +18,8 @@ pub struct RunCommand {
     /// first, whose agent and `bundle:NAME` capabilities run); the built-in
     /// agent if omitted.
     agent: Option<PathBuf>,
-    /// The policy file.
+    /// The policy file, or a preset (`Strict`, `Standard`, `Dev`: the
+    /// working directory read-only; read-write; read-write, larger budgets).
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
     /// The brain: `local[=URL]` (an OpenAI-compatible server, Ollama's

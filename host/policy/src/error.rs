@@ -17,6 +17,18 @@ pub enum PolicyError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// No such file, and the argument is a preset's name in another case.
+    #[error(
+        "there is no policy file `{path}`; the preset is spelled `{preset}` (presets: {names})"
+    )]
+    Misspelled {
+        /// The argument.
+        path: PathBuf,
+        /// The preset it resembles.
+        preset: &'static str,
+        /// Every preset's name.
+        names: String,
+    },
     /// The file is not valid TOML or does not fit the policy's shape (unknown
     /// key, wrong type); the message carries line and column.
     #[error("invalid policy `{path}`: {message}")]

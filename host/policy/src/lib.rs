@@ -24,6 +24,7 @@ mod error;
 mod model;
 mod narrow;
 mod parse;
+mod presets;
 mod raw;
 pub mod units;
 
@@ -34,3 +35,4 @@ pub use model::{
     OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
 };
 pub use narrow::Widening;
+pub use presets::{PRESETS, Preset};

@@ -414,13 +414,32 @@ impl MountMode {
 }
 
 impl Policy {
-    /// Reads and validates a policy file.
+    /// Reads and validates a policy file, or the preset an argument names
+    /// exactly (`Strict`, `Standard`, `Dev`: [`crate::PRESETS`]; a file
+    /// of that name is `./Strict`).
     pub fn load(path: impl AsRef<Path>) -> crate::Result<Policy> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| crate::PolicyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        if let Some(preset) = crate::Preset::named(path) {
+            let at = preset.path().map_err(|source| crate::PolicyError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            return crate::parse::parse(&at, preset.text, crate::parse::Files::Check);
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|source| match crate::Preset::like(path) {
+                Some(p) if source.kind() == std::io::ErrorKind::NotFound => {
+                    crate::PolicyError::Misspelled {
+                        path: path.to_owned(),
+                        preset: p.name,
+                        names: crate::presets::names(),
+                    }
+                }
+                _ => crate::PolicyError::Read {
+                    path: path.to_owned(),
+                    source,
+                },
+            })?;
         crate::parse::parse(path, &text, crate::parse::Files::Check)
     }
 
