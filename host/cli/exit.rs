@@ -32,6 +32,8 @@ pub const DOWNGRADE: u8 = 11;
 pub const INCOMPLETE: u8 = 12;
 /// The run was cancelled (`fc-host serve`'s cancel; a replay of such a run).
 pub const CANCELLED: u8 = 13;
+/// The policy refused a tool call and says `on-refusal = "stop"`.
+pub const REFUSED: u8 = 14;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
@@ -41,7 +43,8 @@ was refused, 6 a replay diverged from its journal, 7 journal error (corrupt, tam
 unknown run, damaged state), 8 a resumed write of unknown outcome under `on-uncertain = \"fail\"` \
 (the run stays resumable), 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
 or invalid, 11 bundle downgrade, 12 the model stopped without a complete answer (token limit, \
-content filter or refusal), 13 the run was cancelled, 70 internal error.";
+content filter or refusal), 13 the run was cancelled, 14 the policy refused a tool call under `on-refusal = \"stop\"`, \
+70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
@@ -62,6 +65,7 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         Some(RunError::Journal(_)) => JOURNAL,
         Some(RunError::Uncertain(_)) => UNCERTAIN,
         Some(RunError::Cancelled(_)) => CANCELLED,
+        Some(RunError::Refused(_)) => REFUSED,
         Some(_) => INTERNAL,
         None if e.downcast_ref::<femtoclaw_policy::PolicyError>().is_some() => USAGE,
         // A file the command line named could not be read or written.

@@ -352,8 +352,17 @@ fn presets_are_policies_named_by_their_names() {
                 "t",
             ]))
     };
+    // Strict reads, refuses the write, and (`on-refusal = "stop"`) ends
+    // the run there as a policy violation.
     let strict = preset_run("Strict");
-    assert_eq!(strict.code, exit::OK, "{strict:#?}");
+    assert_eq!(strict.code, exit::REFUSED, "{strict:#?}");
+    assert!(
+        strict
+            .stderr
+            .contains("(denied: tool `fs.write_file` is not granted by `capabilities.fs.tools`), and `on-refusal` is `stop`"),
+        "{}",
+        strict.stderr
+    );
     let id = strict.run_id();
     let audit = run(fc_host()
         .env("FC_STATE_DIR", &state)
@@ -363,9 +372,22 @@ fn presets_are_policies_named_by_their_names() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["tool"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .map(|d| {
+            (
+                d["tool"].as_str().unwrap_or("-"),
+                d["decision"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(rows, [("fs.read_file", "allow"), ("fs.write_file", "deny")]);
+    assert_eq!(
+        rows,
+        [
+            ("fs.read_file", "allow"),
+            ("fs.write_file", "deny"),
+            ("-", "stop")
+        ]
+    );
+    assert_eq!(report["status"], "refused", "{report:#}");
     assert!(!s.path("made.txt").exists(), "Strict wrote nothing");
     let replay = run(fc_host()
         .current_dir(std::env::temp_dir())
@@ -373,10 +395,27 @@ fn presets_are_policies_named_by_their_names() {
         .args(["replay", &id]));
     assert_eq!(
         replay.code,
-        exit::OK,
-        "the journaled preset replays anywhere: {replay:#?}"
+        exit::REFUSED,
+        "the journaled preset replays anywhere, to the same end: {replay:#?}"
     );
-    assert_eq!(replay.stdout, strict.stdout);
+
+    // The same calls under `on-refusal = "inform"` (the default): the agent
+    // is told and finishes.
+    s.write(
+        "inform.toml",
+        "version = 1\non-refusal = \"inform\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/workspace\", host = \".\", mode = \"ro\" }]\n",
+    );
+    let inform = preset_run("inform.toml");
+    assert_eq!(inform.code, exit::OK, "{inform:#?}");
+    s.write("typo.toml", "version = 1\non-refusal = \"halt\"\n");
+    let typo = preset_run("typo.toml");
+    assert_eq!(typo.code, exit::USAGE, "{typo:#?}");
+    assert!(
+        typo.stderr
+            .contains("`on-refusal`: `halt` is not `inform` or `stop`"),
+        "{}",
+        typo.stderr
+    );
 
     let standard = preset_run("Standard");
     assert_eq!(standard.code, exit::OK, "{standard:#?}");

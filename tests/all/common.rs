@@ -20,6 +20,7 @@ pub mod exit {
     pub const BUNDLE: i32 = 9;
     pub const SIGNATURE: i32 = 10;
     pub const DOWNGRADE: i32 = 11;
+    pub const REFUSED: i32 = 14;
 }
 
 /// `fc-host` with a state directory of its own (tests run in parallel, and

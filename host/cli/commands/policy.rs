@@ -198,9 +198,10 @@ fn explain(p: &Policy, arg: &std::path::Path) -> String {
     let m = &p.memory;
     let _ = writeln!(
         out,
-        "journal: max-journal {} B per run, on-uncertain {}; memory: max-value {} B, max-keys {}, max-written {} B per run, max-stored {} B",
+        "journal: max-journal {} B per run, on-uncertain {}, on-refusal {}; memory: max-value {} B, max-keys {}, max-written {} B per run, max-stored {} B",
         l.max_journal,
         p.on_uncertain.as_str(),
+        p.on_refusal.as_str(),
         m.max_value,
         m.max_keys,
         m.max_written,

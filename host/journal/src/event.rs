@@ -23,6 +23,8 @@ pub enum RunStatus {
     Cancelled,
     /// A guest trapped.
     Trap,
+    /// The policy refused a tool call under `on-refusal = "stop"`.
+    Refused,
     /// The host failed (a component refused, a journal error, …).
     Failed,
 }
@@ -38,6 +40,7 @@ impl RunStatus {
             RunStatus::Limit => "limit",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Trap => "trap",
+            RunStatus::Refused => "refused",
             RunStatus::Failed => "failed",
         }
     }

@@ -32,7 +32,7 @@ pub use error::{PolicyError, Result};
 pub use model::{
     BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
     HeaderSource, HostPattern, Limits, McpServer, MemoryLimits, Mount, MountMode, NetPattern,
-    OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
+    OnRefusal, OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
 };
 pub use narrow::Widening;
 pub use presets::{PRESETS, Preset};

@@ -29,6 +29,9 @@ pub struct Policy {
     /// What a resumed run does with a `write` call whose outcome is unknown
     /// (`[journal] on-uncertain`, default `fail`).
     pub on_uncertain: OnUncertain,
+    /// What a refused tool call does to the run (`on-refusal`, default
+    /// `inform`).
+    pub on_refusal: OnRefusal,
     /// Which signing keys are trusted for bundles (`[trust]`).
     pub trust: Trust,
     /// Quotas of the agent's durable memory (`[memory]`).
@@ -107,6 +110,29 @@ impl OnUncertain {
             "retry" => Some(OnUncertain::Retry),
             "skip" => Some(OnUncertain::Skip),
             _ => None,
+        }
+    }
+}
+
+/// What a tool call the policy refuses does to the run (`on-refusal`).
+/// Either way the refusal, its rule and its detail are journaled and
+/// audited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRefusal {
+    /// The agent gets the refusal as a typed error and the run goes on.
+    #[default]
+    Inform,
+    /// The run ends there, as a policy violation (exit 14).
+    Stop,
+}
+
+impl OnRefusal {
+    /// The policy's spelling: `inform` or `stop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRefusal::Inform => "inform",
+            OnRefusal::Stop => "stop",
         }
     }
 }

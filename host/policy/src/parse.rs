@@ -115,6 +115,20 @@ pub(crate) fn parse(path: &Path, text: &str, files: Files) -> Result<Policy> {
             }
         },
     };
+    let on_refusal = match raw.on_refusal {
+        None => OnRefusal::Inform,
+        Some(v) => match v.get_ref().as_str() {
+            "inform" => OnRefusal::Inform,
+            "stop" => OnRefusal::Stop,
+            other => {
+                return cx.err(
+                    v.span(),
+                    "on-refusal",
+                    format!("`{other}` is not `inform` or `stop`"),
+                );
+            }
+        },
+    };
     let mut trust = Trust::default();
     if let Some(t) = raw.trust {
         trust.require_signature = t.require_signature.unwrap_or(false);
@@ -141,6 +155,7 @@ pub(crate) fn parse(path: &Path, text: &str, files: Files) -> Result<Policy> {
         brain,
         capabilities,
         on_uncertain,
+        on_refusal,
         trust,
         memory,
     })

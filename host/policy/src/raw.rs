@@ -11,6 +11,8 @@ use toml::Spanned;
 pub(crate) struct RawPolicy {
     pub version: Spanned<i64>,
     #[serde(default)]
+    pub on_refusal: Option<Spanned<String>>,
+    #[serde(default)]
     pub limits: Option<RawLimits>,
     #[serde(default)]
     pub brain: Option<RawBrain>,

@@ -55,6 +55,9 @@ pub enum RunError {
     /// The run was cancelled before it ended.
     #[error("{0}")]
     Cancelled(String),
+    /// The policy refused a tool call and says `on-refusal = "stop"`.
+    #[error("{0}")]
+    Refused(String),
     /// A host failure that is not the guest's doing.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +83,9 @@ impl StopReason {
             StopReason::BrainConfig(_) | StopReason::Recorded { config: true, .. } => {
                 serde_json::json!({ "reason": self.to_string(), "config": true })
             }
+            StopReason::Refused(_) | StopReason::Recorded { refused: true, .. } => {
+                serde_json::json!({ "reason": self.to_string(), "refused": true })
+            }
             _ => serde_json::json!({ "reason": self.to_string() }),
         }
     }
@@ -91,6 +97,7 @@ impl StopReason {
             trap: data["trap"].as_str().map(str::to_owned),
             cancelled: data["cancelled"] == true,
             config: data["config"] == true,
+            refused: data["refused"] == true,
         }
     }
 }
@@ -128,6 +135,10 @@ pub enum StopReason {
         /// The trap.
         message: String,
     },
+    /// The policy refused a tool call and says `on-refusal = "stop"`: the
+    /// text names the tool, the rule and why.
+    #[error("{0}")]
+    Refused(String),
     /// The brain reported its configuration wrong (a model the provider
     /// does not serve, a refused key): the text says what to set.
     #[error("{0}")]
@@ -144,6 +155,8 @@ pub enum StopReason {
         cancelled: bool,
         /// Whether it was the brain's configuration.
         config: bool,
+        /// Whether it was a refusal under `on-refusal = "stop"`.
+        refused: bool,
     },
     /// The agent did not do what the journal recorded.
     #[error("replay diverged at event {event}")]
@@ -190,6 +203,12 @@ impl From<StopReason> for RunError {
                 config: true,
                 ..
             } => RunError::Config(m),
+            StopReason::Refused(m)
+            | StopReason::Recorded {
+                reason: m,
+                refused: true,
+                ..
+            } => RunError::Refused(m),
             StopReason::Recorded {
                 reason,
                 cancelled: true,

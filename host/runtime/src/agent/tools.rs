@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use femtoclaw_policy::{OnUncertain, Policy};
+use femtoclaw_policy::{OnRefusal, OnUncertain, Policy};
 use femtoclaw_protocol::Limits as JsonLimits;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -77,8 +77,14 @@ impl AgentHost {
                     let result = serde_json::from_value::<Result<String, ToolError>>(
                         event.data["result"].clone(),
                     );
-                    result
-                        .or_else(|e| halt(StopReason::Journal(format!("event {}: {e}", event.seq))))
+                    let result = result.or_else(|e| {
+                        halt(StopReason::Journal(format!("event {}: {e}", event.seq)))
+                    })?;
+                    let rule = host.refused_by.clone();
+                    match host.refusal_stops(&rule, &result) {
+                        Some(reason) => halt(host.recorder.stop(reason)),
+                        None => Ok(result),
+                    }
                 }
                 // The intent was journaled but not its result: the process
                 // died while the call ran.
@@ -273,7 +279,25 @@ impl AgentHost {
         let data =
             json!({ "result": result, "counted": counted, "refused": refused, "rule": refused_by });
         self.recorder.record("tool-result", data, None)?;
-        Ok(result)
+        match self.refusal_stops(refused_by, &result) {
+            Some(reason) => Err(self.recorder.stop(reason)),
+            None => Ok(result),
+        }
+    }
+
+    /// Under `on-refusal = "stop"`, the stop a refusal by `rule` makes
+    /// (live or replayed alike): the run ends there, and the model is never
+    /// handed the refusal.
+    fn refusal_stops(&self, rule: &str, result: &Result<String, ToolError>) -> Option<StopReason> {
+        let Err(error) = result else { return None };
+        if rule.is_empty() || self.policy.on_refusal != OnRefusal::Stop {
+            return None;
+        }
+        tracing::warn!(target: "femtoclaw::decision", decision = "stop", %rule, "a refused call ends the run (`on-refusal` = `stop`)");
+        Some(StopReason::Refused(format!(
+            "the policy refused a tool call ({}), and `on-refusal` is `stop`: the run ended there",
+            crate::text::tool_error(error)
+        )))
     }
 }
 

@@ -145,6 +145,7 @@ impl Runtime {
             (Err(RunError::Trap { .. }), _) => "trap",
             (Err(RunError::Uncertain(_)), _) => "uncertain",
             (Err(RunError::Cancelled(_)), _) => "cancelled",
+            (Err(RunError::Refused(_)), _) => "refused",
             (Err(_), _) => "failed",
         };
         self.metrics
@@ -175,6 +176,7 @@ pub(super) fn ending(
         Err(RunError::Cancelled(why)) => (RunStatus::Cancelled, why.clone()),
         Err(RunError::Limit(m)) => (RunStatus::Limit, m.clone()),
         Err(RunError::Trap { message, .. }) => (RunStatus::Trap, message.clone()),
+        Err(RunError::Refused(why)) => (RunStatus::Refused, why.clone()),
         Err(e) => (RunStatus::Failed, e.to_string()),
     })
 }
