@@ -24,13 +24,15 @@ mod error;
 mod model;
 mod narrow;
 mod parse;
+mod parse_rules;
 mod presets;
 mod raw;
+mod rules;
 pub mod units;
 
 pub use error::{PolicyError, Result};
 pub use model::{
-    BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
+    Action, BUILTIN_CAPABILITIES, BrainSpec, Condition, PathGlob, Rates, Rule, Test, Verdict, CapabilityGrant, ComponentLimits, ComponentSource,
     HeaderSource, HostPattern, Limits, McpServer, MemoryLimits, Mount, MountMode, NetPattern,
     OnRefusal, OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
 };

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::rules::{Action, Condition, PathGlob, Rates, Rule, Test, Verdict};
+
 /// Names accepted after `builtin:` in a capability's `component`.
 pub const BUILTIN_CAPABILITIES: &[&str] = &["fs", "http"];
 
@@ -36,6 +38,12 @@ pub struct Policy {
     pub trust: Trust,
     /// Quotas of the agent's durable memory (`[memory]`).
     pub memory: MemoryLimits,
+    /// Tools (`<capability>.<tool>`) whose every allowed call waits for a
+    /// person's approval (`approve`).
+    pub approve: Vec<String>,
+    /// Rules on the validated arguments of granted tools (`[[rules]]`), in
+    /// file order: see [`Policy::judge`].
+    pub rules: Vec<Rule>,
 }
 
 /// `[memory]`: what an agent may keep in its durable memory. A write over a
@@ -160,6 +168,10 @@ pub struct Limits {
     /// a run that writes more is stopped, so no guest can fill the disk
     /// through the journal.
     pub max_journal: u64,
+    /// How long a call waits for a person's approval before it is denied
+    /// (`approval-timeout`, default 300 s).
+    #[serde(with = "secs")]
+    pub approval_timeout: Duration,
     /// Limits of each component unless its own `[capabilities.NAME.limits]`
     /// narrows them.
     pub component: ComponentLimits,
@@ -175,6 +187,7 @@ impl Default for Limits {
             max_log_lines: 1000,
             max_tokens: None,
             max_journal: 64 << 20,
+            approval_timeout: Duration::from_secs(300),
             component: ComponentLimits::default(),
         }
     }
@@ -338,6 +351,10 @@ pub struct CapabilityGrant {
     pub secrets: BTreeMap<String, SecretSource>,
     /// Per-tool call quotas per run.
     pub max_calls: BTreeMap<String, u32>,
+    /// Rates over all its tools' calls together (`rates`).
+    pub rates: Rates,
+    /// Rates of single tools (`tool-rates.TOOL`).
+    pub tool_rates: BTreeMap<String, Rates>,
     /// Its limits (the run's component limits, narrowed by its own table).
     pub limits: ComponentLimits,
 }

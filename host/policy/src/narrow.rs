@@ -4,7 +4,7 @@
 use std::fmt::Debug;
 
 use crate::model::{
-    CapabilityGrant, ComponentLimits, HostPattern, Limits, MountMode, NetPattern, OnUncertain,
+    Action, CapabilityGrant, Rates, ComponentLimits, HostPattern, Limits, MountMode, NetPattern, OnUncertain,
     Policy,
 };
 
@@ -86,8 +86,67 @@ impl Policy {
         at_most("memory.max-value", m.max_value, c.max_value)?;
         at_most("memory.max-keys", m.max_keys, c.max_keys)?;
         at_most("memory.max-written", m.max_written, c.max_written)?;
-        at_most("memory.max-stored", m.max_stored, c.max_stored)
+        at_most("memory.max-stored", m.max_stored, c.max_stored)?;
+        if let Some(tool) = ceiling.approve.iter().find(|t| !self.approve.contains(t)) {
+            return Err(wider(
+                "approve",
+                format!("the tenant's policy has `{tool}` approved by a person"),
+            ));
+        }
+        self.rules_within(ceiling)
     }
+
+    /// The ceiling's rules come first, unchanged, so that every call they
+    /// match is judged as the ceiling judges it; rules after them can only
+    /// refuse or ask for approval where the ceiling allowed, except an
+    /// `allow` rule for a tool the ceiling already restricts with its own
+    /// `allow` rules (the call it lets through the ceiling refuses).
+    fn rules_within(&self, ceiling: &Policy) -> Result<(), Widening> {
+        let n = ceiling.rules.len();
+        if self.rules.len() < n || self.rules[..n] != ceiling.rules[..] {
+            return Err(wider(
+                "rules",
+                format!(
+                    "a run's policy starts with the tenant's {n} rules, unchanged, and may add rules after them"
+                ),
+            ));
+        }
+        let restricted = |tool: &str| {
+            ceiling
+                .rules
+                .iter()
+                .any(|r| r.tool == tool && r.action == Action::Allow)
+        };
+        if let Some(rule) = self.rules[n..]
+            .iter()
+            .find(|r| r.action == Action::Allow && restricted(&r.tool))
+        {
+            return Err(wider(
+                format!("rules.{}", rule.name),
+                format!(
+                    "it allows calls of `{}` that the tenant's own allow rules do not",
+                    rule.tool
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Each rate at most the ceiling's (unset: no limit, the widest).
+fn rates_within(key: &str, r: &Rates, c: &Rates) -> Result<(), Widening> {
+    let check = |name: &str, v: Option<u64>, c: Option<u64>| match (v, c) {
+        (_, None) => Ok(()),
+        (Some(v), Some(c)) => at_most(&format!("{key}.{name}"), v, c),
+        (None, Some(c)) => Err(wider(format!("{key}.{name}"), format!("unset; at most {c}"))),
+    };
+    check(
+        "calls-per-minute",
+        r.calls_per_minute.map(u64::from),
+        c.calls_per_minute.map(u64::from),
+    )?;
+    check("read-per-run", r.read_per_run, c.read_per_run)?;
+    check("written-per-run", r.written_per_run, c.written_per_run)
 }
 
 fn limits_within(l: &Limits, c: &Limits) -> Result<(), Widening> {
@@ -101,6 +160,11 @@ fn limits_within(l: &Limits, c: &Limits) -> Result<(), Widening> {
     )?;
     at_most("limits.max-log-lines", l.max_log_lines, c.max_log_lines)?;
     at_most("limits.max-journal", l.max_journal, c.max_journal)?;
+    at_most(
+        "limits.approval-timeout",
+        l.approval_timeout,
+        c.approval_timeout,
+    )?;
     if let Some(ceiling) = c.max_tokens {
         match l.max_tokens {
             Some(tokens) => at_most("limits.max-tokens", tokens, ceiling)?,
@@ -187,6 +251,15 @@ fn capability_within(
             let calls = grant.max_calls.get(tool).copied().unwrap_or(u32::MAX);
             at_most(&format!("{key}.max-calls.{tool}"), calls, ceiling)?;
         }
+    }
+    rates_within(&format!("{key}.rates"), &grant.rates, &allowed.rates)?;
+    let granted = allowed
+        .tool_rates
+        .iter()
+        .filter(|(tool, _)| grant.tools.contains(tool));
+    for (tool, ceiling) in granted {
+        let rates = grant.tool_rates.get(tool).copied().unwrap_or_default();
+        rates_within(&format!("{key}.tool-rates.{tool}"), &rates, ceiling)?;
     }
     component_within(&format!("{key}.limits"), &grant.limits, &allowed.limits)
 }
@@ -293,5 +366,47 @@ net = ["https://api.example.com"]
             let policy = format!("version = 1\n{text}\n");
             assert_eq!(key_of(dir.path(), &policy).as_deref(), Some(key), "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use crate::Policy;
+
+    const CAPS: &str = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
+
+    fn policy(top: &str) -> Policy {
+        Policy::parse_recorded("/p/p.toml", &format!("version = 1\n{top}{CAPS}")).unwrap()
+    }
+
+    fn widening(run: &str, ceiling: &str) -> Option<String> {
+        policy(run).within(&policy(ceiling)).err().map(|w| w.key)
+    }
+
+    const PUBLIC: &str = "[[rules]]\nname = \"public\"\ntool = \"fs.read_file\"\naction = \"allow\"\nwhen = { \"/path\" = { path = \"/data/public/**\" } }\n";
+    const DENY_WRITE: &str = "[[rules]]\nname = \"no-etc\"\ntool = \"fs.write_file\"\naction = \"deny\"\nwhen = { \"/path\" = { path = \"/etc/**\" } }\n";
+    const ALL: &str = "[[rules]]\nname = \"all\"\ntool = \"fs.read_file\"\naction = \"allow\"\n";
+
+    #[test]
+    fn a_run_policy_keeps_the_ceilings_rules_approvals_and_rates() {
+        assert_eq!(widening(PUBLIC, PUBLIC), None);
+        assert_eq!(widening(&format!("{PUBLIC}{DENY_WRITE}"), PUBLIC), None);
+        assert_eq!(widening(DENY_WRITE, PUBLIC).as_deref(), Some("rules"));
+        assert_eq!(widening(&format!("{PUBLIC}{ALL}"), PUBLIC).as_deref(), Some("rules.all"));
+        // An allow rule where the ceiling has none only narrows.
+        assert_eq!(widening(PUBLIC, ""), None);
+        let approve = "approve = [\"fs.write_file\"]\n";
+        assert_eq!(widening("", approve).as_deref(), Some("approve"));
+        assert_eq!(widening(approve, ""), None);
+        let rate = |n: u32| format!("[capabilities.fs.tool-rates.read_file]\ncalls-per-minute = {n}\n");
+        assert_eq!(widening(&rate(5), &rate(10)), None);
+        assert_eq!(
+            widening(&rate(20), &rate(10)).as_deref(),
+            Some("capabilities.fs.tool-rates.read_file.calls-per-minute")
+        );
+        assert_eq!(
+            widening("", &rate(10)).as_deref(),
+            Some("capabilities.fs.tool-rates.read_file.calls-per-minute")
+        );
     }
 }

@@ -23,7 +23,7 @@ pub(crate) enum Files {
 }
 
 /// Carries what every error needs: the file and its text (for line numbers).
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     path: &'a Path,
     dir: PathBuf,
     text: &'a str,
@@ -33,7 +33,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(
+    pub(crate) fn err<T>(
         &self,
         span: std::ops::Range<usize>,
         key: &str,
@@ -148,6 +148,8 @@ pub(crate) fn parse(path: &Path, text: &str, files: Files) -> Result<Policy> {
         Some(m) => memory(&cx, m)?,
         None => MemoryLimits::default(),
     };
+    let approve = crate::parse_rules::approve(&cx, &raw.approve, &capabilities)?;
+    let rules = crate::parse_rules::rules(&cx, raw.rules, &capabilities)?;
     Ok(Policy {
         path: path.to_owned(),
         text: text.to_owned(),
@@ -158,6 +160,8 @@ pub(crate) fn parse(path: &Path, text: &str, files: Files) -> Result<Policy> {
         on_refusal,
         trust,
         memory,
+        approve,
+        rules,
     })
 }
 
@@ -201,6 +205,9 @@ fn limits(cx: &Ctx, raw: RawLimits) -> Result<Limits> {
     if let Some(v) = &raw.max_journal {
         out.max_journal = size(cx, v, "limits.max-journal")?;
     }
+    if let Some(v) = &raw.approval_timeout {
+        out.approval_timeout = typed(cx, v, "limits.approval-timeout", units::duration)?;
+    }
     let overrides = RawComponentLimits {
         memory: raw.memory,
         fuel: raw.fuel,
@@ -239,7 +246,7 @@ fn component_limits(
     Ok(out)
 }
 
-fn size(cx: &Ctx, v: &Spanned<RawSize>, key: &str) -> Result<u64> {
+pub(crate) fn size(cx: &Ctx, v: &Spanned<RawSize>, key: &str) -> Result<u64> {
     let parsed = match v.get_ref() {
         RawSize::Bytes(n) if *n > 0 => Ok(*n as u64),
         RawSize::Bytes(n) => Err(format!("must be larger than 0, got `{n}`")),
@@ -259,7 +266,7 @@ fn typed<T>(
 
 /// Limits are never zero (zero would read as "unlimited" somewhere) and never
 /// negative.
-fn positive(cx: &Ctx, v: &Spanned<i64>, key: &str) -> Result<u32> {
+pub(crate) fn positive(cx: &Ctx, v: &Spanned<i64>, key: &str) -> Result<u32> {
     match u32::try_from(*v.get_ref()) {
         Ok(n) if n > 0 => Ok(n),
         _ => cx.err(
@@ -507,6 +514,26 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
         max_calls.insert(tool.get_ref().clone(), positive(cx, n, &calls_key)?);
     }
 
+    let rates = match &raw.rates {
+        Some(r) => crate::parse_rules::rates(cx, r, &format!("{key}.rates"))?,
+        None => Rates::default(),
+    };
+    let mut tool_rates = BTreeMap::new();
+    for (tool, r) in &raw.tool_rates {
+        let rates_key = format!("{key}.tool-rates.{}", tool.get_ref());
+        if !tools.contains(tool.get_ref()) {
+            return cx.err(
+                tool.span(),
+                &rates_key,
+                format!("`{}` is not in `{tools_key}`", tool.get_ref()),
+            );
+        }
+        tool_rates.insert(
+            tool.get_ref().clone(),
+            crate::parse_rules::rates(cx, r, &rates_key)?,
+        );
+    }
+
     let limits = match &raw.limits {
         Some(l) => {
             if !wasm
@@ -557,6 +584,8 @@ fn capability(cx: &Ctx, name: &Spanned<String>, raw: RawCapability) -> Result<Ca
         env,
         secrets,
         max_calls,
+        rates,
+        tool_rates,
         limits,
     })
 }
@@ -890,7 +919,7 @@ fn nested(a: &str, b: &str) -> bool {
     inside(a, b) || inside(b, a)
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')

@@ -24,6 +24,41 @@ pub(crate) struct RawPolicy {
     pub trust: Option<RawTrust>,
     #[serde(default)]
     pub memory: Option<RawMemory>,
+    #[serde(default)]
+    pub approve: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// One `[[rules]]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRule {
+    pub name: Spanned<String>,
+    pub tool: Spanned<String>,
+    pub action: Spanned<String>,
+    #[serde(default)]
+    pub when: BTreeMap<Spanned<String>, Spanned<RawTest>>,
+}
+
+/// The tests of one condition (each given is applied).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTest {
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub one_of: Option<Vec<toml::Value>>,
+}
+
+/// `rates` and `tool-rates.TOOL` of a capability.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRates {
+    pub calls_per_minute: Option<Spanned<i64>>,
+    pub read_per_run: Option<Spanned<RawSize>>,
+    pub written_per_run: Option<Spanned<RawSize>>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +97,7 @@ pub(crate) struct RawLimits {
     pub call_timeout: Option<Spanned<String>>,
     pub max_tokens: Option<Spanned<i64>>,
     pub max_journal: Option<Spanned<RawSize>>,
+    pub approval_timeout: Option<Spanned<String>>,
 }
 
 /// Per-component overrides of the run's component limits.
@@ -124,6 +160,9 @@ pub(crate) struct RawCapability {
     #[serde(default)]
     pub max_calls: BTreeMap<Spanned<String>, Spanned<i64>>,
     pub limits: Option<RawComponentLimits>,
+    pub rates: Option<RawRates>,
+    #[serde(default)]
+    pub tool_rates: BTreeMap<Spanned<String>, RawRates>,
 }
 
 /// A header for an HTTP MCP server: a value, or a secret's source.
