@@ -6,8 +6,9 @@ use crate::Event;
 
 /// The decisions a run's events record, one JSON row each (`fc-host
 /// audit`, and a server's `GET /v1/runs/{id}/audit`): every tool call allowed
-/// or denied with the policy rule behind it, every operator decision on an
-/// uncertain write, every incomplete model turn and every stop.
+/// or denied with the policy rule behind it (and a refusal's full detail),
+/// every person's answer to an approval request, every operator decision on
+/// an uncertain write, every incomplete model turn and every stop.
 pub fn decisions(events: &[Event]) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut pending: Option<&Event> = None;
@@ -39,16 +40,29 @@ pub fn decisions(events: &[Event]) -> Vec<Value> {
                     "event": call.seq, "tool": name, "key": call.data["key"], "arguments": call.data["arguments"],
                     "decision": if refused { "deny" } else { "allow" }, "rule": rule, "outcome": outcome,
                 });
+                if let Some(detail) = e.data["detail"].as_str() {
+                    // What the agent was not told: the refusal in full.
+                    row["detail"] = json!(detail);
+                }
                 if call.data["unsandboxed"] == true {
                     // A stdio MCP server ran it: a host process.
                     row["unsandboxed"] = json!(true);
                 }
                 rows.push(row);
             }
-            "decision" => rows.push(json!({
-                "event": e.seq, "tool": e.data["tool"], "key": e.data["key"], "decision": e.data["decision"],
-                "rule": e.data["rule"], "by": e.data["by"], "outcome": "uncertain",
-            })),
+            "decision" => {
+                // A person's answer to an approval request, or the operator's
+                // (or the policy's) choice for a call of unknown outcome.
+                let outcome = if e.data["for"] == "approval" {
+                    "approval"
+                } else {
+                    "uncertain"
+                };
+                rows.push(json!({
+                    "event": e.seq, "tool": e.data["tool"], "key": e.data["key"], "decision": e.data["decision"],
+                    "rule": e.data["rule"], "by": e.data["by"], "outcome": outcome,
+                }))
+            }
             "inference" => {
                 // A turn the model did not complete (cut off, filtered,
                 // refused) is a decision the model made, not the gate.

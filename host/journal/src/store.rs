@@ -35,6 +35,8 @@ pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("met
 pub(crate) const COMPONENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("components");
 /// Monotonic records (the highest bundle version run from each signer).
 pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+/// The prefix of daily counts in `records` (`daily/DAY/SCOPE`).
+const DAILY: &str = "daily/";
 
 /// Page cache of one handle. redb's default (1 GiB) let a journal-heavy run
 /// grow the host by hundreds of MiB.
@@ -458,6 +460,58 @@ impl Journal {
                 return Err(self.corrupt(&format!("the record `{key}` is not UTF-8")));
             }
             Ok(previous)
+        })
+    }
+
+    /// Counts one more use of each of `scopes` (a name, and the most uses
+    /// it may have) on UTC day `day` (days since the Unix epoch, of a
+    /// journaled time), all or none, in one durable transaction: every run
+    /// of this state directory (a server's tenant) shares the counts.
+    /// Returns the index of the first scope that had no use left (nothing
+    /// was counted), or `None` once all were counted. Counts of earlier days
+    /// are dropped.
+    pub fn take_daily(&mut self, day: u64, scopes: &[(String, u64)]) -> Result<Option<usize>> {
+        let path = self.path.clone();
+        contain(&path, || {
+            let mut full = None;
+            let mut undecodable = None;
+            self.write(|txn| {
+                let mut table = txn.open_table(RECORDS)?;
+                let today = format!("{DAILY}{day}/");
+                table.retain(|k, _| {
+                    !k.starts_with(DAILY.as_bytes()) || k.starts_with(today.as_bytes())
+                })?;
+                let mut counts = Vec::with_capacity(scopes.len());
+                for (i, (scope, limit)) in scopes.iter().enumerate() {
+                    let key = format!("{today}{scope}");
+                    let used = match table.get(key.as_bytes())? {
+                        None => 0,
+                        Some(v) => match std::str::from_utf8(v.value())
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok())
+                        {
+                            Some(n) => n,
+                            None => {
+                                undecodable = Some(key.clone());
+                                return Ok(());
+                            }
+                        },
+                    };
+                    if used >= *limit {
+                        full = Some(i);
+                        return Ok(());
+                    }
+                    counts.push((key, used + 1));
+                }
+                for (key, count) in counts {
+                    table.insert(key.as_bytes(), count.to_string().as_bytes())?;
+                }
+                Ok(())
+            })?;
+            if let Some(key) = undecodable {
+                return Err(self.corrupt(&format!("the daily count `{key}` is not a number")));
+            }
+            Ok(full)
         })
     }
 

@@ -32,9 +32,10 @@ pub mod units;
 
 pub use error::{PolicyError, Result};
 pub use model::{
-    Action, BUILTIN_CAPABILITIES, BrainSpec, Condition, PathGlob, Rates, Rule, Test, Verdict, CapabilityGrant, ComponentLimits, ComponentSource,
-    HeaderSource, HostPattern, Limits, McpServer, MemoryLimits, Mount, MountMode, NetPattern,
-    OnRefusal, OnUncertain, Policy, Protocol, ProviderBrain, SecretSource,
+    Action, BUILTIN_CAPABILITIES, BrainSpec, CapabilityGrant, ComponentLimits, ComponentSource,
+    Condition, HeaderSource, HostPattern, Limits, McpServer, MemoryLimits, Mount, MountMode,
+    NetPattern, OnRefusal, OnUncertain, PathGlob, Policy, Protocol, ProviderBrain, Rates, Rule,
+    SecretSource, Test, Verdict,
 };
 pub use narrow::Widening;
 pub use presets::{PRESETS, Preset};

@@ -4,8 +4,8 @@
 use std::fmt::Debug;
 
 use crate::model::{
-    Action, CapabilityGrant, Rates, ComponentLimits, HostPattern, Limits, MountMode, NetPattern, OnUncertain,
-    Policy,
+    Action, CapabilityGrant, ComponentLimits, HostPattern, Limits, MountMode, NetPattern,
+    OnUncertain, Policy, Rates,
 };
 
 /// A grant of a policy that its ceiling does not allow: the key, and what
@@ -138,12 +138,20 @@ fn rates_within(key: &str, r: &Rates, c: &Rates) -> Result<(), Widening> {
     let check = |name: &str, v: Option<u64>, c: Option<u64>| match (v, c) {
         (_, None) => Ok(()),
         (Some(v), Some(c)) => at_most(&format!("{key}.{name}"), v, c),
-        (None, Some(c)) => Err(wider(format!("{key}.{name}"), format!("unset; at most {c}"))),
+        (None, Some(c)) => Err(wider(
+            format!("{key}.{name}"),
+            format!("unset; at most {c}"),
+        )),
     };
     check(
         "calls-per-minute",
         r.calls_per_minute.map(u64::from),
         c.calls_per_minute.map(u64::from),
+    )?;
+    check(
+        "calls-per-day",
+        r.calls_per_day.map(u64::from),
+        c.calls_per_day.map(u64::from),
     )?;
     check("read-per-run", r.read_per_run, c.read_per_run)?;
     check("written-per-run", r.written_per_run, c.written_per_run)
@@ -373,7 +381,8 @@ net = ["https://api.example.com"]
 mod rule_tests {
     use crate::Policy;
 
-    const CAPS: &str = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
+    const CAPS: &str =
+        "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
 
     fn policy(top: &str) -> Policy {
         Policy::parse_recorded("/p/p.toml", &format!("version = 1\n{top}{CAPS}")).unwrap()
@@ -392,13 +401,17 @@ mod rule_tests {
         assert_eq!(widening(PUBLIC, PUBLIC), None);
         assert_eq!(widening(&format!("{PUBLIC}{DENY_WRITE}"), PUBLIC), None);
         assert_eq!(widening(DENY_WRITE, PUBLIC).as_deref(), Some("rules"));
-        assert_eq!(widening(&format!("{PUBLIC}{ALL}"), PUBLIC).as_deref(), Some("rules.all"));
+        assert_eq!(
+            widening(&format!("{PUBLIC}{ALL}"), PUBLIC).as_deref(),
+            Some("rules.all")
+        );
         // An allow rule where the ceiling has none only narrows.
         assert_eq!(widening(PUBLIC, ""), None);
         let approve = "approve = [\"fs.write_file\"]\n";
         assert_eq!(widening("", approve).as_deref(), Some("approve"));
         assert_eq!(widening(approve, ""), None);
-        let rate = |n: u32| format!("[capabilities.fs.tool-rates.read_file]\ncalls-per-minute = {n}\n");
+        let rate =
+            |n: u32| format!("[capabilities.fs.tool-rates.read_file]\ncalls-per-minute = {n}\n");
         assert_eq!(widening(&rate(5), &rate(10)), None);
         assert_eq!(
             widening(&rate(20), &rate(10)).as_deref(),

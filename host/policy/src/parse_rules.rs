@@ -142,9 +142,7 @@ fn tests(raw: &RawTest) -> Result<Vec<Test>, String> {
         out.push(Test::OneOf(json?));
     }
     if out.is_empty() {
-        return Err(
-            "a condition needs a test: `path`, `url`, `min`/`max` or `one-of`".into(),
-        );
+        return Err("a condition needs a test: `path`, `url`, `min`/`max` or `one-of`".into());
     }
     Ok(out)
 }
@@ -176,6 +174,11 @@ pub(crate) fn rates(cx: &Ctx, raw: &RawRates, key: &str) -> Result<Rates> {
             .as_ref()
             .map(|v| positive(cx, v, &format!("{key}.calls-per-minute")))
             .transpose()?,
+        calls_per_day: raw
+            .calls_per_day
+            .as_ref()
+            .map(|v| positive(cx, v, &format!("{key}.calls-per-day")))
+            .transpose()?,
         read_per_run: raw
             .read_per_run
             .as_ref()
@@ -195,7 +198,8 @@ mod tests {
 
     use crate::{Action, Policy};
 
-    const BASE: &str = "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
+    const BASE: &str =
+        "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
 
     fn parse(extra: &str) -> crate::Result<Policy> {
         Policy::parse_recorded("/p/policy.toml", &format!("version = 1\n{extra}{BASE}"))
@@ -229,13 +233,28 @@ when = { "/size" = { min = 1000 } }
         )
         .unwrap();
         let read = |path: &str| judged(&p, "fs.read_file", json!({ "path": path }));
-        assert_eq!(read("/data/public/a.txt"), (Action::Allow, "rules.public".into()));
-        assert_eq!(read("/data/public/secret.txt"), (Action::Deny, "rules.no-secrets".into()));
+        assert_eq!(
+            read("/data/public/a.txt"),
+            (Action::Allow, "rules.public".into())
+        );
+        assert_eq!(
+            read("/data/public/secret.txt"),
+            (Action::Deny, "rules.no-secrets".into())
+        );
         assert_eq!(read("/data/private/a.txt"), (Action::Deny, "rules".into()));
-        assert_eq!(read("/data/public/../private/a.txt"), (Action::Deny, "rules".into()));
+        assert_eq!(
+            read("/data/public/../private/a.txt"),
+            (Action::Deny, "rules".into())
+        );
         let write = |v| judged(&p, "fs.write_file", v);
-        assert_eq!(write(json!({ "size": 10 })), (Action::Approve, "approve".into()));
-        assert_eq!(write(json!({ "size": 5000 })), (Action::Deny, "rules.small-writes".into()));
+        assert_eq!(
+            write(json!({ "size": 10 })),
+            (Action::Approve, "approve".into())
+        );
+        assert_eq!(
+            write(json!({ "size": 5000 })),
+            (Action::Deny, "rules.small-writes".into())
+        );
         let plain = parse("").unwrap();
         assert_eq!(
             judged(&plain, "fs.read_file", json!({ "path": "/x" })),
@@ -246,25 +265,83 @@ when = { "/size" = { min = 1000 } }
     #[test]
     fn rules_and_rates_refuse_mistakes_naming_the_key() {
         for (extra, key, says) in [
-            ("approve = [\"fs.list_dir\"]\n", "`approve`", "add `list_dir`"),
-            ("approve = [\"net.get\"]\n", "`approve`", "no capability `net`"),
-            ("approve = [\"read_file\"]\n", "`approve`", "not a tool address"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"permit\"\n", "`rules.a.action`", "`permit`"),
-            ("[[rules]]\nname = \"A\"\ntool = \"fs.read_file\"\naction = \"deny\"\n", "`rules.name`", "not a rule name"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\n[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\n", "`rules.a`", "unique"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"path\" = { path = \"/x\" } }\n", "`rules.a.when`", "JSON pointer"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/path\" = { path = \"x/**\" } }\n", "`rules.a.when`", "absolute"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/n\" = { min = 5, max = 1 } }\n", "`rules.a.when`", "above `max`"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/u\" = { url = \"https://*\" } }\n", "`rules.a.when`", "every host"),
-            ("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/u\" = {} }\n", "`rules.a.when`", "needs a test"),
-            ("[capabilities.fs.rates]\ncalls-per-minute = 0\n", "`capabilities.fs.rates.calls-per-minute`", "between 1"),
-            ("[capabilities.fs.tool-rates.list_dir]\nread-per-run = \"1MiB\"\n", "`capabilities.fs.tool-rates.list_dir`", "not in"),
-            ("[limits]\napproval-timeout = \"0s\"\n", "`limits.approval-timeout`", ""),
+            (
+                "approve = [\"fs.list_dir\"]\n",
+                "`approve`",
+                "add `list_dir`",
+            ),
+            (
+                "approve = [\"net.get\"]\n",
+                "`approve`",
+                "no capability `net`",
+            ),
+            (
+                "approve = [\"read_file\"]\n",
+                "`approve`",
+                "not a tool address",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"permit\"\n",
+                "`rules.a.action`",
+                "`permit`",
+            ),
+            (
+                "[[rules]]\nname = \"A\"\ntool = \"fs.read_file\"\naction = \"deny\"\n",
+                "`rules.name`",
+                "not a rule name",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\n[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\n",
+                "`rules.a`",
+                "unique",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"path\" = { path = \"/x\" } }\n",
+                "`rules.a.when`",
+                "JSON pointer",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/path\" = { path = \"x/**\" } }\n",
+                "`rules.a.when`",
+                "absolute",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/n\" = { min = 5, max = 1 } }\n",
+                "`rules.a.when`",
+                "above `max`",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/u\" = { url = \"https://*\" } }\n",
+                "`rules.a.when`",
+                "every host",
+            ),
+            (
+                "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/u\" = {} }\n",
+                "`rules.a.when`",
+                "needs a test",
+            ),
+            (
+                "[capabilities.fs.rates]\ncalls-per-minute = 0\n",
+                "`capabilities.fs.rates.calls-per-minute`",
+                "between 1",
+            ),
+            (
+                "[capabilities.fs.tool-rates.list_dir]\nread-per-run = \"1MiB\"\n",
+                "`capabilities.fs.tool-rates.list_dir`",
+                "not in",
+            ),
+            (
+                "[limits]\napproval-timeout = \"0s\"\n",
+                "`limits.approval-timeout`",
+                "",
+            ),
         ] {
             let err = parse(extra).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains(says), "{extra}: {err}");
         }
-        let unknown = parse("[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/p\" = { glob = \"/x\" } }\n");
+        let unknown = parse(
+            "[[rules]]\nname = \"a\"\ntool = \"fs.read_file\"\naction = \"deny\"\nwhen = { \"/p\" = { glob = \"/x\" } }\n",
+        );
         assert!(unknown.unwrap_err().to_string().contains("glob"));
     }
 

@@ -57,6 +57,7 @@ pub(crate) struct RawTest {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawRates {
     pub calls_per_minute: Option<Spanned<i64>>,
+    pub calls_per_day: Option<Spanned<i64>>,
     pub read_per_run: Option<Spanned<RawSize>>,
     pub written_per_run: Option<Spanned<RawSize>>,
 }

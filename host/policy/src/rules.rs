@@ -158,9 +158,9 @@ impl Test {
         match (self, value) {
             (Test::Path(glob), Value::String(s)) => glob.matches(s),
             (Test::Url(pattern), Value::String(s)) => url_matches(pattern, s),
-            (Test::Range { min, max }, Value::Number(n)) => n.as_f64().is_some_and(|x| {
-                min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)
-            }),
+            (Test::Range { min, max }, Value::Number(n)) => n
+                .as_f64()
+                .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
             (Test::OneOf(values), v) => values.contains(v),
             _ => false,
         }
@@ -256,6 +256,9 @@ impl Policy {
 pub struct Rates {
     /// Calls that ran in any 60 seconds.
     pub calls_per_minute: Option<u32>,
+    /// Calls that ran on one UTC day in every run of the state directory
+    /// (in `fc-host serve`, the tenant's).
+    pub calls_per_day: Option<u32>,
     /// Bytes of results handed back to the run (what it read), per run.
     pub read_per_run: Option<u64>,
     /// Bytes of arguments handed to the capability (what it was given to

@@ -164,6 +164,8 @@ impl Runtime {
             env: vec![],
             secrets: Default::default(),
             max_calls: Default::default(),
+            rates: Default::default(),
+            tool_rates: Default::default(),
             limits: Default::default(),
         };
         let (cap, specs) = CapabilityInstance::start_source(

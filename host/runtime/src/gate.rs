@@ -26,11 +26,11 @@ pub(crate) struct GrantedTool {
 
 /// The outcome of the gate for one call.
 pub(crate) enum Decision<'a> {
-    /// Granted (by `rule`): run it with these validated arguments.
+    /// Granted: run it with these validated arguments (if the policy's
+    /// rules, quotas, rates and approvals let it: `Policy::judge`).
     Allow {
         tool: &'a GrantedTool,
         arguments: Value,
-        rule: String,
     },
     /// Refused before any capability saw it.
     Refuse { rule: String, error: ToolError },
@@ -160,7 +160,6 @@ impl Gate {
         let Some(tool) = self.granted.get(name) else {
             return self.refusal(policy, name);
         };
-        let rule = format!("capabilities.{}.tools", tool.capability);
         let value = match parse_strict(arguments, JsonLimits::default()) {
             Ok(value) => value,
             Err(e) => {
@@ -185,7 +184,6 @@ impl Gate {
         Decision::Allow {
             tool,
             arguments: value,
-            rule,
         }
     }
 
@@ -216,6 +214,11 @@ impl Gate {
         let error =
             ToolError::UnknownTool(format!("capability `{capability}` has no tool `{name}`"));
         Decision::Refuse { rule, error }
+    }
+
+    /// A granted tool.
+    pub(crate) fn tool(&self, name: &str) -> Option<&GrantedTool> {
+        self.granted.get(name)
     }
 
     /// The effect class of a granted tool.

@@ -168,13 +168,27 @@ impl FuelMeter {
 }
 
 /// What every store of one run shares.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Controls {
     pub cancel: Cancel,
     pub pool: Option<MemoryPool>,
     pub fuel: Option<FuelMeter>,
     /// Whose compiled code this run's components are (see `Hooks`).
     pub scope: Option<Arc<str>>,
+    /// Who answers the run's approval requests.
+    pub approver: Option<Arc<dyn crate::approval::Approver>>,
+}
+
+impl std::fmt::Debug for Controls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controls")
+            .field("cancel", &self.cancel)
+            .field("pool", &self.pool)
+            .field("fuel", &self.fuel)
+            .field("scope", &self.scope)
+            .field("approver", &self.approver.is_some())
+            .finish()
+    }
 }
 
 /// The data of a component's store.

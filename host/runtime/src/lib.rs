@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+pub mod approval;
 mod bindings;
 mod brain;
 mod bundled;
@@ -78,6 +79,7 @@ pub mod artifacts {
 pub mod prelude {
     pub use crate::{
         AgentError, BrainChoice, ComponentRef, Resume, RunError, RunOutcome, RunPlan, Runtime,
+        approval::Approval, approval::ApprovalRequest, approval::Approver,
     };
     pub use femtoclaw_policy::Policy;
 }

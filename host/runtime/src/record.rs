@@ -58,6 +58,9 @@ pub(crate) struct Recorder {
     /// Bytes of journal events the run may write (`limits.max-journal`).
     max_bytes: u64,
     redact: Redactor,
+    /// The annotations the last [`Recorder::next`] passed over (a resumed
+    /// call finds the approval it was given before the process died).
+    passed: Vec<Event>,
 }
 
 /// Events that annotate a run (who decided what) rather than record an input
@@ -81,6 +84,7 @@ impl Recorder {
             end: 0,
             max_bytes,
             redact,
+            passed: Vec::new(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Recorder {
             end,
             max_bytes,
             redact,
+            passed: Vec::new(),
         }
     }
 
@@ -134,12 +139,13 @@ impl Recorder {
         same: impl Fn(&Value) -> bool,
         actual: impl Fn() -> String,
     ) -> Result<Next, StopReason> {
+        self.passed.clear();
         while self
             .pending
             .front()
             .is_some_and(|e| ANNOTATIONS.contains(&e.kind.as_str()))
         {
-            self.pending.pop_front();
+            self.passed.extend(self.pending.pop_front());
         }
         match self.pending.pop_front() {
             Some(event) if event.kind == kind && same(&event.data) => Ok(Next::Replay(event)),
@@ -162,6 +168,11 @@ impl Recorder {
                 actual: actual(),
             }),
         }
+    }
+
+    /// The annotations the last [`Recorder::next`] passed over.
+    pub(crate) fn passed(&self) -> &[Event] {
+        &self.passed
     }
 
     /// Bytes of this run's events written so far.

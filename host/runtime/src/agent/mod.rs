@@ -4,8 +4,11 @@
 //! from the journal); budgets that run out end the run with a
 //! [`StopReason`].
 
+mod admit;
 mod inference;
 mod memory;
+mod outcome;
+mod rates;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -15,6 +18,7 @@ use femtoclaw_policy::{OnUncertain, Policy};
 
 use crate::RunStats;
 use crate::StopReason;
+use crate::approval::Approver;
 use crate::bindings::ToolSpec;
 use crate::brain::BrainInstance;
 use crate::gate::Gate;
@@ -66,6 +70,13 @@ pub(crate) struct AgentHost {
     pub calls_per_tool: BTreeMap<String, u32>,
     /// The rule that refused the last tool call (empty: it ran).
     pub refused_by: String,
+    /// Calls and bytes so far, for the policy's rates.
+    pub rates: rates::RateBook,
+    /// Who answers approval requests (none: every request is denied).
+    pub approver: Option<Arc<dyn Approver>>,
+    /// The answer a resumed call (by number) was given before the process
+    /// died.
+    pub prior_approval: Option<(u32, crate::approval::Approval)>,
     pub metrics: Arc<Metrics>,
     /// The run's span, and the current step's (a brain turn and the tool
     /// calls it proposed): spans nest run → step → inference / tool call.
@@ -90,6 +101,7 @@ pub(crate) struct HostParts {
     pub memory_scope: String,
     pub on_uncertain: Uncertain,
     pub cancel: crate::guest::Cancel,
+    pub approver: Option<Arc<dyn Approver>>,
     pub metrics: Arc<Metrics>,
     pub run_span: tracing::Span,
 }
@@ -105,6 +117,7 @@ impl AgentHost {
             memory_scope,
             on_uncertain,
             cancel,
+            approver,
             metrics,
             run_span,
         } = parts;
@@ -120,6 +133,9 @@ impl AgentHost {
             stats: RunStats::default(),
             calls_per_tool: BTreeMap::new(),
             refused_by: String::new(),
+            rates: rates::RateBook::default(),
+            approver,
+            prior_approval: None,
             metrics,
             step_span: run_span.clone(),
             run_span,

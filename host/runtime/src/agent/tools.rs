@@ -1,22 +1,25 @@
-//! `tools.list` and `tools.call`: the gate, the quotas, the output-commit
-//! rule, the capability, the result check, the journal.
+//! `tools.list` and `tools.call`: the journal (replayed, or resumed after a
+//! crash), the gate, admission (`admit`), the output-commit rule, the
+//! capability, the result check, the journaled outcome (`outcome`).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use femtoclaw_policy::{OnRefusal, OnUncertain, Policy};
+use femtoclaw_policy::OnUncertain;
 use femtoclaw_protocol::Limits as JsonLimits;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::admit::{Admit, Granted};
+use super::outcome::{self, Bytes};
 use super::{AgentHost, HostResult, halt};
 use crate::StopReason;
+use crate::approval::Approval;
 use crate::bindings::agent::femtoclaw::runtime::tools;
 use crate::bindings::capability::exports::femtoclaw::runtime::tool_provider::Invocation;
 use crate::bindings::{EffectClass, ToolError, ToolSpec};
 use crate::gate::{Decision, Gate, GrantedTool};
 use crate::guest::{Failure, GuestState};
-use crate::metrics::{Component, Metrics, Rule, Tool, ToolDecision};
+use crate::metrics::{Component, Tool, ToolDecision};
 use crate::record::Next;
 use crate::redact::Redactor;
 use crate::text::tool_error;
@@ -62,43 +65,65 @@ impl AgentHost {
         let actual = || format!("tool call `{name}` with {arguments}");
         match host.recorder.next("tool-call", same, actual) {
             Err(reason) => halt(reason),
-            Ok(Next::Replay(_)) => match host.recorder.next("tool-result", |_| true, actual) {
-                Ok(Next::Replay(event)) => {
-                    if event.data["counted"] == true {
-                        *host.calls_per_tool.entry(name.to_owned()).or_default() += 1;
-                    }
-                    if event.data["refused"] == true {
-                        host.stats.refused += 1;
-                    }
-                    event.data["rule"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .clone_into(&mut host.refused_by);
-                    let result = serde_json::from_value::<Result<String, ToolError>>(
-                        event.data["result"].clone(),
-                    );
-                    let result = result.or_else(|e| {
-                        halt(StopReason::Journal(format!("event {}: {e}", event.seq)))
-                    })?;
-                    let rule = host.refused_by.clone();
-                    match host.refusal_stops(&rule, &result) {
-                        Some(reason) => halt(host.recorder.stop(reason)),
-                        None => Ok(result),
-                    }
+            Ok(Next::Replay(intent)) => {
+                let at = intent.data["at"].as_u64().unwrap_or(0);
+                match host.recorder.next("tool-result", |_| true, actual) {
+                    Ok(Next::Replay(event)) => host.replayed(name, at, &event.data, event.seq),
+                    // The intent was journaled but not its result: the
+                    // process died while the call ran.
+                    Ok(Next::Live) => host.uncertain(name, arguments, step, key, at, redact).await,
+                    Err(reason) => halt(reason),
                 }
-                // The intent was journaled but not its result: the process
-                // died while the call ran.
-                Ok(Next::Live) => host.uncertain(name, arguments, step, key, redact).await,
-                Err(reason) => halt(reason),
-            },
+            }
             Ok(Next::Live) => {
                 let span = tracing::info_span!(parent: &host.step_span, "tool_call", tool = %name, call = step);
-                let outcome = host
-                    .live_call(name, arguments, step, key, true, redact)
-                    .instrument(span)
-                    .await;
+                let call = Call {
+                    name,
+                    arguments,
+                    step,
+                    key,
+                    at: now_ms(),
+                };
+                let outcome = host.live_call(call, true, redact).instrument(span).await;
                 outcome.or_else(halt)
             }
+        }
+    }
+
+    /// A call's journaled result, with the counters it fed.
+    fn replayed(
+        &mut self,
+        name: &str,
+        at: u64,
+        data: &Value,
+        seq: u64,
+    ) -> HostResult<Result<String, ToolError>> {
+        if data["counted"] == true {
+            *self.calls_per_tool.entry(name.to_owned()).or_default() += 1;
+            let bytes = |k: &str| data[k].as_u64().unwrap_or(0);
+            self.rates
+                .record(&self.policy, name, at, bytes("read"), bytes("written"));
+        }
+        let refused = data["refused"] == true;
+        let rule = data["rule"].as_str().unwrap_or_default();
+        self.refused_by = if refused {
+            rule.to_owned()
+        } else {
+            String::new()
+        };
+        if refused {
+            self.stats.refused += 1;
+        }
+        let result = serde_json::from_value::<Result<String, ToolError>>(data["result"].clone());
+        let result = result.or_else(|e| halt(StopReason::Journal(format!("event {seq}: {e}"))))?;
+        let detail = match (data["detail"].as_str(), &result) {
+            (Some(detail), _) => detail.to_owned(),
+            (None, Err(error)) => tool_error(error),
+            (None, Ok(_)) => String::new(),
+        };
+        match self.refusal_stops(refused, rule, &detail) {
+            Some(reason) => halt(self.recorder.stop(reason)),
+            None => Ok(result),
         }
     }
 
@@ -111,8 +136,39 @@ impl AgentHost {
         arguments: &str,
         step: u32,
         key: String,
+        at: u64,
         redact: &Redactor,
     ) -> HostResult<Result<String, ToolError>> {
+        // A call that waited for a person when the process died never ran
+        // unless it was approved: it is asked again (or refused again), not
+        // treated as uncertain.
+        let mut asked = false;
+        let mut answer = None;
+        for e in self.recorder.passed() {
+            let d = &e.data;
+            if e.kind == "decision" && d["for"] == "approval" && d["call"] == step {
+                match d["decision"].as_str() {
+                    Some("ask") => asked = true,
+                    Some(decision) => {
+                        let by = d["by"].as_str().unwrap_or("?");
+                        answer = Some((step, Approval::new(decision == "approve", by)));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let approved = answer.as_ref().is_some_and(|(_, a)| a.approved);
+        self.prior_approval = answer;
+        if asked && !approved {
+            let call = Call {
+                name,
+                arguments,
+                step,
+                key,
+                at,
+            };
+            return self.live_call(call, false, redact).await.or_else(halt);
+        }
         let effect = self.live.as_ref().and_then(|l| l.gate.effect(name));
         let Self { on_uncertain, .. } = *self;
         let (choice, rule) = match (effect, on_uncertain.by_operator) {
@@ -145,23 +201,34 @@ impl AgentHost {
             let error = ToolError::Failed(format!(
                 "`{name}` may or may not have run before the process died; it was not run again (`{rule}` = `skip`)"
             ));
-            return self.finish_call(Err(error), true, "").or_else(halt);
+            return self
+                .finish(Err(error), None, true, "", Bytes::default())
+                .or_else(halt);
         }
-        self.live_call(name, arguments, step, key, false, redact)
-            .await
-            .or_else(halt)
+        let call = Call {
+            name,
+            arguments,
+            step,
+            key,
+            at,
+        };
+        self.live_call(call, false, redact).await.or_else(halt)
     }
 
     /// Decides, journals and runs one call against the live capabilities.
     async fn live_call(
         &mut self,
-        name: &str,
-        arguments: &str,
-        step: u32,
-        key: String,
+        call: Call<'_>,
         record_intent: bool,
         redact: &Redactor,
     ) -> Result<Result<String, ToolError>, StopReason> {
+        let Call {
+            name,
+            arguments,
+            step,
+            key,
+            at,
+        } = call;
         let live = self
             .live
             .as_mut()
@@ -172,34 +239,41 @@ impl AgentHost {
             Decision::Refuse { .. } => (EffectClass::Pure, false),
         };
         if record_intent {
-            let mut intent =
-                json!({ "name": name, "arguments": arguments, "key": key, "effect": effect });
+            let mut intent = json!({ "name": name, "arguments": arguments, "key": key, "effect": effect, "at": at });
             if unsandboxed {
                 // The audit shows which calls ran outside the sandbox.
                 intent["unsandboxed"] = json!(true);
             }
             self.recorder.record("tool-call", intent, None)?;
         }
-        let (tool, arguments, rule) = match decision {
-            Decision::Allow {
-                tool,
-                arguments,
-                rule,
-            } => (tool, arguments, rule),
+        let (capability, arguments) = match decision {
+            Decision::Allow { tool, arguments } => (tool.capability.clone(), arguments),
             Decision::Refuse { rule, error } => {
-                self.stats.refused += 1;
-                count_denial(&self.metrics, name, &rule);
-                tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "deny", %rule, error = %tool_error(&error), "tool call refused");
-                return self.finish_call(Err(error), false, &rule);
+                let told = outcome::told(name, &error);
+                return self.refuse(name, step, &rule, error, told, None);
             }
         };
-        if let Some(error) = quota_exhausted(&self.policy, &mut self.calls_per_tool, tool, name) {
-            let quota_rule = format!("capabilities.{}.max-calls", tool.capability);
-            self.stats.refused += 1;
-            count_denial(&self.metrics, name, &quota_rule);
-            tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "deny", rule = %quota_rule, "tool call quota exhausted");
-            return self.finish_call(Err(error), false, &quota_rule);
-        }
+        let granted = Granted {
+            name,
+            capability: &capability,
+            arguments: &arguments,
+            step,
+            key: &key,
+            at,
+        };
+        let (rule, text) = match self.admit(granted, redact).await? {
+            Admit::Run { rule, text } => (rule, text),
+            Admit::Refused(result) => return Ok(result),
+        };
+        let written = text.len() as u64;
+        let live = self
+            .live
+            .as_mut()
+            .expect("invariant: live calls happen only with live components");
+        let tool = live
+            .gate
+            .tool(name)
+            .expect("invariant: the gate allowed the call");
         if tool.spec.effect == EffectClass::Write {
             // Output commit: the intent is durable before the effect happens.
             self.recorder.sync()?;
@@ -211,7 +285,7 @@ impl AgentHost {
         let call = Invocation {
             tool: tool.spec.name[tool.capability.len() + 1..].to_owned(),
             // The capability receives exactly the value that was validated.
-            arguments: arguments.to_string(),
+            arguments: text,
             idempotency_key: key,
         };
         tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "allow", %rule, component = %capability.identity(), "tool call allowed");
@@ -263,79 +337,43 @@ impl AgentHost {
                 tracing::info!(target: "femtoclaw::tool", call = step, tool = %name, outcome = "error", error = %tool_error(error), elapsed_us, "tool call finished")
             }
         }
-        self.finish_call(result, true, "")
-    }
-
-    /// Journals a call's result; `refused_by` names the rule that refused
-    /// it (empty: the capability ran it).
-    fn finish_call(
-        &mut self,
-        result: Result<String, ToolError>,
-        counted: bool,
-        refused_by: &str,
-    ) -> Result<Result<String, ToolError>, StopReason> {
-        let refused = !refused_by.is_empty();
-        refused_by.clone_into(&mut self.refused_by);
-        let data =
-            json!({ "result": result, "counted": counted, "refused": refused, "rule": refused_by });
-        self.recorder.record("tool-result", data, None)?;
-        match self.refusal_stops(refused_by, &result) {
-            Some(reason) => Err(self.recorder.stop(reason)),
-            None => Ok(result),
+        let read = result.as_ref().map_or(0, |o| o.len() as u64);
+        let bytes = Bytes { read, written };
+        if let Some(over) = self.rates.after(&self.policy, name, read) {
+            // It ran, and counts as having run; the agent does not get what
+            // it read past its budget.
+            self.rates.record(&self.policy, name, at, read, written);
+            let detail = ToolError::LimitExceeded(format!(
+                "`{name}`: {} (`{}`); the result was withheld",
+                over.message, over.rule
+            ));
+            let told = ToolError::LimitExceeded(format!(
+                "`{name}` returned more than the policy lets this run read"
+            ));
+            return self.refuse(name, step, &over.rule, detail, told, Some(bytes));
         }
-    }
-
-    /// Under `on-refusal = "stop"`, the stop a refusal by `rule` makes
-    /// (live or replayed alike): the run ends there, and the model is never
-    /// handed the refusal.
-    fn refusal_stops(&self, rule: &str, result: &Result<String, ToolError>) -> Option<StopReason> {
-        let Err(error) = result else { return None };
-        if rule.is_empty() || self.policy.on_refusal != OnRefusal::Stop {
-            return None;
-        }
-        tracing::warn!(target: "femtoclaw::decision", decision = "stop", %rule, "a refused call ends the run (`on-refusal` = `stop`)");
-        Some(StopReason::Refused(format!(
-            "the policy refused a tool call ({}), and `on-refusal` is `stop`: the run ended there",
-            crate::text::tool_error(error)
-        )))
+        self.rates.record(&self.policy, name, at, read, written);
+        self.finish(result, None, true, &rule, bytes)
     }
 }
 
-fn count_denial(metrics: &Metrics, tool: &str, rule: &str) {
-    metrics
-        .tool_calls
-        .get_or_create(&ToolDecision {
-            tool: tool.to_owned(),
-            decision: "deny",
-        })
-        .inc();
-    metrics
-        .denials
-        .get_or_create(&Rule {
-            rule: rule.to_owned(),
-        })
-        .inc();
+/// One call as the gate sees it.
+pub(super) struct Call<'a> {
+    name: &'a str,
+    arguments: &'a str,
+    /// Its number in the run.
+    step: u32,
+    /// Its idempotency key.
+    key: String,
+    /// When it was made (ms since the Unix epoch), as journaled.
+    at: u64,
 }
 
-/// Counts a call against the tool's `max-calls` quota; the error if it is
-/// used up.
-fn quota_exhausted(
-    policy: &Policy,
-    used: &mut BTreeMap<String, u32>,
-    tool: &GrantedTool,
-    name: &str,
-) -> Option<ToolError> {
-    let short = &tool.spec.name[tool.capability.len() + 1..];
-    let quota = *policy.capabilities[&tool.capability].max_calls.get(short)?;
-    let used = used.entry(name.to_owned()).or_default();
-    if *used >= quota {
-        let rule = format!("capabilities.{}.max-calls", tool.capability);
-        return Some(ToolError::LimitExceeded(format!(
-            "`{name}` may be called {quota} times per run (`{rule}`)"
-        )));
-    }
-    *used += 1;
-    None
+/// The time a call is journaled with, in ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A capability's result as the agent may see it: within the size cap,

@@ -105,6 +105,7 @@ impl Runtime {
             memory_scope: run.agent.hash.clone(),
             on_uncertain: run.on_uncertain,
             cancel: run.controls.cancel.clone(),
+            approver: run.controls.approver.clone(),
             metrics: self.metrics.clone(),
             run_span: run_span.clone(),
         });

@@ -77,6 +77,9 @@ pub struct Hooks {
     /// the built-ins are compiled and cached under this scope (a server's
     /// tenant), so that no tenant can tell by timing what another ran.
     pub compile_scope: Option<String>,
+    /// Answers the run's approval requests (`approve`, rules with `action
+    /// = "approve"`); without one, every request is denied.
+    pub approver: Option<Arc<dyn crate::approval::Approver>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Hooks {
             .field("journal", &self.journal)
             .field("on_event", &self.on_event.is_some())
             .field("compile_scope", &self.compile_scope)
+            .field("approver", &self.approver.is_some())
             .finish()
     }
 }
@@ -99,6 +103,7 @@ impl Hooks {
             pool: self.memory_pool.clone(),
             fuel: self.fuel.clone(),
             scope: self.compile_scope.as_deref().map(Arc::from),
+            approver: self.approver.clone(),
         }
     }
 }

@@ -135,6 +135,7 @@ impl Runtime {
             memory_scope: SESSION_AGENT.into(),
             on_uncertain,
             cancel: controls.cancel.clone(),
+            approver: controls.approver.clone(),
             metrics: self.metrics.clone(),
             run_span: span.clone(),
         });
@@ -177,6 +178,7 @@ impl Runtime {
             memory_scope: SESSION_AGENT.into(),
             on_uncertain,
             cancel: Default::default(),
+            approver: None,
             metrics: self.metrics.clone(),
             run_span: span.clone(),
         });
