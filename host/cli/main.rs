@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod approve;
 mod commands;
 mod console;
 mod exit;

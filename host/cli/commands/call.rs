@@ -90,6 +90,9 @@ pub struct CallCommand {
     policy: Option<PathBuf>,
     #[command(flatten)]
     state: StateArgs,
+    /// Who answers if the policy wants the call approved (as for `run`).
+    #[arg(long, value_name = "WHO", value_enum)]
+    approve: Option<crate::approve::ApproveMode>,
 }
 
 impl CallCommand {
@@ -105,7 +108,10 @@ impl CallCommand {
             client: "call".into(),
             state: Some(self.state.dir()?),
             bundle: None,
-            hooks: Default::default(),
+            hooks: femtoclaw_runtime::Hooks {
+                approver: Some(crate::approve::approver(self.approve)?),
+                ..Default::default()
+            },
         };
         let runtime = runtime(&self.state)?;
         let result = block_on(async {

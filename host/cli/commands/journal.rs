@@ -160,9 +160,10 @@ fn summary(kind: &str, d: &Value) -> String {
 }
 
 /// Print the decisions of a run, from its journal: each tool call, whether
-/// it was allowed, the policy rule behind the decision, and its outcome;
-/// each stop; each choice made for a call of unknown outcome; each turn the
-/// model did not complete.
+/// it was allowed, the policy rule behind the decision, and its outcome
+/// (with a refusal's full detail, which the agent is not told); each
+/// approval and who gave or refused it; each stop; each choice made for a
+/// call of unknown outcome; each turn the model did not complete.
 #[derive(clap::Args)]
 pub struct AuditCommand {
     /// The run id.
@@ -204,8 +205,16 @@ impl AuditCommand {
             } else {
                 ""
             };
+            let by = match s("by") {
+                by if by.is_empty() => by,
+                by => format!(" by {by}"),
+            };
+            let detail = match s("detail") {
+                d if d.is_empty() => d,
+                d => format!("  ({d})"),
+            };
             outln!(
-                "{:>4}  {:<6} {:<20} rule {:<28} {}{unsandboxed}",
+                "{:>4}  {:<6} {:<20} rule {:<28} {}{by}{unsandboxed}{detail}",
                 r["event"],
                 s("decision"),
                 s("tool"),
@@ -265,13 +274,16 @@ pub struct ResumeCommand {
     /// `[journal] on-uncertain`; journaled as the operator's decision.
     #[arg(long, value_enum, value_name = "CHOICE")]
     on_uncertain: Option<UncertainChoice>,
+    /// Who answers approval requests the resumed run makes (as for `run`).
+    #[arg(long, value_name = "WHO", value_enum)]
+    approve: Option<crate::approve::ApproveMode>,
 }
 
 impl ResumeCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let dir = self.state.dir()?;
         let runtime = run::runtime(&self.state)?;
-        let options = Resume {
+        let mut options = Resume {
             on_uncertain: self.on_uncertain.map(|c| match c {
                 UncertainChoice::Fail => OnUncertain::Fail,
                 UncertainChoice::Retry => OnUncertain::Retry,
@@ -279,6 +291,7 @@ impl ResumeCommand {
             }),
             ..Resume::default()
         };
+        options.hooks.approver = Some(crate::approve::approver(self.approve)?);
         // A resumed run has the same deadline as any run: its policy's.
         let timeout = open(&self.state)?
             .and_then(|j| j.run(&self.run).ok())

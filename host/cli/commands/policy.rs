@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use femtoclaw_policy::{
-    BrainSpec, ComponentLimits, ComponentSource, HeaderSource, McpServer, Policy, Protocol,
+    BrainSpec, ComponentLimits, ComponentSource, HeaderSource, McpServer, Policy, Protocol, Rates,
     SecretSource,
 };
 
@@ -319,8 +319,83 @@ fn explain(p: &Policy, arg: &std::path::Path) -> String {
         } else {
             let _ = writeln!(out, "  limits: {}", limits(&g.limits));
         }
+        let tool_rates = g.tool_rates.iter().map(|(t, r)| (format!("{name}.{t}"), r));
+        for (scope, r) in std::iter::once((format!("all of {name}"), &g.rates)).chain(tool_rates) {
+            if !r.is_empty() {
+                let _ = writeln!(out, "  rates of {scope}: {}", rates(r));
+            }
+        }
     }
+    explain_rules(p, &mut out);
     out
+}
+
+/// The tools that wait for approval and the rules, in the order they are
+/// tried.
+fn explain_rules(p: &Policy, out: &mut String) {
+    if !p.approve.is_empty() {
+        let _ = writeln!(
+            out,
+            "approval (a person answers; none within {:?} denies): {}",
+            p.limits.approval_timeout,
+            p.approve.join(", ")
+        );
+    }
+    if p.rules.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "rules (per tool, the first that matches decides; a tool with allow rules is refused where none matches):"
+    );
+    for r in &p.rules {
+        let when: Vec<String> = r
+            .when
+            .iter()
+            .map(|c| {
+                let test = serde_json::to_value(&c.test).expect("invariant: JSON serializes");
+                format!(
+                    "{} {test}",
+                    if c.pointer.is_empty() {
+                        "(arguments)"
+                    } else {
+                        &c.pointer
+                    }
+                )
+            })
+            .collect();
+        let when = if when.is_empty() {
+            "every call".to_owned()
+        } else {
+            when.join(" and ")
+        };
+        let _ = writeln!(
+            out,
+            "  rules.{}: {} {} when {when}",
+            r.name,
+            r.action.as_str(),
+            r.tool
+        );
+    }
+}
+
+fn rates(r: &Rates) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = r.calls_per_minute {
+        parts.push(format!("{n} calls per minute"));
+    }
+    if let Some(n) = r.calls_per_day {
+        parts.push(format!(
+            "{n} calls per UTC day in all runs of the state directory"
+        ));
+    }
+    if let Some(n) = r.read_per_run {
+        parts.push(format!("{n} B read per run"));
+    }
+    if let Some(n) = r.written_per_run {
+        parts.push(format!("{n} B written per run"));
+    }
+    parts.join(", ")
 }
 
 fn secret(s: &SecretSource) -> String {

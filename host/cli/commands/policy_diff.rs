@@ -7,8 +7,11 @@
 //! One rule classifies every difference: what B has and A had not (a
 //! capability, a tool, a mount, a net rule, a variable, a secret) is
 //! granted; what A had and B has not is taken away (a mount whose mode
-//! changed is one taken away and one granted); a limit raised widens,
-//! lowered narrows (an unset limit being no limit); anything else changes.
+//! changed is one taken away and one granted); a limit or a rate raised
+//! widens, lowered narrows (an unset limit being no limit); a `deny` or
+//! `approve` rule or an `approve` entry added narrows, removed widens; an
+//! `allow` rule added or removed, rules reordered and anything else
+//! changes.
 
 use serde_json::Value;
 
@@ -111,6 +114,42 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>)
                 walk(&join(path, k), x.get(k), y.get(k), out);
             }
         }
+        // Rules are tried in order, and a rule that refuses or asks for
+        // approval narrows what the policy allows where it is added.
+        (Some(Value::Array(x)), Some(Value::Array(y))) if path == "rules" || path == "approve" => {
+            let restricts = |v: &Value| path == "approve" || v["action"] != "allow";
+            // Rules both have, tried in another order, decide otherwise.
+            let common = |a: &[Value], b: &[Value]| -> Vec<Value> {
+                a.iter()
+                    .filter(|v| b.contains(v))
+                    .map(|v| v["name"].clone())
+                    .collect()
+            };
+            let (before, after) = (common(x, y), common(y, x));
+            if before != after {
+                out.push(change(
+                    Kind::Changes,
+                    Some(&Value::from(before)),
+                    Some(&Value::from(after)),
+                ));
+            }
+            for v in y.iter().filter(|v| !x.contains(v)) {
+                let kind = if restricts(v) {
+                    Kind::Narrows
+                } else {
+                    Kind::Changes
+                };
+                out.push(change(kind, None, Some(v)));
+            }
+            for v in x.iter().filter(|v| !y.contains(v)) {
+                let kind = if restricts(v) {
+                    Kind::Widens
+                } else {
+                    Kind::Changes
+                };
+                out.push(change(kind, Some(v), None));
+            }
+        }
         // Lists in a policy are sets (tools, net rules, mounts, variables):
         // an element is granted or taken away, order is no change.
         (Some(Value::Array(x)), Some(Value::Array(y))) => {
@@ -144,6 +183,8 @@ fn kind(path: &str, a: &Value, b: &Value) -> Kind {
         || path.starts_with("memory.")
         || path.contains(".limits.")
         || path.contains(".max-calls.")
+        || path.contains(".rates.")
+        || path.contains(".tool-rates.")
         || leaf.starts_with("max-");
     if leaf == "require-signature" {
         // Requiring a signature narrows what may run; dropping it widens.
@@ -216,5 +257,42 @@ mod tests {
         q["path"] = json!("b.toml");
         q["capabilities"]["fs"]["tools"] = json!(["b", "a"]);
         assert!(diff(&p, &q).is_empty());
+    }
+
+    #[test]
+    fn rules_and_approvals_narrow_or_widen_by_what_they_do() {
+        let deny =
+            json!({ "name": "no-etc", "tool": "fs.read_file", "action": "deny", "when": [] });
+        let allow =
+            json!({ "name": "public", "tool": "fs.read_file", "action": "allow", "when": [] });
+        let a = json!({ "rules": [allow.clone()], "approve": [],
+                        "capabilities": { "fs": { "rates": { "calls-per-minute": null } } } });
+        let b = json!({ "rules": [deny.clone(), allow.clone()], "approve": ["fs.write_file"],
+                        "capabilities": { "fs": { "rates": { "calls-per-minute": 10 } } } });
+        assert_eq!(
+            kinds(a.clone(), b.clone()),
+            [
+                ("approve".into(), Kind::Narrows),
+                (
+                    "capabilities.fs.rates.calls-per-minute".into(),
+                    Kind::Narrows
+                ),
+                ("rules".into(), Kind::Narrows),
+            ]
+        );
+        assert_eq!(
+            kinds(b, a),
+            [
+                ("approve".into(), Kind::Widens),
+                (
+                    "capabilities.fs.rates.calls-per-minute".into(),
+                    Kind::Widens
+                ),
+                ("rules".into(), Kind::Widens),
+            ]
+        );
+        let swapped = json!({ "rules": [allow.clone(), deny.clone()] });
+        let original = json!({ "rules": [deny, allow] });
+        assert_eq!(kinds(original, swapped), [("rules".into(), Kind::Changes)]);
     }
 }

@@ -45,6 +45,11 @@ pub struct RunCommand {
     /// answer or error, exit code, counters) instead of the bare answer.
     #[arg(long)]
     json: bool,
+    /// Who answers the policy's approval requests: `prompt` (a person at
+    /// this terminal; the default when there is one), `allow` or `deny`
+    /// (the default without a terminal).
+    #[arg(long, value_name = "WHO", value_enum)]
+    approve: Option<crate::approve::ApproveMode>,
 }
 
 impl RunCommand {
@@ -70,6 +75,7 @@ impl RunCommand {
             .map(|b| parse_brain(b, &plan.policy))
             .transpose()?;
         plan.state = Some(self.state.dir()?);
+        plan.hooks.approver = Some(crate::approve::approver(self.approve)?);
         let run_id = femtoclaw_runtime::new_run_id();
         crate::console::notice(&format!("run {run_id}"), &[("run_id", json!(run_id))]);
         plan.run_id = Some(run_id.clone());

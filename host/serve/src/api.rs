@@ -23,8 +23,8 @@ use crate::problem::Problem;
 use crate::runs::{self, NewRun};
 use crate::tenant::Tenant;
 
-type Shared = State<Arc<Server>>;
-type Answer = Result<Response, Problem>;
+pub(crate) type Shared = State<Arc<Server>>;
+pub(crate) type Answer = Result<Response, Problem>;
 
 /// Every route.
 pub fn router(server: Arc<Server>) -> Router {
@@ -39,6 +39,11 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/audit", get(audit))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/approvals", get(crate::approvals::list))
+        .route(
+            "/v1/runs/{id}/approvals/{call}",
+            post(crate::approvals::answer),
+        )
         .route("/v1/runs/{id}/resume", post(resume))
         .route("/v1/runs/{id}/replay", post(replay))
         .route("/mcp", axum::routing::any(crate::mcp::endpoint))
@@ -61,7 +66,7 @@ async fn count(State(server): Shared, request: Request, next: Next) -> Response 
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     let body = serde_json::to_vec(value).expect("invariant: JSON serializes");
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
@@ -87,7 +92,7 @@ pub fn tenant(server: &Server, headers: &HeaderMap) -> Result<Arc<Tenant>, Probl
 }
 
 /// Reads a request body within `limits.max-body` and `limits.body-timeout`.
-async fn read_body(server: &Server, body: Body) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(server: &Server, body: Body) -> Result<Bytes, Problem> {
     let limits = server.config.limits;
     read_limited(server, body, limits.max_body, "limits.max-body").await
 }
@@ -128,7 +133,7 @@ async fn read_limited(
 }
 
 /// Parses a JSON body; an empty body is `default` when one is given.
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     default: Option<T>,
 ) -> Result<T, Problem> {

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod approvals;
 pub mod auth;
 pub mod config;
 mod drain;

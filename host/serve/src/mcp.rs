@@ -103,6 +103,8 @@ fn hooks(tenant: &Tenant) -> Hooks {
         journal: Some(tenant.journal.clone()),
         on_event: None,
         compile_scope: Some(tenant.id().to_owned()),
+        // No one to ask in a session (docs/mcp.md, "Approvals").
+        approver: None,
     }
 }
 

@@ -272,6 +272,9 @@ impl Server {
                 progress.send_modify(|p| p.events = event.seq + 1);
             })),
             compile_scope: Some(tenant.id().to_owned()),
+            approver: Some(Arc::new(crate::approvals::RunApprover(Arc::downgrade(
+                &active.approvals,
+            )))),
         };
         let result = match job {
             Job::Start(accepted) => {

@@ -66,6 +66,8 @@ pub struct Active {
     pub cancel: Cancel,
     /// Events appended so far, and whether it has ended.
     pub progress: watch::Sender<Progress>,
+    /// Its calls waiting for a person's approval.
+    pub approvals: Arc<crate::approvals::Pending>,
 }
 
 /// How far a run has got.
@@ -82,6 +84,7 @@ impl Active {
         Arc::new(Active {
             cancel: Cancel::new(),
             progress: watch::Sender::new(Progress::default()),
+            approvals: Arc::default(),
         })
     }
 }
