@@ -188,7 +188,13 @@ pub fn calls(calls: &[(&str, Value)]) -> Value {
 
 /// A policy header with a scripted brain and these extra lines.
 pub fn policy(body: &str) -> String {
-    format!("version = 1\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n{body}\n")
+    policy_with("", body)
+}
+
+/// A policy with these top-level keys (`approve = [...]`: before any table),
+/// a scripted brain and these extra lines.
+pub fn policy_with(top: &str, body: &str) -> String {
+    format!("version = 1\n{top}[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n{body}\n")
 }
 
 pub fn assert_no_canary(out: &Output, canary: &str) {

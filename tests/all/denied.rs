@@ -77,12 +77,18 @@ fn outside_the_grant_is_denied_and_the_run_continues() {
         "{t:#?}"
     );
     assert_eq!(t[0]["ok"], r#"{"content":"inside"}"#);
-    assert!(
-        t[7]["message"]
-            .as_str()
-            .unwrap()
-            .contains("capabilities.fs.tools"),
+    // The model is told what was refused, not the rule (that is for the
+    // logs and the audit).
+    assert_eq!(
+        t[7]["message"], "the policy does not allow this call of `fs.list_dir`",
         "{t:#?}"
+    );
+    let refusals = out.events_named("tool call refused");
+    assert!(
+        refusals.iter().any(|e| e["tool"] == "fs.list_dir"
+            && e["rule"] == "capabilities.fs.tools"
+            && e["error"].as_str().unwrap().contains("is not granted by")),
+        "{refusals:#?}"
     );
     assert!(
         t[8]["message"]

@@ -75,3 +75,44 @@ fn concurrent_runs_and_two_runtimes_share_the_built_ins_safely() {
         }
     });
 }
+
+/// An embedding program answers approval requests with a callback: it sees
+/// the tool, the rule and the validated arguments, and its answer decides.
+#[test]
+fn an_embedding_program_approves_through_a_callback() {
+    let s = Scratch::new();
+    s.mkdir("out");
+    s.setup(
+        &policy_with("approve = [\"fs.write_file\"]\n", "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"write_file\"]\nmounts = [{ guest = \"/out\", host = \"out\", mode = \"rw\" }]\n"),
+        calls(&[
+            ("fs.write_file", serde_json::json!({ "path": "/out/yes.txt", "content": "ok" })),
+            ("fs.write_file", serde_json::json!({ "path": "/out/no.txt", "content": "no" })),
+        ]),
+    );
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let approver = move |r: &ApprovalRequest| {
+        record
+            .lock()
+            .unwrap()
+            .push((r.tool.clone(), r.rule.clone()));
+        Approval::new(r.arguments.contains("yes.txt"), "callback")
+    };
+    let runtime = Runtime::new().unwrap();
+    let mut plan = RunPlan::new(Policy::load(s.path("policy.toml")).unwrap(), "write");
+    plan.agent = ComponentRef::File(artifacts::AGENT_ECHO.into());
+    plan.hooks.approver = Some(std::sync::Arc::new(approver));
+    let outcome = tokio.block_on(runtime.run(plan)).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&outcome.answer.unwrap()).unwrap();
+    let answer = answer.as_array().unwrap();
+    assert_eq!(kinds(answer), ["ok", "denied"], "{answer:#?}");
+    assert_eq!(answer[1]["message"], "`fs.write_file` was not approved");
+    assert!(s.path("out/yes.txt").exists() && !s.path("out/no.txt").exists());
+    let seen = seen.lock().unwrap().clone();
+    let expected = ("fs.write_file".to_owned(), "approve".to_owned());
+    assert_eq!(seen, [expected.clone(), expected]);
+}

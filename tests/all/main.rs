@@ -27,6 +27,7 @@ mod policy_errors;
 mod protocol;
 mod readonly;
 mod replay100;
+mod rules;
 mod secrets;
 mod serve;
 mod server;

@@ -1245,3 +1245,116 @@ fn bundles_are_verified_when_stored_and_run_per_tenant() {
         "unknown-bundle",
     );
 }
+
+/// A call that needs approval waits in the server: the event stream
+/// announces it, the tenant lists and answers it through the API, the answer
+/// is journaled with the tenant, and no answer within the policy's
+/// `approval-timeout` denies the next one.
+#[test]
+fn approvals_wait_in_the_server_until_the_api_answers_or_time_runs_out() {
+    let mut setup = Setup::new();
+    // `approve` is a top-level key: it goes before the first table.
+    let policy = tenant_policy("approval-timeout = \"3s\"").replacen(
+        "version = 1\n",
+        "version = 1\napprove = [\"h.append\"]\n",
+        1,
+    );
+    setup.policies[0] = Some(policy);
+    let served = setup.start();
+    let append = |line: &str| json!({ "name": "h.append", "arguments": { "path": "/out/log", "line": line } });
+    let body = json!({ "task": "append", "brain": { "script": [
+        { "content": null, "tool_calls": [append("approved")] },
+        { "content": null, "tool_calls": [append("timed out")] },
+        { "content": "done" },
+    ] } });
+    let (status, accepted, _) = served.post("/v1/runs", Some(ACME), &body);
+    assert_eq!(status, 202, "{accepted:#}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/runs/{id}/approvals");
+    let mut pending = Value::Null;
+    for _ in 0..600 {
+        let (status, list) = served.get(&path, Some(ACME));
+        assert_eq!(status, 200, "{list:#}");
+        if list["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+            pending = list;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.conforms("Approvals", &pending);
+    let waiting = &pending["pending"][0];
+    assert_eq!(waiting["tool"], "h.append", "{pending:#}");
+    assert_eq!(waiting["rule"], "approve");
+    assert!(waiting["arguments"].as_str().unwrap().contains("approved"));
+    let call = waiting["call"].as_u64().unwrap();
+    // Another tenant sees no such run.
+    served.problem(
+        served.post(
+            &format!("{path}/{call}"),
+            Some(GLOBEX),
+            &json!({ "approve": true }),
+        ),
+        404,
+        "no-such-run",
+    );
+    served.problem(
+        served.post(
+            &format!("{path}/{call}"),
+            Some(ACME),
+            &json!({ "approve": "yes" }),
+        ),
+        400,
+        "bad-request",
+    );
+    served.problem(
+        served.post(
+            &format!("{path}/99"),
+            Some(ACME),
+            &json!({ "approve": true }),
+        ),
+        409,
+        "no-pending-approval",
+    );
+    let (status, answered, _) = served.post(
+        &format!("{path}/{call}"),
+        Some(ACME),
+        &json!({ "approve": true }),
+    );
+    assert_eq!(status, 200, "{answered:#}");
+    assert_eq!(answered["decision"], "approve");
+    let run = served.wait_for_end(ACME, &id);
+    assert_eq!(run["status"], "ok", "{run:#}");
+    let log = std::fs::read_to_string(served.setup.scratch.path("acme/out/log")).unwrap();
+    // `append` writes its idempotency key before the line.
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "the second was never approved: {log}");
+    assert!(lines[0].ends_with(" approved"), "{log}");
+    let (_, audit) = served.get(&format!("/v1/runs/{id}/audit"), Some(ACME));
+    served.conforms("Audit", &audit);
+    let answers: Vec<(String, String)> = audit["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["outcome"] == "approval" && d["decision"] != "ask")
+        .map(|d| {
+            (
+                d["decision"].as_str().unwrap().into(),
+                d["by"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("approve".into(), "api (tenant acme)".into()),
+            ("deny".into(), "timeout".into())
+        ],
+        "{audit:#}"
+    );
+    // The event stream announced each request.
+    let asks = sse(&served, &id, None)
+        .into_iter()
+        .filter(|(_, kind, data)| kind == "decision" && data["decision"] == "ask")
+        .count();
+    assert_eq!(asks, 2);
+}
