@@ -348,3 +348,63 @@ fn calls_per_day_are_shared_by_every_run_of_the_state_directory() {
     assert_eq!(replay.code, exit::OK, "{replay:#?}");
     assert_eq!(replay.stdout, first.stdout);
 }
+
+/// `policy explain` shows the rules in the order they are tried, the
+/// approvals and the rates; `policy diff` says what adding them narrows.
+#[test]
+fn explain_and_diff_show_rules_approvals_and_rates() {
+    let s = scratch();
+    let plain = s.write("plain.toml", &policy(FS));
+    let strict = s.write(
+        "strict.toml",
+        &policy_with(
+            APPROVE,
+            &format!(
+                "{FS}[capabilities.fs.tool-rates.read_file]\ncalls-per-minute = 5\n[[rules]]\nname = \"public\"\ntool = \"fs.read_file\"\naction = \"allow\"\nwhen = {{ \"/path\" = {{ path = \"/data/public/**\" }} }}\n[[rules]]\nname = \"no-keys\"\ntool = \"fs.write_file\"\naction = \"deny\"\nwhen = {{ \"/path\" = {{ path = \"/data/**/*.key\" }} }}\n"
+            ),
+        ),
+    );
+    std::fs::write(s.path("brain.json"), "[]").unwrap();
+    let state = fresh_dir();
+    let explain = fc(&state, &["policy", "explain", strict.to_str().unwrap()]);
+    assert_eq!(explain.code, exit::OK, "{explain:#?}");
+    for line in [
+        "rates of fs.read_file: 5 calls per minute",
+        "approval (a person answers; none within 300s denies): fs.write_file",
+        "rules.public: allow fs.read_file when /path {\"path\":\"/data/public/**\"}",
+        "rules.no-keys: deny fs.write_file when /path {\"path\":\"/data/**/*.key\"}",
+    ] {
+        assert!(explain.stdout.contains(line), "{line}\n{}", explain.stdout);
+    }
+    let diff = fc(
+        &state,
+        &[
+            "policy",
+            "diff",
+            plain.to_str().unwrap(),
+            strict.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(diff.code, exit::OK, "{diff:#?}");
+    let changes: Value = serde_json::from_str(&diff.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap(), c["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("approve", "narrows"),
+            (
+                "capabilities.fs.tool-rates.read_file.calls-per-minute",
+                "narrows"
+            ),
+            ("rules", "changes"),
+            ("rules", "narrows"),
+        ],
+        "{changes:#}"
+    );
+}

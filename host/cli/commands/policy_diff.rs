@@ -160,8 +160,23 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>)
                 out.push(change(Kind::TakesAway, Some(v), None));
             }
         }
-        (None, Some(v)) if !v.is_null() => out.push(change(Kind::Grants, None, Some(v))),
-        (Some(v), None) if !v.is_null() => out.push(change(Kind::TakesAway, Some(v), None)),
+        // A limit set where there was none narrows; dropped, it widens.
+        (None, Some(v)) if !v.is_null() => {
+            let kind = if is_limit(path) {
+                Kind::Narrows
+            } else {
+                Kind::Grants
+            };
+            out.push(change(kind, None, Some(v)))
+        }
+        (Some(v), None) if !v.is_null() => {
+            let kind = if is_limit(path) {
+                Kind::Widens
+            } else {
+                Kind::TakesAway
+            };
+            out.push(change(kind, Some(v), None))
+        }
         (Some(x), Some(y)) if x != y => out.push(change(kind(path, x, y), Some(x), Some(y))),
         _ => {}
     }
@@ -177,15 +192,21 @@ fn magnitude(v: &Value) -> Option<f64> {
     }
 }
 
-fn kind(path: &str, a: &Value, b: &Value) -> Kind {
+/// Whether the key is a limit (a budget, a quota, a rate).
+fn is_limit(path: &str) -> bool {
     let leaf = path.rsplit('.').next().unwrap_or(path);
-    let is_limit = path.starts_with("limits.")
+    path.starts_with("limits.")
         || path.starts_with("memory.")
         || path.contains(".limits.")
         || path.contains(".max-calls.")
         || path.contains(".rates.")
         || path.contains(".tool-rates.")
-        || leaf.starts_with("max-");
+        || leaf.starts_with("max-")
+}
+
+fn kind(path: &str, a: &Value, b: &Value) -> Kind {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    let is_limit = is_limit(path);
     if leaf == "require-signature" {
         // Requiring a signature narrows what may run; dropping it widens.
         return if b == &Value::Bool(true) {
