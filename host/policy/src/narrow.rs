@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use crate::model::{
     Action, CapabilityGrant, ComponentLimits, HostPattern, Limits, MountMode, NetPattern,
-    OnUncertain, Policy, Rates,
+    OnRefusal, OnUncertain, Policy, Rates, Rule,
 };
 
 /// A grant of a policy that its ceiling does not allow: the key, and what
@@ -87,7 +87,17 @@ impl Policy {
         at_most("memory.max-keys", m.max_keys, c.max_keys)?;
         at_most("memory.max-written", m.max_written, c.max_written)?;
         at_most("memory.max-stored", m.max_stored, c.max_stored)?;
-        if let Some(tool) = ceiling.approve.iter().find(|t| !self.approve.contains(t)) {
+        if ceiling.on_refusal == OnRefusal::Stop && self.on_refusal != OnRefusal::Stop {
+            return Err(wider(
+                "on-refusal",
+                "the tenant's policy ends a run at its first refusal (`stop`)",
+            ));
+        }
+        let missing = ceiling
+            .approve
+            .iter()
+            .find(|t| self.grants(t) && !self.approve.contains(t));
+        if let Some(tool) = missing {
             return Err(wider(
                 "approve",
                 format!("the tenant's policy has `{tool}` approved by a person"),
@@ -96,18 +106,34 @@ impl Policy {
         self.rules_within(ceiling)
     }
 
+    /// Whether this policy grants `tool` (`<capability>.<tool>`).
+    fn grants(&self, tool: &str) -> bool {
+        tool.split_once('.').is_some_and(|(cap, name)| {
+            self.capabilities
+                .get(cap)
+                .is_some_and(|g| g.tools.iter().any(|t| t == name))
+        })
+    }
+
     /// The ceiling's rules come first, unchanged, so that every call they
     /// match is judged as the ceiling judges it; rules after them can only
     /// refuse or ask for approval where the ceiling allowed, except an
     /// `allow` rule for a tool the ceiling already restricts with its own
     /// `allow` rules (the call it lets through the ceiling refuses).
     fn rules_within(&self, ceiling: &Policy) -> Result<(), Widening> {
-        let n = ceiling.rules.len();
-        if self.rules.len() < n || self.rules[..n] != ceiling.rules[..] {
+        // The tenant's rules for the tools this policy grants (a rule for a
+        // tool it does not grant judges nothing).
+        let kept: Vec<&Rule> = ceiling
+            .rules
+            .iter()
+            .filter(|r| self.grants(&r.tool))
+            .collect();
+        let n = kept.len();
+        if self.rules.len() < n || self.rules[..n].iter().zip(&kept).any(|(a, b)| a != *b) {
             return Err(wider(
                 "rules",
                 format!(
-                    "a run's policy starts with the tenant's {n} rules, unchanged, and may add rules after them"
+                    "a run's policy starts with the tenant's {n} rules for the tools it grants, unchanged, and may add rules after them"
                 ),
             ));
         }
@@ -421,5 +447,19 @@ mod rule_tests {
             widening("", &rate(10)).as_deref(),
             Some("capabilities.fs.tool-rates.read_file.calls-per-minute")
         );
+        let stop = "on-refusal = \"stop\"\n";
+        assert_eq!(widening("", stop).as_deref(), Some("on-refusal"));
+        assert_eq!(widening(stop, ""), None);
+    }
+
+    #[test]
+    fn approvals_and_rules_of_tools_a_run_does_not_grant_need_not_be_repeated() {
+        let ceiling = policy(&format!("approve = [\"fs.write_file\"]\n{DENY_WRITE}"));
+        let reads_only = Policy::parse_recorded(
+            "/p/p.toml",
+            "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\n",
+        )
+        .unwrap();
+        assert_eq!(reads_only.within(&ceiling), Ok(()));
     }
 }

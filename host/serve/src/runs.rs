@@ -57,9 +57,10 @@ enum Job {
 
 /// The policy a request's run gets: its own (checked to be within the
 /// tenant's), or the tenant's. A request policy inherits what it leaves
-/// out from the tenant's: the `[brain]`, and each key of `[limits]`,
-/// `[memory]`, `[trust]` and `[journal]`; the journal keeps the merged
-/// text, so a resume parses the same policy.
+/// out from the tenant's: the `[brain]`, `on-refusal`, each key of
+/// `[limits]`, `[memory]`, `[trust]` and `[journal]`, and the `approve`
+/// entries and `[[rules]]` for the tools it grants; the journal keeps the
+/// merged text, so a resume parses the same policy.
 pub fn run_policy(tenant: &Tenant, text: Option<&str>) -> Result<Policy, Problem> {
     let ceiling = &tenant.config.policy;
     let Some(text) = text else {
@@ -83,10 +84,45 @@ pub fn run_policy(tenant: &Tenant, text: Option<&str>) -> Result<Policy, Problem
 fn inherit(ceiling: &str, request: &str) -> Result<String, toml::de::Error> {
     let ceiling: toml::Table = ceiling.parse()?;
     let mut merged: toml::Table = request.parse()?;
-    if !merged.contains_key("brain")
-        && let Some(brain) = ceiling.get("brain")
-    {
-        merged.insert("brain".into(), brain.clone());
+    for key in ["brain", "on-refusal"] {
+        if !merged.contains_key(key)
+            && let Some(value) = ceiling.get(key)
+        {
+            merged.insert(key.into(), value.clone());
+        }
+    }
+    // Approvals and rules about tools the request grants.
+    let grants = |tool: Option<&str>| {
+        let Some((cap, name)) = tool.and_then(|t| t.split_once('.')) else {
+            return false;
+        };
+        merged
+            .get("capabilities")
+            .and_then(|c| c.get(cap))
+            .and_then(|c| c.get("tools"))
+            .and_then(|t| t.as_array())
+            .is_some_and(|tools| tools.iter().any(|t| t.as_str() == Some(name)))
+    };
+    let mut inherited = Vec::new();
+    for (key, tool_of) in [("approve", None), ("rules", Some("tool"))] {
+        if merged.contains_key(key) {
+            continue;
+        }
+        let Some(toml::Value::Array(items)) = ceiling.get(key) else {
+            continue;
+        };
+        let kept: Vec<toml::Value> = items
+            .iter()
+            .filter(|item| match tool_of {
+                None => grants(item.as_str()),
+                Some(field) => grants(item.get(field).and_then(|t| t.as_str())),
+            })
+            .cloned()
+            .collect();
+        inherited.push((key, kept));
+    }
+    for (key, kept) in inherited {
+        merged.insert(key.into(), toml::Value::Array(kept));
     }
     for section in ["limits", "memory", "trust", "journal"] {
         let Some(toml::Value::Table(base)) = ceiling.get(section) else {
@@ -527,4 +563,27 @@ fn stats(events: &[Event]) -> Value {
 pub async fn finished(active: &Active) {
     let mut rx = active.progress.subscribe();
     let _ = rx.wait_for(|p: &Progress| p.finished).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inherit;
+
+    #[test]
+    fn a_request_policy_inherits_the_approvals_and_rules_of_the_tools_it_grants() {
+        let ceiling = "version = 1\non-refusal = \"stop\"\napprove = [\"fs.write_file\", \"fs.read_file\"]\n[[rules]]\nname = \"public\"\ntool = \"fs.read_file\"\naction = \"allow\"\n[[rules]]\nname = \"w\"\ntool = \"fs.write_file\"\naction = \"deny\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\", \"write_file\"]\n";
+        let request =
+            "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\n";
+        let merged: toml::Table = inherit(ceiling, request).unwrap().parse().unwrap();
+        assert_eq!(merged["on-refusal"].as_str(), Some("stop"));
+        assert_eq!(merged["approve"].as_array().unwrap().len(), 1);
+        assert_eq!(merged["approve"][0].as_str(), Some("fs.read_file"));
+        let rules = merged["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["name"].as_str(), Some("public"));
+        // What the request says itself is kept.
+        let own = format!("approve = []\n{request}");
+        let merged: toml::Table = inherit(ceiling, &own).unwrap().parse().unwrap();
+        assert!(merged["approve"].as_array().unwrap().is_empty());
+    }
 }

@@ -159,16 +159,17 @@ impl AgentHost {
         }
         let approved = answer.as_ref().is_some_and(|(_, a)| a.approved);
         self.prior_approval = answer;
+        let call = Call {
+            name,
+            arguments,
+            step,
+            key,
+            at,
+        };
         if asked && !approved {
-            let call = Call {
-                name,
-                arguments,
-                step,
-                key,
-                at,
-            };
             return self.live_call(call, false, redact).await.or_else(halt);
         }
+        let key = &call.key;
         let effect = self.live.as_ref().and_then(|l| l.gate.effect(name));
         let Self { on_uncertain, .. } = *self;
         let (choice, rule) = match (effect, on_uncertain.by_operator) {
@@ -205,13 +206,6 @@ impl AgentHost {
                 .finish(Err(error), None, true, "", Bytes::default())
                 .or_else(halt);
         }
-        let call = Call {
-            name,
-            arguments,
-            step,
-            key,
-            at,
-        };
         self.live_call(call, false, redact).await.or_else(halt)
     }
 
