@@ -4,10 +4,11 @@
 //! a pipeline never waits for a person who is not there.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use femtoclaw_runtime::approval::{Approval, ApprovalFuture, ApprovalRequest, Approver, Fixed};
 use femtoclaw_runtime::text::escape;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// `--approve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +40,27 @@ pub fn approver(mode: Option<ApproveMode>) -> anyhow::Result<Arc<dyn Approver>> 
 /// anything else.
 struct Terminal;
 
+/// The lines typed at the terminal, read by one thread for the whole
+/// process: a prompt that timed out must not leave a reader behind that
+/// would take the answer to the next one.
+fn typed() -> &'static tokio::sync::Mutex<UnboundedReceiver<String>> {
+    static LINES: OnceLock<tokio::sync::Mutex<UnboundedReceiver<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // A plain thread: a read that no prompt waits for any more must
+        // not keep the process from exiting.
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::sync::Mutex::new(rx)
+    })
+}
+
 impl Approver for Terminal {
     fn decide<'a>(&'a self, request: &'a ApprovalRequest) -> ApprovalFuture<'a> {
         let prompt = format!(
@@ -49,25 +71,21 @@ impl Approver for Terminal {
             escape(&request.tool),
             escape(&request.arguments),
         );
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // A plain thread: a read the timeout gave up on must not keep the
-        // process from exiting.
-        std::thread::spawn(move || {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(prompt.as_bytes());
-            let _ = err.flush();
-            drop(err);
-            let mut line = String::new();
-            let answer = std::io::stdin().lock().read_line(&mut line).map(|_| line);
-            let _ = tx.send(answer);
-        });
         Box::pin(async move {
-            match rx.await {
-                Ok(Ok(line)) => {
+            let mut lines = typed().lock().await;
+            // Lines typed before the question are no answer to it.
+            while lines.try_recv().is_ok() {}
+            {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(prompt.as_bytes());
+                let _ = err.flush();
+            }
+            match lines.recv().await {
+                Some(line) => {
                     let yes = matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
                     Approval::new(yes, "terminal")
                 }
-                _ => Approval::new(false, "terminal (no answer)"),
+                None => Approval::new(false, "terminal (no answer)"),
             }
         })
     }

@@ -130,17 +130,18 @@ fn approvals_from_flags_are_journaled_and_never_asked_again_in_replay() {
     assert!(!s.path("data/out.txt").exists());
 }
 
-/// Runs fc-host under a pseudo-terminal with `answer` typed at it (none:
-/// nothing is typed); what the terminal showed, and the exit code.
-fn under_pty(state: &Path, args: &[&str], answer: Option<&str>) -> (String, i32) {
+/// Runs fc-host under a pseudo-terminal, typing `answers[i]` at its i-th
+/// approval prompt (`-`: nothing); what the terminal showed, and the exit
+/// code.
+fn under_pty(state: &Path, args: &[&str], answers: &[&str]) -> (String, i32) {
     let script = r#"
 import os, pty, sys, select, time
-answer = sys.argv[1]
+answers = sys.argv[1].split(",")
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[2], sys.argv[2:])
 out = b""
-sent = False
+seen = 0
 deadline = time.time() + 120
 while time.time() < deadline:
     r, _, _ = select.select([fd], [], [], 1.0)
@@ -153,9 +154,12 @@ while time.time() < deadline:
     if not chunk:
         break
     out += chunk
-    if not sent and answer != "-" and b"approve? [y/N]" in out:
-        os.write(fd, answer.encode() + b"\n")
-        sent = True
+    prompts = out.count(b"approve? [y/N]")
+    while seen < prompts:
+        answer = answers[seen] if seen < len(answers) else "-"
+        if answer != "-":
+            os.write(fd, answer.encode() + b"\n")
+        seen += 1
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
@@ -164,7 +168,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .args([
             "-c",
             script,
-            answer.unwrap_or("-"),
+            &answers.join(","),
             env!("CARGO_BIN_EXE_fc-host"),
         ])
         .args(args)
@@ -204,7 +208,7 @@ fn a_person_at_a_terminal_approves_denies_or_lets_it_time_out() {
             "--policy",
             policy.to_str().unwrap(),
         ];
-        let (screen, code) = under_pty(&state, &args, answer);
+        let (screen, code) = under_pty(&state, &args, &[answer.unwrap_or("-")]);
         assert_eq!(code, 0, "{screen}");
         assert!(screen.contains("approval needed (`approve`)"), "{screen}");
         assert!(screen.contains("tool:      fs.write_file"), "{screen}");
@@ -222,6 +226,45 @@ fn a_person_at_a_terminal_approves_denies_or_lets_it_time_out() {
         assert_eq!(answered["by"], by, "{rows:#?}");
         assert_eq!(fc(&state, &["replay", &id]).code, exit::OK);
     }
+}
+
+/// A prompt that timed out leaves nothing behind to take the answer to the
+/// next one, and what was typed before a question is no answer to it.
+#[test]
+fn the_answer_to_a_later_prompt_is_not_taken_by_one_that_timed_out() {
+    let s = scratch();
+    let write = |file: &str| {
+        (
+            "fs.write_file",
+            json!({ "path": format!("/data/{file}"), "content": "x" }),
+        )
+    };
+    s.setup(
+        &policy_with(
+            APPROVE,
+            &format!("[limits]\napproval-timeout = \"2s\"\n{FS}"),
+        ),
+        calls(&[write("first.txt"), write("second.txt")]),
+    );
+    let state = fresh_dir();
+    let policy = s.path("policy.toml");
+    let args = [
+        "run",
+        artifacts::AGENT_ECHO,
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    let (screen, code) = under_pty(&state, &args, &["-", "y"]);
+    assert_eq!(code, 0, "{screen}");
+    assert!(!s.path("data/first.txt").exists(), "{screen}");
+    assert!(s.path("data/second.txt").exists(), "{screen}");
+    let rows = audit(&state, &first_run_id(&state));
+    let by: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "approval" && r["decision"] != "ask")
+        .map(|r| r["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["timeout", "terminal"], "{rows:#?}");
 }
 
 /// A run killed with SIGKILL while it waits for a person (its calls so far
