@@ -64,3 +64,49 @@ fn hello_example_prints_its_answer_and_refuses_what_the_policy_does_not_grant() 
     );
     assert!(!out.stderr.contains("root:x:0:0"), "{out:#?}");
 }
+
+/// The review example, exactly as its README runs it: rules, an approval
+/// (denied by `--approve deny`) and a rate, each decision with its rule.
+#[test]
+fn review_example_judges_arguments_and_asks_for_approval() {
+    let out = run(fc_host().args([
+        "--log-format",
+        "json",
+        "run",
+        "--policy",
+        "examples/review/policy.toml",
+        "--approve",
+        "deny",
+    ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert!(
+        out.stdout
+            .starts_with("The plan is to ship the approval flow on Friday."),
+        "{out:#?}"
+    );
+    let decisions: Vec<(String, String, String)> = out
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e["target"] == "femtoclaw::decision"
+                && (e["message"] == "tool call allowed" || e["message"] == "tool call refused")
+        })
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_owned();
+            (s("tool"), s("decision"), s("rule"))
+        })
+        .collect();
+    let expect = [
+        ("fs.read_file", "allow", "rules.docs-only"),
+        ("fs.read_file", "deny", "rules"),
+        ("fs.write_file", "deny", "approve"),
+        ("fs.write_file", "deny", "rules"),
+    ];
+    assert_eq!(
+        decisions,
+        expect.map(|(t, d, r)| (t.to_owned(), d.to_owned(), r.to_owned())),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("not-a-real-key"), "{out:#?}");
+    assert!(!std::path::Path::new("examples/review/work/out/report.md").exists());
+}

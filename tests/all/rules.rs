@@ -74,7 +74,7 @@ fn a_rule_allows_one_path_and_refuses_its_neighbour_telling_the_model_only_that(
         rows[1]["detail"]
             .as_str()
             .unwrap()
-            .contains("refused by `rules`"),
+            .contains("no `allow` rule of `fs.read_file` matches"),
         "the audit has what the model was not told: {rows:#?}"
     );
     let replay = fc(&state, &["replay", &out.run_id()]);

@@ -81,5 +81,8 @@ pub fn decisions(events: &[Event]) -> Vec<Value> {
             _ => {}
         }
     }
+    // A call's row stands at its intent, before the decisions made while
+    // it waited (an approval, a choice for an uncertain write).
+    rows.sort_by_key(|r| r["event"].as_u64());
     rows
 }

@@ -60,10 +60,10 @@ impl AgentHost {
         } = call;
         let verdict = self.policy.judge(name, arguments);
         if verdict.action == Action::Deny {
-            let detail = ToolError::Denied(format!(
-                "`{name}` with these arguments is refused by `{}`",
-                verdict.rule
-            ));
+            let detail = ToolError::Denied(match verdict.rule.as_str() {
+                "rules" => format!("no `allow` rule of `{name}` matches these arguments (`rules`)"),
+                rule => format!("`{name}` with these arguments is refused by `{rule}`"),
+            });
             let told = super::outcome::told(name, &detail);
             return self.refused(name, step, &verdict.rule, detail, told);
         }
