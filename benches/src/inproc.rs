@@ -131,16 +131,20 @@ pub async fn instantiate_and_call(engine: &Engine, data: &Path, n: usize) -> Vec
     samples
 }
 
-fn policy(dir: &Path, calls: usize) -> Policy {
+/// An argument rule and a per-minute rate on the tool (both met by every
+/// call): what judging a call beyond its grant costs.
+const JUDGED: &str = "[capabilities.fs.tool-rates.read_file]\ncalls-per-minute = 1000000\n[[rules]]\nname = \"data\"\ntool = \"fs.read_file\"\naction = \"allow\"\nwhen = { \"/path\" = { path = \"/data/**\" } }\n";
+
+fn policy(dir: &Path, calls: usize, extra: &str) -> Policy {
     let call = json!({ "name": "fs.read_file", "arguments": { "path": "/data/a.txt" } });
     let turns =
         json!([{ "content": null, "tool_calls": vec![call; calls] }, { "content": "done" }]);
     std::fs::write(dir.join(format!("brain{calls}.json")), turns.to_string()).unwrap();
     let text = format!(
-        "version = 1\n[limits]\nmax-tool-calls = {}\n[brain]\nkind = \"scripted\"\nscript = \"brain{calls}.json\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n",
+        "version = 1\n[limits]\nmax-tool-calls = {}\n[brain]\nkind = \"scripted\"\nscript = \"brain{calls}.json\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{{ guest = \"/data\", host = \"data\", mode = \"ro\" }}]\n{extra}",
         calls.max(1)
     );
-    let path = dir.join(format!("policy{calls}.toml"));
+    let path = dir.join(format!("policy{calls}-{}.toml", extra.len()));
     std::fs::write(&path, text).unwrap();
     Policy::load(path).unwrap()
 }
@@ -168,26 +172,31 @@ pub fn rows() -> Vec<Row> {
         let runtime = Runtime::new().unwrap();
         let raw_hardened = raw_calls(runtime.engine(), &dir.join("data"), true).await;
         let state = dir.join("state");
-        let run = |calls: usize| {
-            let mut plan = RunPlan::new(policy(dir, calls), "bench");
+        let run = |calls: usize, extra: &str| {
+            let mut plan = RunPlan::new(policy(dir, calls, extra), "bench");
             plan.state = Some(state.clone());
             plan
         };
-        runtime.run(run(0)).await.unwrap(); // compile once
+        runtime.run(run(0, "")).await.unwrap(); // compile once
         let (mut per_call, mut throughput, mut replay_rate) = (Vec::new(), Vec::new(), Vec::new());
+        let mut judged = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
-            runtime.run(run(0)).await.unwrap();
+            runtime.run(run(0, "")).await.unwrap();
             let empty = started.elapsed().as_secs_f64();
             let started = Instant::now();
-            let outcome = runtime.run(run(CALLS)).await.unwrap();
+            let outcome = runtime.run(run(CALLS, "")).await.unwrap();
             let full = started.elapsed().as_secs_f64();
             per_call.push((full - empty) * 1e6 / CALLS as f64);
             throughput.push(CALLS as f64 / full);
             let started = Instant::now();
             runtime.replay(&state, &outcome.run_id, None).await.unwrap();
             replay_rate.push((CALLS + 2) as f64 / started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            runtime.run(run(CALLS, JUDGED)).await.unwrap();
+            judged.push((started.elapsed().as_secs_f64() - empty) * 1e6 / CALLS as f64);
         }
+        let plain_median = median(&per_call);
         let raw_median = median(&raw);
         let journal_rows = journal_rows(dir);
         let mut rows = vec![
@@ -201,6 +210,12 @@ pub fn rows() -> Vec<Row> {
                     "raw call, FemtoClaw's settings".into(),
                     median(&raw_hardened),
                 )),
+            },
+            Row {
+                name: "4. the same call under an argument rule and a calls-per-minute rate".into(),
+                samples: judged,
+                unit: "µs",
+                baseline: Some(("the call without them".into(), plain_median)),
             },
             Row {
                 name:

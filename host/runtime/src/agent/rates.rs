@@ -14,8 +14,9 @@ const MINUTE_MS: u64 = 60_000;
 /// What one run's calls have used so far.
 #[derive(Default)]
 pub(crate) struct RateBook {
-    /// Calls that ran, as (tool address, journaled time in ms), in order.
-    calls: VecDeque<(String, u64)>,
+    /// The journaled times (ms) of the calls of the last minute, in order,
+    /// by tool address and by capability (`fs.`).
+    calls: BTreeMap<String, VecDeque<u64>>,
     /// Bytes read (results handed back) and written (arguments handed
     /// over), by tool address and by capability.
     read: BTreeMap<String, u64>,
@@ -82,14 +83,9 @@ fn scopes<'p>(policy: &'p Policy, tool: &str) -> Vec<(String, &'p Rates, String)
     out
 }
 
-/// Whether a call of tool address `tool` counts under `key` (a tool
-/// address, or a capability's prefix `fs.`).
-fn in_scope(tool: &str, key: &str) -> bool {
-    if key.ends_with('.') {
-        tool.starts_with(key)
-    } else {
-        tool == key
-    }
+/// Whether any rate applies to `tool`.
+pub(crate) fn applies(policy: &Policy, tool: &str) -> bool {
+    !scopes(policy, tool).is_empty()
 }
 
 impl RateBook {
@@ -97,19 +93,19 @@ impl RateBook {
     /// journaled), with the bytes it read and wrote; nothing to count for a
     /// tool without rates.
     pub(crate) fn record(&mut self, policy: &Policy, tool: &str, at: u64, read: u64, written: u64) {
-        if scopes(policy, tool).is_empty() {
+        if !applies(policy, tool) {
             return;
         }
-        while self
-            .calls
-            .front()
-            .is_some_and(|(_, t)| t.saturating_add(MINUTE_MS) <= at)
-        {
-            self.calls.pop_front();
-        }
-        self.calls.push_back((tool.to_owned(), at));
         let capability = tool.split_once('.').map_or(tool, |(c, _)| c);
         for key in [tool.to_owned(), format!("{capability}.")] {
+            let times = self.calls.entry(key.clone()).or_default();
+            while times
+                .front()
+                .is_some_and(|t| t.saturating_add(MINUTE_MS) <= at)
+            {
+                times.pop_front();
+            }
+            times.push_back(at);
             *self.read.entry(key.clone()).or_default() += read;
             *self.written.entry(key).or_default() += written;
         }
@@ -126,11 +122,11 @@ impl RateBook {
     ) -> Option<Over> {
         for (rule, rates, key) in scopes(policy, tool) {
             if let Some(max) = rates.calls_per_minute {
-                let recent = self
-                    .calls
-                    .iter()
-                    .filter(|(t, when)| in_scope(t, &key) && when.saturating_add(MINUTE_MS) > at)
-                    .count();
+                // The times are in journal order (a clock set back keeps a
+                // later call in the window: counted, never missed).
+                let recent = self.calls.get(&key).map_or(0, |times| {
+                    times.len() - times.partition_point(|when| when.saturating_add(MINUTE_MS) <= at)
+                });
                 if recent >= max as usize {
                     return Some(Over {
                         rule: format!("{rule}.calls-per-minute"),

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::admit::{Admit, Granted};
 use super::outcome::{self, Bytes};
+use super::rates;
 use super::{AgentHost, HostResult, halt};
 use crate::StopReason;
 use crate::approval::Approval;
@@ -331,12 +332,18 @@ impl AgentHost {
                 tracing::info!(target: "femtoclaw::tool", call = step, tool = %name, outcome = "error", error = %tool_error(error), elapsed_us, "tool call finished")
             }
         }
+        // What a call that ran used counts only where a rate applies (and is
+        // journaled there, for a resumed run to count again).
+        if !rates::applies(&self.policy, name) {
+            return self.finish(result, None, true, &rule, Bytes::default());
+        }
         let read = result.as_ref().map_or(0, |o| o.len() as u64);
         let bytes = Bytes { read, written };
-        if let Some(over) = self.rates.after(&self.policy, name, read) {
+        let over = self.rates.after(&self.policy, name, read);
+        self.rates.record(&self.policy, name, at, read, written);
+        if let Some(over) = over {
             // It ran, and counts as having run; the agent does not get what
             // it read past its budget.
-            self.rates.record(&self.policy, name, at, read, written);
             let detail = ToolError::LimitExceeded(format!(
                 "`{name}`: {} (`{}`); the result was withheld",
                 over.message, over.rule
@@ -346,7 +353,6 @@ impl AgentHost {
             ));
             return self.refuse(name, step, &over.rule, detail, told, Some(bytes));
         }
-        self.rates.record(&self.policy, name, at, read, written);
         self.finish(result, None, true, &rule, bytes)
     }
 }
