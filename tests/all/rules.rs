@@ -29,6 +29,14 @@ fn audit(state: &Path, id: &str) -> Vec<Value> {
     v["decisions"].as_array().unwrap().clone()
 }
 
+/// The answers to approval requests in an audit: (decision, by).
+fn answers(rows: &[Value]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .filter(|r| r["outcome"] == "approval" && r["decision"] != "ask")
+        .map(|r| (r["decision"].as_str().unwrap(), r["by"].as_str().unwrap()))
+        .collect()
+}
+
 fn echo(s: &Scratch, state: &Path, extra: &[&str]) -> Output {
     let policy = s.path("policy.toml");
     let mut args = vec![
@@ -109,14 +117,12 @@ fn approvals_from_flags_are_journaled_and_never_asked_again_in_replay() {
         assert_eq!(kinds(&t), [kind], "{t:#?}");
         assert_eq!(s.path("data/out.txt").exists(), flag == "allow");
         let rows = audit(&state, &out.run_id());
-        let answer = rows
-            .iter()
-            .find(|r| r["outcome"] == "approval" && r["decision"] != "ask")
-            .unwrap_or_else(|| panic!("{rows:#?}"));
         let expected = if flag == "allow" { "approve" } else { "deny" };
-        assert_eq!(answer["decision"], expected, "{rows:#?}");
-        assert_eq!(answer["by"], by, "{rows:#?}");
-        assert_eq!(answer["rule"], "approve");
+        assert_eq!(answers(&rows), [(expected, by)], "{rows:#?}");
+        assert!(
+            rows.iter()
+                .any(|r| r["outcome"] == "approval" && r["rule"] == "approve")
+        );
         // Replay needs no approver (and has none: stdin is not a terminal
         // and no --approve is given).
         let replay = fc(&state, &["replay", &out.run_id()]);
@@ -182,6 +188,18 @@ sys.exit(os.waitstatus_to_exitcode(status))
     )
 }
 
+/// The echo agent on `policy.toml`, under a pseudo-terminal.
+fn echo_under_pty(s: &Scratch, state: &Path, answers: &[&str]) -> (String, i32) {
+    let policy = s.path("policy.toml");
+    let args = [
+        "run",
+        artifacts::AGENT_ECHO,
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    under_pty(state, &args, answers)
+}
+
 #[test]
 fn a_person_at_a_terminal_approves_denies_or_lets_it_time_out() {
     for (answer, written, by) in [
@@ -201,14 +219,7 @@ fn a_person_at_a_terminal_approves_denies_or_lets_it_time_out() {
             )]),
         );
         let state = fresh_dir();
-        let policy = s.path("policy.toml");
-        let args = [
-            "run",
-            artifacts::AGENT_ECHO,
-            "--policy",
-            policy.to_str().unwrap(),
-        ];
-        let (screen, code) = under_pty(&state, &args, &[answer.unwrap_or("-")]);
+        let (screen, code) = echo_under_pty(&s, &state, &[answer.unwrap_or("-")]);
         assert_eq!(code, 0, "{screen}");
         assert!(screen.contains("approval needed (`approve`)"), "{screen}");
         assert!(screen.contains("tool:      fs.write_file"), "{screen}");
@@ -219,11 +230,7 @@ fn a_person_at_a_terminal_approves_denies_or_lets_it_time_out() {
         assert_eq!(s.path("data/out.txt").exists(), written, "{screen}");
         let id = first_run_id(&state);
         let rows = audit(&state, &id);
-        let answered = rows
-            .iter()
-            .find(|r| r["outcome"] == "approval" && r["decision"] != "ask")
-            .unwrap_or_else(|| panic!("{rows:#?}"));
-        assert_eq!(answered["by"], by, "{rows:#?}");
+        assert_eq!(answers(&rows)[0].1, by, "{rows:#?}");
         assert_eq!(fc(&state, &["replay", &id]).code, exit::OK);
     }
 }
@@ -247,24 +254,16 @@ fn the_answer_to_a_later_prompt_is_not_taken_by_one_that_timed_out() {
         calls(&[write("first.txt"), write("second.txt")]),
     );
     let state = fresh_dir();
-    let policy = s.path("policy.toml");
-    let args = [
-        "run",
-        artifacts::AGENT_ECHO,
-        "--policy",
-        policy.to_str().unwrap(),
-    ];
-    let (screen, code) = under_pty(&state, &args, &["-", "y"]);
+    let (screen, code) = echo_under_pty(&s, &state, &["-", "y"]);
     assert_eq!(code, 0, "{screen}");
     assert!(!s.path("data/first.txt").exists(), "{screen}");
     assert!(s.path("data/second.txt").exists(), "{screen}");
     let rows = audit(&state, &first_run_id(&state));
-    let by: Vec<&str> = rows
-        .iter()
-        .filter(|r| r["outcome"] == "approval" && r["decision"] != "ask")
-        .map(|r| r["by"].as_str().unwrap())
-        .collect();
-    assert_eq!(by, ["timeout", "terminal"], "{rows:#?}");
+    assert_eq!(
+        answers(&rows),
+        [("deny", "timeout"), ("approve", "terminal")],
+        "{rows:#?}"
+    );
 }
 
 /// A run killed with SIGKILL while it waits for a person (its calls so far
