@@ -450,3 +450,31 @@ fn explain_and_diff_show_rules_approvals_and_rates() {
         "{changes:#}"
     );
 }
+
+/// A call refused after the quota check (here, not approved) does not use
+/// up the tool's `max-calls`: live as in a resumed run, only a call
+/// journaled as counted counts.
+#[test]
+fn a_call_refused_by_a_later_check_does_not_use_up_the_quota() {
+    let s = scratch();
+    let write = |file: &str| {
+        (
+            "fs.write_file",
+            json!({ "path": format!("/data/{file}"), "content": "x" }),
+        )
+    };
+    s.setup(
+        &policy_with(APPROVE, &format!("{FS}max-calls = {{ write_file = 1 }}\n")),
+        calls(&[write("a.txt"), write("b.txt")]),
+    );
+    let state = fresh_dir();
+    let out = echo(&s, &state, &["--approve", "deny"]);
+    assert_eq!(kinds(&out.transcript()), ["denied", "denied"]);
+    let rows = audit(&state, &out.run_id());
+    let rules: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["outcome"] != "approval")
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["approve", "approve"], "{rows:#?}");
+}

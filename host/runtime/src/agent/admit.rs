@@ -36,6 +36,8 @@ pub(super) struct Granted<'a> {
     pub step: u32,
     pub key: &'a str,
     pub at: u64,
+    /// The answer it was given before the process died (a resumed call).
+    pub answered: Option<&'a Approval>,
 }
 
 /// What the agent is told when a rate of the policy refuses a call.
@@ -121,20 +123,18 @@ impl AgentHost {
             .map(Admit::Refused)
     }
 
-    /// Counts a call against the tool's `max-calls` quota; the error if it
-    /// is used up.
-    fn quota_exhausted(&mut self, capability: &str, name: &str) -> Option<ToolError> {
+    /// The error if the tool's `max-calls` quota is used up (a call is
+    /// counted against it when it is journaled as counted: `finish`).
+    fn quota_exhausted(&self, capability: &str, name: &str) -> Option<ToolError> {
         let short = &name[capability.len() + 1..];
         let quota = *self.policy.capabilities[capability].max_calls.get(short)?;
-        let used = self.calls_per_tool.entry(name.to_owned()).or_default();
-        if *used >= quota {
+        let used = self.calls_per_tool.get(name).copied().unwrap_or(0);
+        (used >= quota).then(|| {
             let rule = format!("capabilities.{capability}.max-calls");
-            return Some(ToolError::LimitExceeded(format!(
+            ToolError::LimitExceeded(format!(
                 "`{name}` may be called {quota} times per run (`{rule}`)"
-            )));
-        }
-        *used += 1;
-        None
+            ))
+        })
     }
 
     /// A person's answer: the one journaled before the process died (a
@@ -148,10 +148,8 @@ impl AgentHost {
         let Granted {
             name, step, key, ..
         } = call;
-        if let Some((for_call, prior)) = self.prior_approval.take()
-            && for_call == step
-        {
-            return Ok(prior);
+        if let Some(answered) = call.answered {
+            return Ok(answered.clone());
         }
         let request = ApprovalRequest {
             run_id: self.recorder.run_id.clone(),

@@ -74,9 +74,6 @@ pub(crate) struct AgentHost {
     pub rates: rates::RateBook,
     /// Who answers approval requests (none: every request is denied).
     pub approver: Option<Arc<dyn Approver>>,
-    /// The answer a resumed call (by number) was given before the process
-    /// died.
-    pub prior_approval: Option<(u32, crate::approval::Approval)>,
     pub metrics: Arc<Metrics>,
     /// The run's span, and the current step's (a brain turn and the tool
     /// calls it proposed): spans nest run → step → inference / tool call.
@@ -135,7 +132,6 @@ impl AgentHost {
             refused_by: String::new(),
             rates: rates::RateBook::default(),
             approver,
-            prior_approval: None,
             metrics,
             step_span: run_span.clone(),
             run_span,

@@ -35,6 +35,7 @@ impl AgentHost {
         count_denial(&self.metrics, name, rule);
         tracing::info!(target: "femtoclaw::decision", call = step, tool = %name, decision = "deny", %rule, error = %tool_error(&detail), "tool call refused");
         self.finish(
+            name,
             Err(told),
             Some(&detail),
             ran.is_some(),
@@ -44,9 +45,12 @@ impl AgentHost {
     }
 
     /// Journals a call's result. `detail` is a refusal's full text (the
-    /// agent got `result`); `rule` the rule that allowed or refused it.
+    /// agent got `result`); `rule` the rule that allowed or refused it; a
+    /// `counted` call counts against its tool's `max-calls` (as a replayed
+    /// one does, from the same journaled flag).
     pub(super) fn finish(
         &mut self,
+        name: &str,
         result: Result<String, ToolError>,
         detail: Option<&ToolError>,
         counted: bool,
@@ -54,6 +58,9 @@ impl AgentHost {
         bytes: Bytes,
     ) -> Result<Result<String, ToolError>, StopReason> {
         let refused = detail.is_some();
+        if counted {
+            self.count_call(name);
+        }
         self.refused_by = if refused {
             rule.to_owned()
         } else {
@@ -75,6 +82,17 @@ impl AgentHost {
         match self.refusal_stops(refused, rule, &detail) {
             Some(reason) => Err(self.recorder.stop(reason)),
             None => Ok(result),
+        }
+    }
+
+    /// Counts a call of `name` against its `max-calls` quota (allocating
+    /// only at a tool's first call).
+    pub(super) fn count_call(&mut self, name: &str) {
+        match self.calls_per_tool.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                self.calls_per_tool.insert(name.to_owned(), 1);
+            }
         }
     }
 

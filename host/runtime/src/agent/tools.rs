@@ -84,6 +84,7 @@ impl AgentHost {
                     step,
                     key,
                     at: now_ms(),
+                    answered: None,
                 };
                 let outcome = host.live_call(call, true, redact).instrument(span).await;
                 outcome.or_else(halt)
@@ -100,7 +101,7 @@ impl AgentHost {
         seq: u64,
     ) -> HostResult<Result<String, ToolError>> {
         if data["counted"] == true {
-            *self.calls_per_tool.entry(name.to_owned()).or_default() += 1;
+            self.count_call(name);
             let bytes = |k: &str| data[k].as_u64().unwrap_or(0);
             self.rates
                 .record(&self.policy, name, at, bytes("read"), bytes("written"));
@@ -152,20 +153,20 @@ impl AgentHost {
                     Some("ask") => asked = true,
                     Some(decision) => {
                         let by = d["by"].as_str().unwrap_or("?");
-                        answer = Some((step, Approval::new(decision == "approve", by)));
+                        answer = Some(Approval::new(decision == "approve", by));
                     }
                     None => {}
                 }
             }
         }
-        let approved = answer.as_ref().is_some_and(|(_, a)| a.approved);
-        self.prior_approval = answer;
+        let approved = answer.as_ref().is_some_and(|a| a.approved);
         let call = Call {
             name,
             arguments,
             step,
             key,
             at,
+            answered: answer,
         };
         if asked && !approved {
             return self.live_call(call, false, redact).await.or_else(halt);
@@ -204,7 +205,7 @@ impl AgentHost {
                 "`{name}` may or may not have run before the process died; it was not run again (`{rule}` = `skip`)"
             ));
             return self
-                .finish(Err(error), None, true, "", Bytes::default())
+                .finish(name, Err(error), None, true, "", Bytes::default())
                 .or_else(halt);
         }
         self.live_call(call, false, redact).await.or_else(halt)
@@ -223,6 +224,7 @@ impl AgentHost {
             step,
             key,
             at,
+            answered,
         } = call;
         let live = self
             .live
@@ -255,6 +257,7 @@ impl AgentHost {
             step,
             key: &key,
             at,
+            answered: answered.as_ref(),
         };
         let (rule, text) = match self.admit(granted, redact).await? {
             Admit::Run { rule, text } => (rule, text),
@@ -335,7 +338,7 @@ impl AgentHost {
         // What a call that ran used counts only where a rate applies (and is
         // journaled there, for a resumed run to count again).
         if !rates::applies(&self.policy, name) {
-            return self.finish(result, None, true, &rule, Bytes::default());
+            return self.finish(name, result, None, true, &rule, Bytes::default());
         }
         let read = result.as_ref().map_or(0, |o| o.len() as u64);
         let bytes = Bytes { read, written };
@@ -353,7 +356,7 @@ impl AgentHost {
             ));
             return self.refuse(name, step, &over.rule, detail, told, Some(bytes));
         }
-        self.finish(result, None, true, &rule, bytes)
+        self.finish(name, result, None, true, &rule, bytes)
     }
 }
 
@@ -367,6 +370,9 @@ pub(super) struct Call<'a> {
     key: String,
     /// When it was made (ms since the Unix epoch), as journaled.
     at: u64,
+    /// The answer it was given before the process died (a resumed call
+    /// that waited for approval).
+    answered: Option<Approval>,
 }
 
 /// The time a call is journaled with, in ms since the Unix epoch.
