@@ -79,7 +79,7 @@ pub fn diff(a: &Value, b: &Value) -> Vec<Change> {
         }
         v
     };
-    walk("", Some(&strip(a)), Some(&strip(b)), &mut out);
+    walk("", Some(&strip(a)), Some(&strip(b)), false, &mut out);
     out
 }
 
@@ -91,7 +91,9 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>) {
+/// `whole`: the key's parent is on one side only (a capability granted or
+/// taken away whole), so what it holds is granted or taken with it.
+fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, whole: bool, out: &mut Vec<Change>) {
     let change = |kind, before: Option<&Value>, after: Option<&Value>| Change {
         key: path.to_owned(),
         kind,
@@ -106,12 +108,15 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>)
         Some(Value::Array(_)) => Some(&empty_array),
         _ => None,
     };
+    // A key on one side only holds what comes or goes with it, unless it
+    // is itself a set of limits (a tool's rates).
+    let children_whole = whole || ((a.is_none() || b.is_none()) && !is_limit(path));
     let (a, b) = (a.or(absent(b)), b.or(absent(a)));
     match (a, b) {
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                walk(&join(path, k), x.get(k), y.get(k), out);
+                walk(&join(path, k), x.get(k), y.get(k), children_whole, out);
             }
         }
         // Rules are tried in order, and a rule that refuses or asks for
@@ -160,9 +165,10 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>)
                 out.push(change(Kind::TakesAway, Some(v), None));
             }
         }
-        // A limit set where there was none narrows; dropped, it widens.
+        // A limit set where there was none narrows; dropped, it widens
+        // (unless it comes or goes with its capability).
         (None, Some(v)) if !v.is_null() => {
-            let kind = if is_limit(path) {
+            let kind = if is_limit(path) && !whole {
                 Kind::Narrows
             } else {
                 Kind::Grants
@@ -170,7 +176,7 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>)
             out.push(change(kind, None, Some(v)))
         }
         (Some(v), None) if !v.is_null() => {
-            let kind = if is_limit(path) {
+            let kind = if is_limit(path) && !whole {
                 Kind::Widens
             } else {
                 Kind::TakesAway
@@ -250,7 +256,7 @@ mod tests {
             "path": "b.toml",
             "capabilities": {
                 "fs": { "tools": ["list_dir", "read_file", "write_file"], "net": [], "limits": { "fuel": 5, "call-timeout": "60000ms" } },
-                "http": { "tools": ["get"] },
+                "http": { "tools": ["get"], "max-calls": { "get": 3 } },
             },
             "limits": { "max-steps": 8, "max-tokens": 1000 },
             "trust": { "require-signature": false },
@@ -264,6 +270,8 @@ mod tests {
                 ("capabilities.fs.limits.fuel".into(), Kind::Narrows),
                 ("capabilities.fs.tools".into(), Kind::Grants),
                 ("capabilities.fs.tools".into(), Kind::Grants),
+                // An added capability's quota comes with it: granted.
+                ("capabilities.http.max-calls.get".into(), Kind::Grants),
                 ("capabilities.http.tools".into(), Kind::Grants),
                 ("limits.max-tokens".into(), Kind::Narrows),
                 ("trust.require-signature".into(), Kind::Widens),
