@@ -478,3 +478,85 @@ fn a_call_refused_by_a_later_check_does_not_use_up_the_quota() {
         .collect();
     assert_eq!(rules, ["approve", "approve"], "{rows:#?}");
 }
+
+/// `read-per-run` withholds a result that would go over it (the call ran,
+/// and counts) and refuses the next call before it runs; `written-per-run`
+/// refuses a call whose arguments would go over it.
+#[test]
+fn byte_rates_withhold_what_goes_over_and_refuse_what_would() {
+    let s = scratch();
+    s.setup(
+        &policy(&format!(
+            "{FS}[capabilities.fs.tool-rates.read_file]\nread-per-run = 20\n[capabilities.fs.tool-rates.write_file]\nwritten-per-run = 60\n"
+        )),
+        calls(&[
+            ("fs.read_file", json!({ "path": "/data/public/a.txt" })),
+            ("fs.read_file", json!({ "path": "/data/public/a.txt" })),
+            ("fs.write_file", json!({ "path": "/data/w1.txt", "content": "small" })),
+            ("fs.write_file", json!({ "path": "/data/w2.txt", "content": "too large for what is left" })),
+        ]),
+    );
+    let state = fresh_dir();
+    let out = echo(&s, &state, &[]);
+    let t = out.transcript();
+    assert_eq!(
+        kinds(&t),
+        ["limit_exceeded", "limit_exceeded", "ok", "limit_exceeded"],
+        "{t:#?}"
+    );
+    assert!(
+        !out.stdout.contains("public text"),
+        "the result was withheld"
+    );
+    assert!(s.path("data/w1.txt").exists() && !s.path("data/w2.txt").exists());
+    let rows = audit(&state, &out.run_id());
+    let rules: Vec<&str> = rows.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        rules,
+        [
+            "capabilities.fs.tool-rates.read_file.read-per-run",
+            "capabilities.fs.tool-rates.read_file.read-per-run",
+            "capabilities.fs.tools",
+            "capabilities.fs.tool-rates.write_file.written-per-run",
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows[0]["detail"].as_str().unwrap().contains("withheld"),
+        "{rows:#?}"
+    );
+    // A resumed or replayed run counts the same bytes from the journal.
+    let replay = fc(&state, &["replay", &out.run_id()]);
+    assert_eq!(replay.code, exit::OK, "{replay:#?}");
+}
+
+/// `fc-host call` asks whoever `--approve` names, as a run does.
+#[test]
+fn a_single_call_is_approved_or_denied_by_the_flag() {
+    let s = scratch();
+    let policy = s.write("call.toml", &format!("version = 1\n{APPROVE}{FS}"));
+    let state = fresh_dir();
+    let call = |file: &str, flag: &str| {
+        let arguments = json!({ "path": format!("/data/{file}"), "content": "x" }).to_string();
+        fc(
+            &state,
+            &[
+                "call",
+                "builtin:fs",
+                "write_file",
+                &arguments,
+                "--policy",
+                policy.to_str().unwrap(),
+                "--approve",
+                flag,
+            ],
+        )
+    };
+    let allowed = call("yes.txt", "allow");
+    assert_eq!(allowed.code, exit::OK, "{allowed:#?}");
+    assert!(s.path("data/yes.txt").exists());
+    let denied = call("no.txt", "deny");
+    assert_eq!(denied.code, 1, "{denied:#?}");
+    assert!(denied.stderr.contains("was not approved"), "{denied:#?}");
+    assert!(!s.path("data/no.txt").exists());
+}
