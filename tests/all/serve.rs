@@ -1244,6 +1244,18 @@ fn bundles_are_verified_when_stored_and_run_per_tenant() {
         422,
         "unknown-bundle",
     );
+
+    // Cut back as a crash leaves it: the next server resumes the bundle run
+    // with the stored bundle it started from.
+    let id = run["id"].as_str().unwrap().to_owned();
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    cut_run(&served.state.join("tenants/acme"), &id, 3);
+    let served = served.restart();
+    let resumed = served.wait_for_end(ACME, &id);
+    assert_eq!(resumed["status"], "ok", "{resumed:#}\n{}", served.log());
+    assert_eq!(resumed["answer"], "read notes.txt");
 }
 
 /// A call that needs approval waits in the server: the event stream

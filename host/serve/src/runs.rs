@@ -320,13 +320,17 @@ impl Server {
                 }
                 self.start(tenant, accepted, hooks).await
             }
-            Job::Resume { id, on_uncertain } => {
-                let options = Resume {
-                    on_uncertain,
-                    hooks,
-                };
-                self.runtime.resume(&tenant.dir, &id, options).await
-            }
+            Job::Resume { id, on_uncertain } => match stored_bundle_of(tenant, &id) {
+                Ok(bundle) => {
+                    let options = Resume {
+                        on_uncertain,
+                        bundle,
+                        hooks,
+                    };
+                    self.runtime.resume(&tenant.dir, &id, options).await
+                }
+                Err(e) => Err(e),
+            },
         };
         if let Err(e) = &result {
             tracing::info!(target: "femtoclaw::serve", tenant = %tenant.id(), run = id, error = %e, "run ended with an error");
@@ -372,6 +376,10 @@ impl Server {
         };
         let mut plan = RunPlan::new(policy, accepted.task.clone());
         plan.bundle = bundle;
+        plan.bundle_source = accepted
+            .bundle
+            .as_ref()
+            .map(|sha256| format!("the tenant's stored bundle {sha256}"));
         plan.run_id = Some(id.clone());
         plan.state = Some(tenant.dir.clone());
         plan.hooks = hooks;
@@ -420,6 +428,30 @@ fn load_bundle(tenant: &Tenant, sha256: &str, policy: &Policy) -> Result<Bundle,
     femtoclaw_runtime::bundle_signer(&bundle, policy)
         .map_err(|e| refused_bundle(&e.to_string()))?;
     Ok(bundle)
+}
+
+/// The stored bundle a journaled run started from, if it ran one (the
+/// runtime checks its bytes against the journaled sha256).
+fn stored_bundle_of(tenant: &Tenant, id: &str) -> Result<Option<Arc<Bundle>>, RunError> {
+    let info = tenant
+        .journal
+        .lock()
+        .run(id)
+        .map_err(|e| RunError::Journal(e.to_string()))?;
+    let Some(sha256) = info.plan["bundle"]["sha256"].as_str() else {
+        return Ok(None);
+    };
+    let gone = |why: String| {
+        RunError::Config(format!(
+            "run `{id}` ran the stored bundle {sha256}, which cannot be read ({why}): store it again with POST /v1/bundles, then resume the run"
+        ))
+    };
+    let file = tenant
+        .bundle_file(sha256)
+        .ok_or_else(|| gone("not a sha256".into()))?;
+    let bytes = std::fs::read(&file).map_err(|e| gone(e.to_string()))?;
+    let bundle = Bundle::parse(&bytes).map_err(|e| gone(e.to_string()))?;
+    Ok(Some(Arc::new(bundle)))
 }
 
 /// Lets a stored bundle into a run: its signature, and its version against

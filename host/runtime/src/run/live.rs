@@ -64,10 +64,18 @@ impl Runtime {
         // `describe` or the brain's first request may already reach out.
         let mut journal = match sink(&plan.hooks, plan.state.as_deref())? {
             Some(mut journal) => {
-                let plan_record = json!({
+                let mut plan_record = json!({
                     "task": task,
                     "brain": brain_json(&brain),
                 });
+                if let Some(bundle) = &plan.bundle {
+                    plan_record["bundle"] = json!({
+                        "name": bundle.manifest.name,
+                        "version": bundle.manifest.version.to_string(),
+                        "sha256": hex::encode(Sha256::digest(bundle.to_bytes())),
+                        "source": plan.bundle_source,
+                    });
+                }
                 let info = new_run_info(
                     &run_id,
                     agent.label.clone(),

@@ -53,6 +53,10 @@ pub struct RunPlan {
     /// A verified bundle whose components the policy names `bundle:NAME`
     /// (and whose agent runs unless `agent` names another).
     pub bundle: Option<Arc<Bundle>>,
+    /// Where the bundle came from (`oci://HOST/REPO@sha256:…`, or its file),
+    /// journaled with the bundle's own sha256 so that the run can be traced
+    /// to exactly the bytes it ran.
+    pub bundle_source: Option<String>,
     /// What the run shares with its process.
     pub hooks: Hooks,
 }
@@ -119,6 +123,7 @@ impl RunPlan {
             state: None,
             run_id: None,
             bundle: None,
+            bundle_source: None,
             hooks: Hooks::default(),
         }
     }
@@ -131,6 +136,9 @@ pub struct Resume {
     /// journaled policy's `[journal] on-uncertain` (the operator's choice,
     /// journaled as a decision).
     pub on_uncertain: Option<OnUncertain>,
+    /// The bundle the run started from, when it ran one; it must be the
+    /// same bytes (checked against the sha256 the run journaled).
+    pub bundle: Option<Arc<Bundle>>,
     /// What the resumed run shares with its process.
     pub hooks: Hooks,
 }

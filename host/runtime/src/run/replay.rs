@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use femtoclaw_journal::{Event, Journal, RunInfo, RunStatus, SharedJournal};
 use femtoclaw_policy::Policy;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use super::execute::{Execution, PreparedAgent};
 use super::live::{provider_of, resolve_secrets, sink};
@@ -126,17 +127,13 @@ impl Runtime {
         let scope = options.hooks.compile_scope.as_deref();
         let prepared = journal.with(|j| self.recorded_agent(j, &info, scope))?;
         let (policy, task, brain) = plan_parts(&info, |p, t| Policy::parse(p, t))?;
-        if plan_has_bundle(&policy) {
-            return Err(RunError::Config(format!(
-                "run `{run_id}` ran a bundle's capabilities; resuming bundle runs is not supported yet: replay it instead"
-            )));
-        }
+        let bundle = resumed_bundle(&info, &policy, options.bundle.as_deref())?;
         let turns = events.iter().filter(|e| e.kind == "inference").count();
         let secrets = resolve_secrets(&policy, provider_of(&policy, &brain))?;
         let redact = secrets.redact.clone();
         let controls = options.hooks.controls();
         let (live, specs, redact) = self
-            .start_live(&policy, &brain, turns, None, secrets, &controls)
+            .start_live(&policy, &brain, turns, bundle, secrets, &controls)
             .await
             .map_err(|e| redact.run_error(e))?;
         // A run killed before its start event was committed has no events:
@@ -228,6 +225,40 @@ fn no_journal(state: &Path) -> String {
         "no journal in `{}`: no run has been recorded there",
         state.display()
     )
+}
+
+/// The bundle a resumed run goes on with: the one it started from, byte
+/// for byte, or none if it ran none.
+fn resumed_bundle<'a>(
+    info: &RunInfo,
+    policy: &Policy,
+    given: Option<&'a femtoclaw_bundle::Bundle>,
+) -> Result<Option<&'a femtoclaw_bundle::Bundle>, RunError> {
+    let recorded = &info.plan["bundle"];
+    let Some(sha256) = recorded["sha256"].as_str() else {
+        if plan_has_bundle(policy) {
+            return Err(RunError::Config(format!(
+                "run `{}` ran a bundle's capabilities, but its record does not say which bundle (an fc-host before 0.1 started it): replay it instead",
+                info.id
+            )));
+        }
+        return Ok(None);
+    };
+    let source = recorded["source"].as_str().unwrap_or("?");
+    let given = given.ok_or_else(|| {
+        RunError::Config(format!(
+            "run `{}` ran the bundle {source}; resuming it needs that bundle",
+            info.id
+        ))
+    })?;
+    let actual = hex::encode(sha2::Sha256::digest(given.to_bytes()));
+    if actual != sha256 {
+        return Err(RunError::Config(format!(
+            "run `{}` started from {source} with sha256 {sha256}; the bundle there now has sha256 {actual}: put the original back, or replay the run instead",
+            info.id
+        )));
+    }
+    Ok(Some(given))
 }
 
 fn plan_has_bundle(policy: &Policy) -> bool {
