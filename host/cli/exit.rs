@@ -34,6 +34,9 @@ pub const INCOMPLETE: u8 = 12;
 pub const CANCELLED: u8 = 13;
 /// The policy refused a tool call and says `on-refusal = "stop"`.
 pub const REFUSED: u8 = 14;
+/// An OCI registry could not be reached, refused the credentials, or has no
+/// such repository, tag or digest.
+pub const REGISTRY: u8 = 15;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
@@ -44,12 +47,21 @@ unknown run, damaged state), 8 a resumed write of unknown outcome under `on-unce
 (the run stays resumable), 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
 or invalid, 11 bundle downgrade, 12 the model stopped without a complete answer (token limit, \
 content filter or refusal), 13 the run was cancelled, 14 the policy refused a tool call under `on-refusal = \"stop\"`, \
-70 internal error.";
+15 an OCI registry unreachable, refusing the credentials, or without the reference, 70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
     if let Some(r) = e.downcast_ref::<crate::commands::bundle::Refused>() {
         return r.code;
+    }
+    if let Some(e) = e.downcast_ref::<femtoclaw_oci::OciError>() {
+        use femtoclaw_oci::OciError;
+        return match e {
+            OciError::Registry { .. } => REGISTRY,
+            OciError::Tampered { .. } => BUNDLE,
+            OciError::Store { .. } => JOURNAL,
+            _ => USAGE,
+        };
     }
     if e.downcast_ref::<femtoclaw_bundle::BundleError>().is_some()
         || e.downcast_ref::<femtoclaw_serve::ConfigError>().is_some()

@@ -6,7 +6,7 @@ use femtoclaw_bundle::{Bundle, KeyPair};
 use crate::common::*;
 
 /// The hello example in a scratch directory, with a key pair `hello.*`.
-fn example() -> Scratch {
+pub fn example() -> Scratch {
     let s = Scratch::new();
     for entry in std::fs::read_dir("examples/hello").unwrap() {
         let p = entry.unwrap().path();
@@ -25,14 +25,14 @@ fn example() -> Scratch {
     s
 }
 
-fn fc(s: &Scratch, args: &[&str]) -> Output {
+pub fn fc(s: &Scratch, args: &[&str]) -> Output {
     run(fc_host()
         .current_dir(s.dir.path())
         .env("FC_STATE_DIR", s.path("state"))
         .args(args))
 }
 
-fn publish(s: &Scratch, out: &str) {
+pub fn publish(s: &Scratch, out: &str) {
     for args in [
         vec!["keygen", "--out", "hello"],
         vec!["bundle", "pack", "bundle.toml", "-o", out],
@@ -47,7 +47,7 @@ fn publish(s: &Scratch, out: &str) {
 }
 
 /// Publishes the example as `v2.fcb` (version 2.0.0) and `v1.fcb` (1.0.0).
-fn publish_two_versions(s: &Scratch) {
+pub fn publish_two_versions(s: &Scratch) {
     for (from, to, file) in [("1.0.0", "2.0.0", "v2.fcb"), ("2.0.0", "1.0.0", "v1.fcb")] {
         let manifest = std::fs::read_to_string(s.path("bundle.toml")).unwrap();
         s.write("bundle.toml", &manifest.replace(from, to));

@@ -21,6 +21,7 @@ pub mod exit {
     pub const SIGNATURE: i32 = 10;
     pub const DOWNGRADE: i32 = 11;
     pub const REFUSED: i32 = 14;
+    pub const REGISTRY: i32 = 15;
 }
 
 /// `fc-host` with a state directory of its own (tests run in parallel, and

@@ -22,6 +22,7 @@ mod mcp_servers;
 mod mock_provider;
 mod net;
 mod observability;
+mod oci;
 mod otlp;
 mod policy_errors;
 mod protocol;

@@ -25,7 +25,8 @@ pub struct Refused {
     pub code: u8,
 }
 
-fn refused(path: &Path, e: BundleError) -> anyhow::Error {
+/// `source` is the bundle's file or `oci://` reference.
+pub fn refused(source: impl std::fmt::Display, e: BundleError) -> anyhow::Error {
     let code = match e {
         BundleError::Unsigned | BundleError::UntrustedKey(_) | BundleError::BadSignature { .. } => {
             exit::SIGNATURE
@@ -33,7 +34,7 @@ fn refused(path: &Path, e: BundleError) -> anyhow::Error {
         _ => exit::BUNDLE,
     };
     Refused {
-        path: path.display().to_string(),
+        path: source.to_string(),
         message: e.to_string(),
         code,
     }
@@ -63,7 +64,8 @@ impl KeygenCommand {
     }
 }
 
-/// Bundles: pack, sign, verify, inspect.
+/// Bundles: pack, sign, verify, inspect, and push to or pull from an OCI
+/// registry.
 #[derive(clap::Subcommand)]
 // Each subcommand's arguments are defined only when it is the one parsed.
 #[command(defer = true)]
@@ -90,6 +92,27 @@ pub enum BundleCommand {
         file: PathBuf,
         /// Trusted public keys (SPKI PEM).
         #[arg(long, required = true)]
+        trust: Vec<PathBuf>,
+    },
+    /// Push a bundle to an OCI registry; prints `oci://HOST/REPO@sha256:…`,
+    /// the reference that pulls exactly these bytes.
+    Push {
+        /// The bundle file.
+        file: PathBuf,
+        /// Where: `oci://HOST[:PORT]/REPOSITORY:TAG` (plain HTTP only for
+        /// a registry on a loopback address).
+        reference: String,
+    },
+    /// Pull a bundle from an OCI registry, checked against its digests.
+    Pull {
+        /// `oci://HOST[:PORT]/REPOSITORY:TAG` or `…@sha256:DIGEST`.
+        reference: String,
+        /// The bundle file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Also require a signature by one of these keys (SPKI PEM) before
+        /// writing the file.
+        #[arg(long)]
         trust: Vec<PathBuf>,
     },
     /// Show what a bundle holds and asks for.
@@ -136,18 +159,24 @@ pub fn read_bundle(path: &Path) -> anyhow::Result<Bundle> {
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_BUNDLE {
         return Err(refused(
-            path,
+            path.display(),
             BundleError::Malformed(format!("{size} bytes exceed the cap of {MAX_BUNDLE}")),
         ));
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;
-    Bundle::parse(&bytes).map_err(|e| refused(path, e))
+    Bundle::parse(&bytes).map_err(|e| refused(path.display(), e))
 }
 
 impl BundleCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         match self {
             BundleCommand::Pack { manifest, out } => pack(&manifest, &out),
+            BundleCommand::Push { file, reference } => super::oci::push(&file, &reference),
+            BundleCommand::Pull {
+                reference,
+                out,
+                trust,
+            } => super::oci::pull(&reference, &out, &trust),
             BundleCommand::Sign { file, key } => {
                 let mut bundle = read_bundle(&file)?;
                 let key = KeyPair::read(&key)?;
@@ -166,7 +195,9 @@ impl BundleCommand {
                     .iter()
                     .map(|k| PublicKey::read(k))
                     .collect::<Result<Vec<_>, _>>()?;
-                let key = bundle.verify(&keys).map_err(|e| refused(&file, e))?;
+                let key = bundle
+                    .verify(&keys)
+                    .map_err(|e| refused(file.display(), e))?;
                 outln!(
                     "{} {} verified: signed by trusted key {}",
                     bundle.manifest.name,
@@ -309,7 +340,7 @@ fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
         version,
         components,
     };
-    let bundle = Bundle::pack(manifest, files).map_err(|e| refused(out, e))?;
+    let bundle = Bundle::pack(manifest, files).map_err(|e| refused(out.display(), e))?;
     std::fs::write(out, bundle.to_bytes())?;
     outln!(
         "wrote {} ({} {}, {} components, unsigned)",
@@ -323,18 +354,25 @@ fn pack(manifest_path: &Path, out: &Path) -> anyhow::Result<u8> {
 
 /// What `run` checks before a bundle's first byte is compiled: signatures
 /// under the policy's `[trust]`, and that the version does not go back.
+/// `source` is a bundle file or an `oci://` reference; returns the bundle
+/// and where it came from (for a registry, pinned to its digest).
 pub fn admit(
-    path: &Path,
+    source: &Path,
     policy: &Policy,
     state: &StateArgs,
     allow_downgrade: bool,
-) -> anyhow::Result<Bundle> {
-    let bundle = read_bundle(path)?;
+) -> anyhow::Result<(String, Bundle)> {
+    let (source, bundle) = if super::oci::is_reference(source) {
+        super::oci::fetch(&source.to_string_lossy(), &state.dir()?)?
+    } else {
+        (source.display().to_string(), read_bundle(source)?)
+    };
+    let source = source.as_str();
     let mut journal = Journal::open(&state.dir()?).map_err(|e| RunError::Journal(e.to_string()))?;
     import_legacy_record(&mut journal, &state.dir()?)?;
     let admission =
         femtoclaw_runtime::admit_bundle(&bundle, policy, &mut journal).map_err(|e| match e {
-            AdmitError::Bundle(e) => refused(path, e),
+            AdmitError::Bundle(e) => refused(source, e),
             AdmitError::Journal(m) => anyhow::Error::new(RunError::Journal(m)),
         })?;
     let version = bundle.manifest.version;
@@ -343,13 +381,13 @@ pub fn admit(
         && !allow_downgrade
     {
         return Err(Refused {
-            path: path.display().to_string(),
+            path: source.to_owned(),
             message: format!("version {version} is older than {highest}, already run from this signer (rollback); pass --allow-downgrade to run it anyway"),
             code: exit::DOWNGRADE,
         }
         .into());
     }
-    Ok(bundle)
+    Ok((source.to_owned(), bundle))
 }
 
 /// The rollback record of an fc-host that kept it in `STATE/bundles.json`

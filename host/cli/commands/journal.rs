@@ -125,6 +125,14 @@ impl InspectCommand {
             info.agent_hash,
             info.policy_hash
         );
+        let bundle = &info.plan["bundle"];
+        if let (Some(name), Some(source)) = (bundle["name"].as_str(), bundle["source"].as_str()) {
+            outln!(
+                "bundle {name} {} (sha256 {}) from {source}",
+                bundle["version"].as_str().unwrap_or("?"),
+                bundle["sha256"].as_str().unwrap_or("?")
+            );
+        }
         for e in &events {
             outln!("{:>4} {:<14} {}", e.seq, e.kind, summary(&e.kind, &e.data));
         }
@@ -292,9 +300,23 @@ impl ResumeCommand {
             ..Resume::default()
         };
         options.hooks.approver = Some(crate::approve::approver(self.approve)?);
+        let info = open(&self.state)?.and_then(|j| j.run(&self.run).ok());
+        // A bundle run goes on with the bundle it started from: the same
+        // digest from the store or its registry, or its file (the runtime
+        // checks the bytes against the journaled sha256).
+        if let Some(source) = info
+            .as_ref()
+            .and_then(|i| i.plan["bundle"]["source"].as_str())
+        {
+            let bundle = if super::oci::is_reference(std::path::Path::new(source)) {
+                super::oci::fetch(source, &dir)?.1
+            } else {
+                super::bundle::read_bundle(std::path::Path::new(source))?
+            };
+            options.bundle = Some(std::sync::Arc::new(bundle));
+        }
         // A resumed run has the same deadline as any run: its policy's.
-        let timeout = open(&self.state)?
-            .and_then(|j| j.run(&self.run).ok())
+        let timeout = info
             .and_then(|info| info.plan["policy_text"].as_str().map(str::to_owned))
             .and_then(|text| femtoclaw_policy::Policy::parse_recorded("", &text).ok())
             .map_or(femtoclaw_policy::Limits::default().run_timeout, |p| {

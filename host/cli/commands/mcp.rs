@@ -17,7 +17,7 @@ pub struct McpCommand {
     /// granted tools are the tools offered.
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
-    /// A signed bundle (`.fcb`, verified first) whose `bundle:NAME`
+    /// A signed bundle (`.fcb` or `oci://…`, verified first) whose `bundle:NAME`
     /// capabilities the policy grants.
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
@@ -32,12 +32,9 @@ impl McpCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let policy = Policy::load(&self.policy)?;
         let bundle = match &self.bundle {
-            Some(path) => Some(std::sync::Arc::new(crate::commands::bundle::admit(
-                path,
-                &policy,
-                &self.state,
-                self.allow_downgrade,
-            )?)),
+            Some(path) => Some(std::sync::Arc::new(
+                crate::commands::bundle::admit(path, &policy, &self.state, self.allow_downgrade)?.1,
+            )),
             None => None,
         };
         let plan = SessionPlan {

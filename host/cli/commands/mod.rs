@@ -6,6 +6,7 @@ mod compile;
 mod doctor;
 mod journal;
 mod mcp;
+mod oci;
 mod policy;
 mod policy_diff;
 pub mod run;
@@ -42,7 +43,7 @@ pub enum Command {
     Resume(ResumeCommand),
     /// Write an ed25519 signing key pair.
     Keygen(KeygenCommand),
-    /// Pack, sign, verify and inspect signed component bundles.
+    /// Pack, sign, verify, inspect, push and pull signed component bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
     /// Compile components ahead of time into the compile cache.

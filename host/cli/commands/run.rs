@@ -14,7 +14,8 @@ use crate::state::StateArgs;
 /// Run an agent under a policy.
 #[derive(clap::Args)]
 pub struct RunCommand {
-    /// An agent component (`agent` world), or a bundle (`.fcb`, verified
+    /// An agent component (`agent` world), or a bundle (`.fcb`, or
+    /// `oci://HOST/REPO:TAG` / `…@sha256:DIGEST` from a registry; verified
     /// first, whose agent and `bundle:NAME` capabilities run); the built-in
     /// agent if omitted.
     agent: Option<PathBuf>,
@@ -57,14 +58,14 @@ impl RunCommand {
         let policy = Policy::load(&self.policy)?;
         let mut plan = RunPlan::new(policy, self.task);
         match self.agent {
-            Some(path) if path.extension().is_some_and(|e| e == "fcb") => {
-                let bundle = crate::commands::bundle::admit(
-                    &path,
-                    &plan.policy,
-                    &self.state,
-                    self.allow_downgrade,
-                )?;
+            Some(path)
+                if super::oci::is_reference(&path)
+                    || path.extension().is_some_and(|e| e == "fcb") =>
+            {
+                let (source, bundle) =
+                    super::bundle::admit(&path, &plan.policy, &self.state, self.allow_downgrade)?;
                 plan.bundle = Some(std::sync::Arc::new(bundle));
+                plan.bundle_source = Some(source);
             }
             Some(agent) => plan.agent = ComponentRef::File(agent),
             None => {}
