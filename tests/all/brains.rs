@@ -1,6 +1,8 @@
 //! Provider brains against a real HTTP server on loopback that speaks each
 //! provider's wire format.
 
+use std::process::Command;
+
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -420,6 +422,65 @@ fn brain_local_talks_to_a_keyless_openai_compatible_server() {
         "--brain local sends no key"
     );
     assert!(req.body.get("tools").is_none(), "no capability, no tools");
+}
+
+/// The product page's quick start as written, under its own command name:
+/// `femtoclaw run --brain local` (a keyless OpenAI-compatible server) and
+/// `femtoclaw run --brain remote --policy Strict` (the provider from
+/// `OPENAI_BASE_URL` with its key), the working directory read-only.
+#[test]
+fn the_product_pages_commands_run_as_femtoclaw() {
+    let read = json!({ "role": "assistant", "content": null, "tool_calls": [
+        { "id": "call_a", "type": "function", "function": { "name": "fs__read_file", "arguments": "{\"path\":\"/workspace/notes.txt\"}" } }
+    ] });
+    let answer = |text: &str| openai_turn(json!({ "role": "assistant", "content": text }), (5, 2));
+    let provider = MockProvider::start(vec![
+        (200, "", openai_turn(read.clone(), (3, 2))),
+        (200, "", answer("local: the notes say hello")),
+        (200, "", openai_turn(read, (3, 2))),
+        (200, "", answer("remote: the notes say hello")),
+    ]);
+    let s = Scratch::new();
+    s.write("notes.txt", "hello from the working directory");
+    let base = format!("http://127.0.0.1:{}/v1", provider.port);
+    let femtoclaw = |brain: &str| {
+        run(Command::new(env!("CARGO_BIN_EXE_femtoclaw"))
+            .current_dir(s.path(""))
+            .env("FC_STATE_DIR", fresh_dir())
+            .env("FC_MODEL", "llama3.2")
+            .env("OPENAI_BASE_URL", &base)
+            .env("OPENAI_API_KEY", KEY)
+            .args(["run", "--brain", brain, "--policy", "Strict"])
+            .args(["--task", "What do the notes say?"]))
+    };
+    let local = femtoclaw(&format!("local={base}"));
+    assert_eq!(local.code, exit::OK, "{local:#?}");
+    assert_eq!(local.stdout.trim(), "local: the notes say hello");
+    let remote = femtoclaw("remote");
+    assert_eq!(remote.code, exit::OK, "{remote:#?}");
+    assert_eq!(remote.stdout.trim(), "remote: the notes say hello");
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 4);
+    for (i, req) in requests.iter().enumerate() {
+        let key = (i >= 2).then(|| format!("Bearer {KEY}"));
+        assert_eq!(req.header("authorization"), key.as_deref(), "request {i}");
+    }
+    assert!(
+        requests[1].body["messages"]
+            .to_string()
+            .contains("hello from the working directory"),
+        "the file read through Strict's read-only mount reached the model"
+    );
+
+    // Plain `--brain local` is Ollama's address; with nothing there, the
+    // error says where it looked and what to do.
+    let nothing = femtoclaw("local");
+    assert_ne!(nothing.code, exit::OK, "{nothing:#?}");
+    assert!(
+        nothing.stderr.contains("127.0.0.1:11434"),
+        "{}",
+        nothing.stderr
+    );
 }
 
 /// What the model's stop reason was, what the run did with it, and what
