@@ -45,17 +45,17 @@ impl KeyPair {
     /// `NAME.pub` (SPKI PEM).
     pub fn write(&self, base: &Path) -> Result<()> {
         use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt;
         let secret = base.with_extension("key");
         let public = base.with_extension("pub");
         let pem = self.pkcs8_v1_pem()?;
         if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| key_error(dir, e.to_string()))?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
             .open(&secret)
             .map_err(|e| key_error(&secret, e.to_string()))?;
         f.write_all(pem.as_bytes())

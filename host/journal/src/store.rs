@@ -657,10 +657,11 @@ fn db_error(path: &Path, e: redb::DatabaseError) -> JournalError {
 }
 
 /// The state directory holds agents' memory and tool results: owner only.
+/// (On Windows the directory inherits its parent's ACL, the user's profile.)
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }

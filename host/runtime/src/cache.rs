@@ -28,11 +28,11 @@ const MAC_LEN: usize = 32;
 impl Cache {
     /// Opens (creating if needed) a cache directory for `engine`.
     pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Cache> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
         let key_path = dir.join("key");
         let key = match std::fs::read(&key_path) {
             Ok(k) if k.len() == 32 => k,
@@ -40,11 +40,11 @@ impl Cache {
                 let mut k = [0u8; 32];
                 getrandom::fill(&mut k)?;
                 let tmp = dir.join(format!("key.{}", std::process::id()));
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options.open(&tmp)?;
                 f.write_all(&k)?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, &key_path)?;
