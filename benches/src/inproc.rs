@@ -15,7 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::{Row, median};
 
-wasmtime::component::bindgen!({ path: "../wit", world: "capability", exports: { default: async } });
+wasmtime::component::bindgen!({ path: "../host/runtime/wit", world: "capability", exports: { default: async } });
 
 struct Raw {
     wasi: WasiCtx,

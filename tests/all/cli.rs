@@ -590,11 +590,11 @@ fn wit_writes_the_package_guests_build_against() {
         v.sort();
         v
     };
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("host/runtime/wit");
     assert_eq!(
         names(&dir),
         names(&repo),
-        "every file of wit/, and no other"
+        "every file of host/runtime/wit/, and no other"
     );
     for name in names(&repo) {
         assert_eq!(

@@ -7,7 +7,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-wasmtime::component::bindgen!({ path: "../../wit", world: "capability" });
+wasmtime::component::bindgen!({ path: "../../host/runtime/wit", world: "capability" });
 
 struct State {
     wasi: WasiCtx,

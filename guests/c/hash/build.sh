@@ -16,7 +16,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$witc" bindgen "$guests/../wit" capability "$work"
+"$witc" bindgen "$guests/../host/runtime/wit" capability "$work"
 # -s: without it DWARF makes the module 40 times larger.
 "$python" -m ziglang cc --target=wasm32-wasi -O2 -s -std=c11 -Wall -Werror \
     -mexec-model=reactor -Wl,--no-entry -I"$work" \

@@ -19,7 +19,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$witc" bindgen-go "$guests/../wit" capability "$work"
+"$witc" bindgen-go "$guests/../host/runtime/wit" capability "$work"
 mkdir -p "$work/export_femtoclaw_runtime_tool_provider"
 cp "$here/count.go" "$work/export_femtoclaw_runtime_tool_provider/"
 cd "$work"
@@ -30,4 +30,4 @@ cd "$work"
 GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOOS=wasip1 GOARCH=wasm \
     GOCACHE=${GOCACHE:-$guests/go/.cache} \
     "$go" build -buildmode=c-shared -ldflags="-checklinkname=0 -s -w" -o "$work/core.wasm" .
-"$witc" component "$work/core.wasm" "$out" "$guests/../wit" capability
+"$witc" component "$work/core.wasm" "$out" "$guests/../host/runtime/wit" capability

@@ -20,7 +20,7 @@ try {
 }
 const { component } = await componentize({
   sourcePath: join(here, "app.js"),
-  witPath: resolve(here, "../../../wit"),
+  witPath: resolve(here, "../../../host/runtime/wit"),
   worldName: "capability",
   // Console output, randomness and clocks are not needed; fetch is.
   disableFeatures: ["stdio", "random", "clocks"],

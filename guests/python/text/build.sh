@@ -9,4 +9,4 @@ out=$(realpath -m "${1:?usage: $0 OUT.wasm}")
 componentize=$guests/.venv/bin/componentize-py
 [[ -x $componentize ]] || { echo "$0: $componentize is missing: run guests/toolchains.sh" >&2; exit 1; }
 cd "$here"
-"$componentize" -d "$guests/../wit" -w capability componentize app -o "$out"
+"$componentize" -d "$guests/../host/runtime/wit" -w capability componentize app -o "$out"

@@ -54,22 +54,6 @@ impl ManCommand {
     }
 }
 
-/// The WIT package guests build against, as this fc-host speaks it.
-const WIT: &[(&str, &str)] = &[
-    ("agent.wit", include_str!("../../../wit/agent.wit")),
-    ("brain.wit", include_str!("../../../wit/brain.wit")),
-    (
-        "capability.wit",
-        include_str!("../../../wit/capability.wit"),
-    ),
-    ("inference.wit", include_str!("../../../wit/inference.wit")),
-    ("log.wit", include_str!("../../../wit/log.wit")),
-    ("memory.wit", include_str!("../../../wit/memory.wit")),
-    ("tools.wit", include_str!("../../../wit/tools.wit")),
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    ("worlds.wit", include_str!("../../../wit/worlds.wit")),
-];
-
 /// Write the WIT package (`femtoclaw:runtime`) guests build against into a
 /// directory, so a capability builds from an empty folder: `fc-host wit wit`,
 /// then point the bindings generator at `wit/` with world `capability`.
@@ -84,7 +68,7 @@ impl WitCommand {
         std::fs::create_dir_all(&self.dir).with_context(|| {
             format!("{}: the directory could not be created", self.dir.display())
         })?;
-        for (name, text) in WIT {
+        for (name, text) in femtoclaw_runtime::WIT {
             let path = self.dir.join(name);
             std::fs::write(&path, text)
                 .with_context(|| format!("{}: could not be written", path.display()))?;
@@ -92,7 +76,7 @@ impl WitCommand {
         crate::console::notice(
             &format!(
                 "wrote the femtoclaw:runtime WIT package ({} files) to {}",
-                WIT.len(),
+                femtoclaw_runtime::WIT.len(),
                 self.dir.display()
             ),
             &[],

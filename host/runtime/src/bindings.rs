@@ -6,7 +6,7 @@
 /// other components; every import may trap (that is how budgets stop a run).
 pub mod agent {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "wit",
         world: "agent",
         imports: {
             "femtoclaw:runtime/tools": async | trappable,
@@ -22,7 +22,7 @@ pub mod agent {
 /// The capability world.
 pub mod capability {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "wit",
         world: "capability",
         imports: { default: trappable },
         exports: { default: async },
@@ -36,7 +36,7 @@ pub mod capability {
 /// The brain world.
 pub mod brain {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "wit",
         world: "brain",
         imports: { default: trappable },
         exports: { default: async },

@@ -67,7 +67,23 @@ pub use run::{
 };
 pub(crate) use virt::{VirtualClock, seeded_rng};
 
-/// Paths of every guest component built from `guests/` (for tests and tools).
+/// The WIT package (`femtoclaw:runtime`) guests build against, as this
+/// runtime speaks it: file name and text.
+pub const WIT: &[(&str, &str)] = &[
+    ("agent.wit", include_str!("../wit/agent.wit")),
+    ("brain.wit", include_str!("../wit/brain.wit")),
+    ("capability.wit", include_str!("../wit/capability.wit")),
+    ("inference.wit", include_str!("../wit/inference.wit")),
+    ("log.wit", include_str!("../wit/log.wit")),
+    ("memory.wit", include_str!("../wit/memory.wit")),
+    ("tools.wit", include_str!("../wit/tools.wit")),
+    ("types.wit", include_str!("../wit/types.wit")),
+    ("worlds.wit", include_str!("../wit/worlds.wit")),
+];
+
+/// Paths of every guest component: the built-ins (`builtins/`) and, in a
+/// checkout of the repository, the test programs of `guests/` (for tests
+/// and tools).
 #[doc(hidden)]
 pub mod artifacts {
     // The precompiled built-ins are placed in the text (see precompiled.rs).

@@ -4,7 +4,7 @@
 //! read it to see exactly what the runtime handed back to the agent. It
 //! stops at the first turn without tool calls, whatever its finish reason.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "agent" });
+wit_bindgen::generate!({ path: "../../../host/runtime/wit", world: "agent" });
 
 use exports::femtoclaw::runtime::runner::{Guest, RunError};
 use femtoclaw::runtime::types::{Message, Role, ToolError};

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "agent" });
+wit_bindgen::generate!({ path: "../../../host/runtime/wit", world: "agent" });
 
 use exports::femtoclaw::runtime::runner::{Guest, RunError};
 use femtoclaw::runtime::memory::{self, MemoryError};

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "brain" });
+wit_bindgen::generate!({ path: "../../../host/runtime/wit", world: "brain" });
 
 use exports::femtoclaw::runtime::model::{Guest, Request};
 use femtoclaw::runtime::types::{BrainError, Completion, FinishReason};

@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ path: "../../../wit", world: "capability" });
+wit_bindgen::generate!({ path: "../../../host/runtime/wit", world: "capability" });
 
 use exports::femtoclaw::runtime::tool_provider::{Guest, Invocation};
 use femtoclaw::runtime::log;

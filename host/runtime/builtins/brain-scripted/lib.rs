@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use serde_json::Value;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "brain" });
+wit_bindgen::generate!({ path: "../../wit", world: "brain" });
 
 use exports::femtoclaw::runtime::model::{Guest, Request};
 use femtoclaw::runtime::brain_config;

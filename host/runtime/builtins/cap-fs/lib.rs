@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ path: "../../../wit", world: "capability" });
+wit_bindgen::generate!({ path: "../../wit", world: "capability" });
 
 use exports::femtoclaw::runtime::tool_provider::{Guest, Invocation};
 use femtoclaw::runtime::types::{EffectClass, ToolError, ToolSpec};

@@ -3,7 +3,7 @@
 //! without tool calls. Budgets (steps, tool calls) are enforced by the host,
 //! not here: an agent cannot be trusted to stop itself.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "agent" });
+wit_bindgen::generate!({ path: "../../wit", world: "agent" });
 
 use exports::femtoclaw::runtime::runner::{Guest, RunError};
 use femtoclaw::runtime::types::{BrainError, FinishReason, Message, Role, ToolError};

@@ -12,7 +12,7 @@ mod openai;
 use femtoclaw::runtime::brain_config;
 use femtoclaw::runtime::types::{BrainError, Completion};
 
-wit_bindgen::generate!({ path: "../../../wit", world: "brain" });
+wit_bindgen::generate!({ path: "../../wit", world: "brain" });
 
 use exports::femtoclaw::runtime::model::{Guest, Request};
 

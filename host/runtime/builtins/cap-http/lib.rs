@@ -7,7 +7,7 @@ use wasip2::http::outgoing_handler;
 use url::Url;
 use wasip2::http::types::{ErrorCode, Fields, IncomingResponse, Method, OutgoingRequest, Scheme};
 
-wit_bindgen::generate!({ path: "../../../wit", world: "capability" });
+wit_bindgen::generate!({ path: "../../wit", world: "capability" });
 
 use exports::femtoclaw::runtime::tool_provider::{Guest, Invocation};
 use femtoclaw::runtime::types::{EffectClass, ToolError, ToolSpec};
