@@ -6,7 +6,7 @@
 # memory, never correctness. Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p femtoclaw --bin fc-host
+cargo build --release -p fc-host --bin fc-host
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/trivial" "$tmp/one/data"

@@ -5,12 +5,12 @@
 # precompile its input), then runs every benchmark with state on tmpfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p femtoclaw --bin fc-host
-cargo build --release -p femtoclaw-bench
+cargo build --release -p fc-host --bin fc-host
+cargo build --release -p fc-host-bench
 (cd benches/bare && cargo build --release --features compile --target-dir target-compile -q && cargo build --release -q)
 tmp=$(mktemp -d /dev/shm/fc-bench.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cap=$(grep -oh '"[^"]*/release/cap_fs.wasm"' target/release/build/femtoclaw-runtime-*/out/guests.rs | head -n1 | tr -d '"')
+cap=$(grep -oh '"[^"]*/release/cap_fs.wasm"' target/release/build/fc-host-runtime-*/out/guests.rs | head -n1 | tr -d '"')
 benches/bare/target-compile/release/bare-host precompile "$cap" "$tmp/cap_fs.cwasm"
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr); $(date -u +%F)"
 echo
