@@ -12,9 +12,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# rust-toolchain.toml pins the toolchain; rustup installs it with its targets.
-RUN rustup show active-toolchain \
-    && rustup target add wasm32-wasip2 x86_64-unknown-linux-musl
+# rust-toolchain.toml pins the toolchain (with wasm32-wasip2); `rustup
+# toolchain install` without a name installs what it pins.
+RUN rustup toolchain install \
+    && rustup target add x86_64-unknown-linux-musl
 RUN CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --release --locked --target x86_64-unknown-linux-musl --bin fc-host --bin femtoclaw \
     && mkdir -p /out/state \
