@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use femtoclaw_bundle::{Bundle, PublicKey};
-use femtoclaw_oci::{Credentials, OciError, Pulled, Reference, Registry, Store};
+use femtoclaw_oci::{Credentials, OciError, Reference, Registry, Store};
 use serde_json::json;
 
 use crate::commands::bundle::{read_bundle, refused};
@@ -39,7 +39,9 @@ fn block<T>(f: impl Future<Output = Result<T, OciError>>) -> anyhow::Result<T> {
 pub fn push(file: &Path, target: &str) -> anyhow::Result<u8> {
     let reference = Reference::parse(target)?;
     let bundle = read_bundle(file)?;
-    let bytes = std::fs::read(file)?;
+    // A parsed bundle is canonical: its bytes are the file's (the push test
+    // pulls them back and compares with the file).
+    let bytes = bundle.to_bytes();
     let (name, version) = (&bundle.manifest.name, bundle.manifest.version.to_string());
     let pushed = block(registry(&reference)?.push(&reference, &bytes, name, &version))?;
     let pinned = pushed
@@ -97,7 +99,7 @@ pub fn pull(source: &str, out: &Path, trust: &[std::path::PathBuf]) -> anyhow::R
 pub fn fetch(source: &str, state: &Path) -> anyhow::Result<(String, Bundle)> {
     let reference = Reference::parse(source)?;
     let store = Store::new(state);
-    let pulled: Pulled = match store.get(&reference) {
+    let pulled = match store.get(&reference) {
         Some(kept) => kept,
         None => {
             let pulled = block(registry(&reference)?.pull(&reference))?;
