@@ -6,7 +6,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::mock_provider::MockProvider;
+use crate::mock_provider::{MockProvider, openai_turn};
 
 const KEY: &str = "sk-test-canary-0a1b2c3d4e";
 
@@ -40,14 +40,6 @@ fn run_brain(s: &Scratch, key: Option<&str>, args: &[&str]) -> Output {
     };
     cmd.env_remove("OPENAI_API_KEY");
     run(&mut cmd)
-}
-
-fn openai_turn(message: Value, usage: (u64, u64)) -> Value {
-    json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "test-model",
-        "choices": [{ "index": 0, "message": message, "finish_reason": if message["tool_calls"].is_array() { "tool_calls" } else { "stop" } }],
-        "usage": { "prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1 }
-    })
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod crash;
 mod damage;
 mod denied;
 mod exhaustion;
+mod guide;
 mod hello;
 mod hostile;
 mod inprocess;

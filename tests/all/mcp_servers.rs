@@ -383,13 +383,44 @@ fn a_stdio_server_needs_unsandboxed_and_a_signature_policy_refuses_it() {
         out.stderr
     );
 
+    // The agent is signed and trusted, so what is refused is the server.
+    let state = fresh_dir();
+    let agent = s.path("agent.wasm");
+    std::fs::copy(artifacts::AGENT_ECHO, &agent).unwrap();
+    let key = s.path("publisher");
+    assert_eq!(
+        fc(&state, &["keygen", "--out", key.to_str().unwrap()]).code,
+        exit::OK
+    );
+    let sign = fc(
+        &state,
+        &[
+            "sign",
+            agent.to_str().unwrap(),
+            "--key",
+            s.path("publisher.key").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(sign.code, exit::OK, "{sign:#?}");
     s.setup(
-        &format!("{text}\n[trust]\nrequire-signature = true\n"),
+        &format!("{text}\n[trust]\nkeys = [\"publisher.pub\"]\nrequire-signature = true\n"),
         calls(&[]),
     );
-    let out = echo_run(&s, &fresh_dir());
+    let out = run(fc_host()
+        .env("FC_STATE_DIR", &state)
+        .env("FC_MCP_TOKEN", TOKEN)
+        .arg("run")
+        .arg(&agent)
+        .arg("--policy")
+        .arg(s.path("policy.toml"))
+        .args(["--task", "test"]));
     assert_eq!(out.code, exit::COMPONENT, "{out:#?}");
-    assert!(out.stderr.contains("require-signature"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("an unsandboxed stdio MCP server is a host program no bundle signs"),
+        "{}",
+        out.stderr
+    );
     assert!(!s.path("work/env.txt").exists(), "the server was started");
 }
 

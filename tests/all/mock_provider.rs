@@ -7,9 +7,19 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::python_script;
+
+/// A complete OpenAI chat-completion response carrying `message`, with
+/// `usage` as (prompt, completion) tokens.
+pub fn openai_turn(message: Value, usage: (u64, u64)) -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "test-model",
+        "choices": [{ "index": 0, "message": message, "finish_reason": if message["tool_calls"].is_array() { "tool_calls" } else { "stop" } }],
+        "usage": { "prompt_tokens": usage.0, "completion_tokens": usage.1, "total_tokens": usage.0 + usage.1 }
+    })
+}
 
 /// One request as the provider received it.
 #[derive(Debug, Clone)]

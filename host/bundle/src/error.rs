@@ -34,11 +34,24 @@ pub enum BundleError {
     UntrustedKey(String),
     /// A signature by a trusted key does not verify.
     #[error(
-        "the signature by key {key} does not verify: the manifest or the signature was changed"
+        "the signature by key {key} does not verify: what it signs (the manifest, or the component) or the signature was changed"
     )]
     BadSignature {
         /// The key's fingerprint.
         key: String,
+    },
+    /// A detached signature file (`FILE.sig`) is not well-formed.
+    #[error("invalid signature file: {0}")]
+    SignatureFile(String),
+    /// A detached signature was made for other bytes than the file's.
+    #[error(
+        "it signs other bytes (sha256 {signed}) than the component's (sha256 {actual}): the component changed after it was signed"
+    )]
+    SignedOther {
+        /// The sha256 the signature file names.
+        signed: String,
+        /// The component's sha256.
+        actual: String,
     },
     /// A key file is not an ed25519 key in the expected format.
     #[error("key `{path}`: {reason}")]

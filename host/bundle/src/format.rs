@@ -187,13 +187,8 @@ impl Bundle {
 
     /// Adds a signature by `key` (replacing an earlier one by the same key).
     pub fn sign(&mut self, key: &KeyPair) {
-        let public = key.public().hex();
-        self.signatures.retain(|s| s.key != public);
-        let signature = hex::encode(key.sign(&self.message()));
-        self.signatures.push(Signature {
-            key: public,
-            signature,
-        });
+        let message = self.message();
+        add_signature(&mut self.signatures, key, &message);
     }
 
     /// Checks that a key in `trusted` signed this bundle; returns it. Every
@@ -202,40 +197,7 @@ impl Bundle {
         if self.signatures.is_empty() {
             return Err(BundleError::Unsigned);
         }
-        let message = self.message();
-        let mut good = None;
-        for s in &self.signatures {
-            let Some(key) = PublicKey::from_hex(&s.key) else {
-                continue;
-            };
-            if !trusted.contains(&key) {
-                continue;
-            }
-            let sig = hex::decode(&s.signature)
-                .ok()
-                .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                .map(|b| ed25519_dalek::Signature::from_bytes(&b));
-            match sig {
-                Some(sig) if key.0.verify_strict(&message, &sig).is_ok() => {
-                    good = good.or(Some(key))
-                }
-                _ => {
-                    return Err(BundleError::BadSignature {
-                        key: key.fingerprint(),
-                    });
-                }
-            }
-        }
-        good.ok_or_else(|| {
-            let signers: Vec<String> = self
-                .signatures
-                .iter()
-                .map(|s| {
-                    PublicKey::from_hex(&s.key).map_or("invalid key".into(), |k| k.fingerprint())
-                })
-                .collect();
-            BundleError::UntrustedKey(signers.join(", "))
-        })
+        verify_signatures(&self.signatures, &self.message(), trusted)
     }
 
     /// The bytes of the component called `name`.
@@ -264,6 +226,55 @@ fn check_component(name: &str, bytes: &[u8]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Adds a signature by `key` over `message` to `signatures`, replacing an
+/// earlier one by the same key.
+pub(crate) fn add_signature(signatures: &mut Vec<Signature>, key: &KeyPair, message: &[u8]) {
+    let public = key.public().hex();
+    signatures.retain(|s| s.key != public);
+    signatures.push(Signature {
+        key: public,
+        signature: hex::encode(key.sign(message)),
+    });
+}
+
+/// The trusted key that signed `message` among `signatures`. Every
+/// signature by a trusted key must verify (`verify_strict`); signatures by
+/// other keys are not looked at.
+pub(crate) fn verify_signatures(
+    signatures: &[Signature],
+    message: &[u8],
+    trusted: &[PublicKey],
+) -> Result<PublicKey> {
+    let mut good = None;
+    for s in signatures {
+        let Some(key) = PublicKey::from_hex(&s.key) else {
+            continue;
+        };
+        if !trusted.contains(&key) {
+            continue;
+        }
+        let sig = hex::decode(&s.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .map(|b| ed25519_dalek::Signature::from_bytes(&b));
+        match sig {
+            Some(sig) if key.0.verify_strict(message, &sig).is_ok() => good = good.or(Some(key)),
+            _ => {
+                return Err(BundleError::BadSignature {
+                    key: key.fingerprint(),
+                });
+            }
+        }
+    }
+    good.ok_or_else(|| {
+        let signers: Vec<String> = signatures
+            .iter()
+            .map(|s| PublicKey::from_hex(&s.key).map_or("invalid key".into(), |k| k.fingerprint()))
+            .collect();
+        BundleError::UntrustedKey(signers.join(", "))
+    })
 }
 
 #[cfg(test)]

@@ -14,15 +14,18 @@
 //! behaviour. Verification ([`Bundle::verify`]) is strict: exact lengths, no
 //! trailing bytes, a canonical manifest, hashes, no precompiled code, and
 //! `verify_strict` signatures from trusted keys. It runs before anything is
-//! compiled.
+//! compiled. A single component file can instead carry a detached
+//! signature ([`Detached`], `FILE.sig`).
 
 #![deny(missing_docs)]
 
+mod detached;
 mod error;
 mod format;
 mod keys;
 mod manifest;
 
+pub use detached::{Detached, MAX_SIGNATURE_FILE, signature_path};
 pub use error::{BundleError, Result};
 pub use format::{Bundle, Signature};
 pub use keys::{KeyPair, PublicKey};

@@ -16,10 +16,13 @@ use crate::console::{out_json, outln};
 use crate::exit;
 use crate::state::StateArgs;
 
-/// A bundle refused before anything ran; `code` is its exit code.
+/// A bundle (or a signed component) refused before anything ran; `code`
+/// is its exit code.
 #[derive(Debug, thiserror::Error)]
-#[error("bundle `{path}`: {message}")]
+#[error("{what} `{path}`: {message}")]
 pub struct Refused {
+    /// `bundle`, or `component` for a component file and its signature.
+    pub what: &'static str,
     pub path: String,
     pub message: String,
     pub code: u8,
@@ -34,6 +37,7 @@ pub fn refused(source: impl std::fmt::Display, e: BundleError) -> anyhow::Error 
         _ => exit::BUNDLE,
     };
     Refused {
+        what: "bundle",
         path: source.to_string(),
         message: e.to_string(),
         code,
@@ -381,6 +385,7 @@ pub fn admit(
         && !allow_downgrade
     {
         return Err(Refused {
+            what: "bundle",
             path: source.to_owned(),
             message: format!("version {version} is older than {highest}, already run from this signer (rollback); pass --allow-downgrade to run it anyway"),
             code: exit::DOWNGRADE,

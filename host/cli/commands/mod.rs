@@ -12,6 +12,7 @@ mod policy_diff;
 pub mod run;
 mod serve;
 mod shell;
+mod sign;
 
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use call::{CallCommand, ToolsCommand};
@@ -23,6 +24,7 @@ pub use policy::PolicyCommand;
 pub use run::RunCommand;
 pub use serve::ServeCommand;
 pub use shell::{CompletionsCommand, ManCommand, WitCommand};
+pub use sign::SignCommand;
 
 /// fc-host's subcommands.
 #[derive(clap::Subcommand)]
@@ -43,6 +45,8 @@ pub enum Command {
     Resume(ResumeCommand),
     /// Write an ed25519 signing key pair.
     Keygen(KeygenCommand),
+    /// Sign a component file: writes FILE.sig beside it.
+    Sign(SignCommand),
     /// Pack, sign, verify, inspect, push and pull signed component bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -85,6 +89,7 @@ impl Command {
             Command::Resume(c) => c.execute(),
             Command::Compile(c) => c.execute(),
             Command::Keygen(c) => c.execute(),
+            Command::Sign(c) => c.execute(),
             Command::Bundle(c) => c.execute(),
             Command::Policy(c) => c.execute(),
             Command::Serve(c) => c.execute(),

@@ -42,6 +42,12 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "FILE.fcb")]
         bundle: Option<PathBuf>,
     },
+    /// Print a preset's policy text, to start a policy file from
+    /// (`fc-host policy show Strict > strict.toml`).
+    Show {
+        /// The preset: `Strict`, `Standard` or `Dev`.
+        preset: String,
+    },
     /// What changing policy A into policy B grants or takes away: each
     /// capability, tool, mount, net rule, variable, secret and limit, in
     /// their effective form (defaults filled in). For code review.
@@ -59,6 +65,18 @@ pub enum PolicyCommand {
 impl PolicyCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         match self {
+            PolicyCommand::Show { preset } => {
+                let found = femtoclaw_policy::Preset::named(std::path::Path::new(&preset))
+                    .ok_or_else(|| {
+                        femtoclaw_runtime::RunError::Config(format!(
+                            "no preset `{preset}`: the presets are {}",
+                            femtoclaw_policy::preset_names()
+                        ))
+                    })?;
+                for line in found.text.lines() {
+                    outln!("{line}");
+                }
+            }
             PolicyCommand::Check { file, components } => {
                 let policy = Policy::load(&file)?;
                 let n = policy.capabilities.len();

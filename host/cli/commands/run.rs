@@ -14,7 +14,9 @@ use crate::state::StateArgs;
 /// Run an agent under a policy.
 #[derive(clap::Args)]
 pub struct RunCommand {
-    /// An agent component (`agent` world), or a bundle (`.fcb`, or
+    /// An agent component (`agent` world; under `[trust]
+    /// require-signature` with its `FILE.sig` from `fc-host sign`), or a
+    /// bundle (`.fcb`, or
     /// `oci://HOST/REPO:TAG` / `…@sha256:DIGEST` from a registry; verified
     /// first, whose agent and `bundle:NAME` capabilities run); the built-in
     /// agent if omitted.
@@ -24,11 +26,11 @@ pub struct RunCommand {
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
     /// The brain: `local[=URL]` (an OpenAI-compatible server, Ollama's
-    /// `http://127.0.0.1:11434/v1` by default, no key), `remote` (the
+    /// `http://127.0.0.1:11434/v1` by default or `OLLAMA_HOST`, no key), `remote` (the
     /// policy's provider, else `OPENAI_BASE_URL` / `OPENAI_API_KEY`),
     /// `scripted:FILE` (a JSON script) or `PATH.wasm` (a component of the
-    /// `brain` world). Defaults to the policy's [brain]. The model comes from
-    /// the policy, else `FC_MODEL`.
+    /// `brain` world). Defaults to the policy's [brain], else `local`. The
+    /// model comes from the policy, else `FC_MODEL`.
     #[arg(long, value_name = "SPEC")]
     brain: Option<String>,
     /// The task handed to the agent.
@@ -67,14 +69,19 @@ impl RunCommand {
                 plan.bundle = Some(std::sync::Arc::new(bundle));
                 plan.bundle_source = Some(source);
             }
-            Some(agent) => plan.agent = ComponentRef::File(agent),
+            Some(agent) => plan.agent = super::sign::admit_file(&agent, &plan.policy)?,
             None => {}
         }
-        plan.brain = self
-            .brain
-            .as_deref()
-            .map(|b| parse_brain(b, &plan.policy))
-            .transpose()?;
+        plan.brain = match (self.brain.as_deref(), &plan.policy.brain) {
+            (Some(spec), _) => Some(parse_brain(spec, &plan.policy)?),
+            (None, Some(_)) => None,
+            // Named nowhere: the local model server, which needs no key and
+            // sends nothing off the machine.
+            (None, None) => {
+                tracing::info!(target: "femtoclaw::run", brain = "local", "no --brain and no [brain] in the policy: the local brain");
+                Some(parse_brain("local", &plan.policy)?)
+            }
+        };
         plan.state = Some(self.state.dir()?);
         plan.hooks.approver = Some(crate::approve::approver(self.approve)?);
         let run_id = femtoclaw_runtime::new_run_id();
@@ -232,6 +239,24 @@ pub fn print_answer(outcome: RunOutcome) -> u8 {
     code
 }
 
+/// `--brain local`'s server, and the brain when none is named: Ollama's
+/// OpenAI-compatible endpoint.
+const LOCAL_BRAIN: &str = "http://127.0.0.1:11434/v1";
+
+/// The local brain's endpoint: Ollama's own `OLLAMA_HOST` (`HOST:PORT` or a
+/// URL) when it is set, as Ollama's clients read it, else [`LOCAL_BRAIN`].
+fn local_brain_url(ollama_host: Option<String>) -> String {
+    match ollama_host
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
+        None => LOCAL_BRAIN.to_owned(),
+        Some(host) if host.contains("://") => format!("{}/v1", host.trim_end_matches('/')),
+        Some(host) => format!("http://{}/v1", host.trim_end_matches('/')),
+    }
+}
+
 fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
     let config = |m: String| anyhow::Error::from(RunError::Config(m));
     let policy_provider = match &policy.brain {
@@ -248,7 +273,7 @@ fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
     if let Some(rest) = spec.strip_prefix("local") {
         let url = match rest.strip_prefix('=') {
             Some(url) => url.to_owned(),
-            None if rest.is_empty() => "http://127.0.0.1:11434/v1".to_owned(),
+            None if rest.is_empty() => local_brain_url(std::env::var("OLLAMA_HOST").ok()),
             None => return Err(config(format!("unknown --brain `{spec}`"))),
         };
         let model = model().unwrap_or_else(|| "llama3.2".to_owned());
@@ -303,7 +328,16 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
-    use super::Watchdog;
+    use super::{LOCAL_BRAIN, Watchdog, local_brain_url};
+
+    #[test]
+    fn the_local_brain_is_ollamas_address_or_its_ollama_host() {
+        let url = |h: Option<&str>| local_brain_url(h.map(str::to_owned));
+        assert_eq!(url(None), LOCAL_BRAIN);
+        assert_eq!(url(Some(" ")), LOCAL_BRAIN);
+        assert_eq!(url(Some("127.0.0.1:11500")), "http://127.0.0.1:11500/v1");
+        assert_eq!(url(Some("http://[::1]:11434/")), "http://[::1]:11434/v1");
+    }
 
     #[test]
     fn the_watchdog_acts_only_for_a_run_that_outlives_its_deadline() {

@@ -38,4 +38,4 @@ pub use model::{
     SecretSource, Test, Verdict,
 };
 pub use narrow::Widening;
-pub use presets::{PRESETS, Preset};
+pub use presets::{PRESETS, Preset, names as preset_names};

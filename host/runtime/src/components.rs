@@ -104,7 +104,7 @@ impl std::fmt::Display for ComponentRef {
 }
 
 /// Component files larger than this are refused before parsing.
-const MAX_COMPONENT_BYTES: u64 = 128 << 20;
+pub const MAX_COMPONENT_BYTES: u64 = 128 << 20;
 
 /// A compiled component and what identifies it.
 pub(crate) struct Loaded {

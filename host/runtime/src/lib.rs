@@ -54,7 +54,7 @@ pub use bundled::{
     raise_version as raise_bundle_version, signer as bundle_signer,
 };
 pub use capability::CheckedCapability;
-pub use components::{Builtin, ComponentRef};
+pub use components::{Builtin, ComponentRef, MAX_COMPONENT_BYTES};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
 pub use guest::{Cancel, FuelMeter, MemoryPool};
