@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p fc-host --bin fc-host
 cargo build --release -p fc-host-bench
+if [[ ${1:-} == static ]]; then
+    # The statically linked build beside the glibc one (musl-gcc: Debian's musl-tools).
+    rustup target add x86_64-unknown-linux-musl
+    CC_x86_64_unknown_linux_musl=musl-gcc \
+        cargo build --release --target x86_64-unknown-linux-musl -p fc-host --bin fc-host
+fi
 (cd benches/bare && cargo build --release --features compile --target-dir target-compile -q && cargo build --release -q)
 tmp=$(mktemp -d /dev/shm/fc-bench.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -150,11 +150,7 @@ fn policy(dir: &Path, calls: usize, extra: &str) -> Policy {
 }
 
 pub fn rows() -> Vec<Row> {
-    let tmp = tempfile::Builder::new()
-        .prefix("fc-bench")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let tmp = crate::scratch("fc-bench");
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::write(dir.join("data/a.txt"), "hello").unwrap();

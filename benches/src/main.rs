@@ -7,6 +7,7 @@ mod inproc;
 mod mcp;
 mod process;
 mod serve;
+mod static_build;
 
 use std::time::Duration;
 
@@ -17,6 +18,15 @@ pub struct Row {
     pub unit: &'static str,
     /// Median of the baseline, with its name.
     pub baseline: Option<(String, f64)>,
+}
+
+/// A scratch directory on tmpfs where there is one, named `prefix…`.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
 }
 
 pub fn median(v: &[f64]) -> f64 {
@@ -47,6 +57,10 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "mcp") {
         rows.extend(mcp::rows());
+    }
+    // Only on request: it needs a second release build (`benches/run.sh static`).
+    if only.as_deref() == Some("static") {
+        rows.extend(static_build::rows());
     }
     println!("| benchmark | median | min – max | baseline (median) | ratio |");
     println!("|---|---|---|---|---|");

@@ -42,11 +42,7 @@ fn per_call(with: &[f64], without: &[f64]) -> Vec<f64> {
 }
 
 pub fn rows() -> Vec<Row> {
-    let tmp = tempfile::Builder::new()
-        .prefix("fc-bench-mcp")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let tmp = crate::scratch("fc-bench-mcp");
     let dir = tmp.path();
     let direct = |name: &str, calls: usize| {
         write_example(

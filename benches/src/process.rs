@@ -44,7 +44,7 @@ fn unsafe_zeroed() -> libc::rusage {
     }
 }
 
-fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
+pub fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
     measure(&mut make()); // warm the page cache
     (0..RUNS).map(|_| measure(&mut make())).unzip()
 }
@@ -70,11 +70,7 @@ pub fn write_example(dir: &Path, turns: &str, capabilities: &str) -> PathBuf {
 }
 
 pub fn rows() -> Vec<crate::Row> {
-    let tmp = tempfile::Builder::new()
-        .prefix("fc-bench")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let tmp = crate::scratch("fc-bench");
     let state = tmp.path().join("state");
     let trivial = write_example(&tmp.path().join("trivial"), r#"[{"content":"done"}]"#, "");
     // One `fs.read_file` call, to the fs capability from `component`.

@@ -194,11 +194,7 @@ fn bare_instantiate_call(data: &Path, n: usize) -> Vec<f64> {
 }
 
 pub fn rows() -> Vec<Row> {
-    let tmp = tempfile::Builder::new()
-        .prefix("fc-bench-serve")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let tmp = crate::scratch("fc-bench-serve");
     let mut rows = Vec::new();
     let roomy = "concurrent-runs = 64\nqueued-runs = 4096\nruns-per-minute = 1000000000\njournal-bytes = \"64GiB\"";
     let served = start(

@@ -108,6 +108,12 @@ impl PublicKey {
             .map_err(|e| key_error(path, format!("not an ed25519 SPKI PEM key: {e}")))
     }
 
+    /// Reads every key of a list (a policy's `[trust] keys`); the first
+    /// that cannot be read is the error.
+    pub fn read_all<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PublicKey>> {
+        paths.iter().map(|p| PublicKey::read(p.as_ref())).collect()
+    }
+
     /// SPKI PEM text.
     pub fn to_pem(&self) -> Result<String> {
         self.0

@@ -195,10 +195,7 @@ impl BundleCommand {
             }
             BundleCommand::Verify { file, trust } => {
                 let bundle = read_bundle(&file)?;
-                let keys = trust
-                    .iter()
-                    .map(|k| PublicKey::read(k))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = PublicKey::read_all(&trust)?;
                 let key = bundle
                     .verify(&keys)
                     .map_err(|e| refused(file.display(), e))?;

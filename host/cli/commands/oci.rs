@@ -69,10 +69,7 @@ pub fn pull(source: &str, out: &Path, trust: &[std::path::PathBuf]) -> anyhow::R
         .expect("invariant: a pull yields a digest");
     let bundle = Bundle::parse(&pulled.bundle).map_err(|e| refused(&pinned, e))?;
     if !trust.is_empty() {
-        let keys = trust
-            .iter()
-            .map(|k| PublicKey::read(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = PublicKey::read_all(trust)?;
         bundle.verify(&keys).map_err(|e| refused(&pinned, e))?;
     }
     // Written aside and renamed: FILE is the whole bundle or untouched.

@@ -101,12 +101,7 @@ pub fn admit_file(path: &Path, policy: &Policy) -> anyhow::Result<ComponentRef> 
         }
         Err(e) => anyhow::bail!("cannot read `{}`: {e}", sig.display()),
     };
-    let keys = policy
-        .trust
-        .keys
-        .iter()
-        .map(|k| PublicKey::read(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = PublicKey::read_all(&policy.trust.keys)?;
     let bytes = read_capped(path, MAX_COMPONENT_BYTES, "component")?;
     let signer = Detached::parse(&text)
         .and_then(|d| d.verify(&bytes, &keys))

@@ -179,12 +179,7 @@ pub fn admit(
 /// fingerprint, or `unsigned` where the policy allows unsigned bundles.
 pub fn signer(bundle: &Bundle, policy: &femtoclaw_policy::Policy) -> Result<String, AdmitError> {
     use femtoclaw_bundle::{BundleError, PublicKey};
-    let keys = policy
-        .trust
-        .keys
-        .iter()
-        .map(|k| PublicKey::read(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = PublicKey::read_all(&policy.trust.keys)?;
     let signer = match bundle.verify(&keys) {
         Ok(key) => key.fingerprint(),
         Err(e @ BundleError::BadSignature { .. }) => return Err(e.into()),
