@@ -202,7 +202,13 @@ fn policy(report: &mut Report, path: &Path) {
         Some(BrainSpec::Scripted { script }) => {
             report.ok("brain", &format!("scripted, {}", script.display()))
         }
-        None => report.note("brain", "the policy names none: give --brain when running"),
+        None => report.note(
+            "brain",
+            &format!(
+                "the policy names none: a run uses --brain, else the local server at {}",
+                super::run::local_brain_url(std::env::var("OLLAMA_HOST").ok())
+            ),
+        ),
     }
     leave(runtime);
 }

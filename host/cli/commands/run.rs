@@ -245,7 +245,7 @@ const LOCAL_BRAIN: &str = "http://127.0.0.1:11434/v1";
 
 /// The local brain's endpoint: Ollama's own `OLLAMA_HOST` (`HOST:PORT` or a
 /// URL) when it is set, as Ollama's clients read it, else [`LOCAL_BRAIN`].
-fn local_brain_url(ollama_host: Option<String>) -> String {
+pub(crate) fn local_brain_url(ollama_host: Option<String>) -> String {
     match ollama_host
         .as_deref()
         .map(str::trim)
