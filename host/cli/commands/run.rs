@@ -243,18 +243,24 @@ pub fn print_answer(outcome: RunOutcome) -> u8 {
 /// OpenAI-compatible endpoint.
 const LOCAL_BRAIN: &str = "http://127.0.0.1:11434/v1";
 
-/// The local brain's endpoint: Ollama's own `OLLAMA_HOST` (`HOST:PORT` or a
-/// URL) when it is set, as Ollama's clients read it, else [`LOCAL_BRAIN`].
+/// The local brain's endpoint: Ollama's own `OLLAMA_HOST` (`HOST[:PORT]`,
+/// port 11434 when none is given, or a URL, whose scheme gives its port)
+/// when it is set, as Ollama's clients read it, else [`LOCAL_BRAIN`].
 pub(crate) fn local_brain_url(ollama_host: Option<String>) -> String {
-    match ollama_host
+    let Some(host) = ollama_host
         .as_deref()
-        .map(str::trim)
+        .map(|h| h.trim().trim_end_matches('/'))
         .filter(|h| !h.is_empty())
-    {
-        None => LOCAL_BRAIN.to_owned(),
-        Some(host) if host.contains("://") => format!("{}/v1", host.trim_end_matches('/')),
-        Some(host) => format!("http://{}/v1", host.trim_end_matches('/')),
+    else {
+        return LOCAL_BRAIN.to_owned();
+    };
+    if host.contains("://") {
+        return format!("{host}/v1");
     }
+    // A port follows the last `:`, unless that is inside an IPv6 `[…]`.
+    let has_port = host.rfind(':').is_some_and(|i| !host[i..].contains(']'));
+    let port = if has_port { "" } else { ":11434" };
+    format!("http://{host}{port}/v1")
 }
 
 fn parse_brain(spec: &str, policy: &Policy) -> anyhow::Result<BrainChoice> {
@@ -337,6 +343,13 @@ mod tests {
         assert_eq!(url(Some(" ")), LOCAL_BRAIN);
         assert_eq!(url(Some("127.0.0.1:11500")), "http://127.0.0.1:11500/v1");
         assert_eq!(url(Some("http://[::1]:11434/")), "http://[::1]:11434/v1");
+        // Without a port, Ollama's (OLLAMA_HOST=0.0.0.0 is a common server setting).
+        assert_eq!(url(Some("0.0.0.0")), "http://0.0.0.0:11434/v1");
+        assert_eq!(url(Some("[::1]")), "http://[::1]:11434/v1");
+        assert_eq!(
+            url(Some("https://models.local")),
+            "https://models.local:11434/v1"
+        );
     }
 
     #[test]
