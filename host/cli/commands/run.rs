@@ -346,10 +346,7 @@ mod tests {
         // Without a port, Ollama's (OLLAMA_HOST=0.0.0.0 is a common server setting).
         assert_eq!(url(Some("0.0.0.0")), "http://0.0.0.0:11434/v1");
         assert_eq!(url(Some("[::1]")), "http://[::1]:11434/v1");
-        assert_eq!(
-            url(Some("https://models.local")),
-            "https://models.local:11434/v1"
-        );
+        assert_eq!(url(Some("https://models.local")), "https://models.local/v1");
     }
 
     #[test]
