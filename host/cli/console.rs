@@ -11,7 +11,7 @@
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use femtoclaw_runtime::text::{escape, is_unsafe};
+use femtoclaw_runtime::text::{escape, json_safe};
 use serde_json::{Map, Value, json};
 
 use crate::logging::Format;
@@ -45,14 +45,7 @@ pub fn out_json(value: &Value) {
 /// The agent's answer: its text as it is, since it is the product of the
 /// run (a program reads it), but never a raw terminal escape.
 pub fn answer(text: &str) {
-    let mut safe = String::with_capacity(text.len() + 1);
-    for c in text.chars() {
-        match c {
-            '\n' | '\t' => safe.push(c),
-            c if is_unsafe(c) => safe.push_str(&escape(c.encode_utf8(&mut [0; 4]))),
-            c => safe.push(c),
-        }
-    }
+    let mut safe = femtoclaw_runtime::text::escape_lines(text).into_owned();
     safe.push('\n');
     write_stdout(&safe);
 }
@@ -161,28 +154,6 @@ fn line(level: &str, message: &str, fields: &[(&str, Value)]) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
-/// JSON text with every character that JSON may carry raw but a terminal
-/// must not (DEL, C1 controls, bidirectional overrides, line separators)
-/// written as a `\u` escape. Inside a JSON string that is the same text;
-/// outside strings JSON has no such characters.
-pub fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| is_unsafe(c) && c != '\n') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_unsafe(c) && c != '\n' {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Now, as the log lines write it (RFC 3339, UTC).
 fn timestamp() -> String {
     use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -202,15 +173,6 @@ pub(crate) use outln;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_lines_stay_json_and_lose_raw_controls() {
-        let raw = json!({ "m": "a\u{7f}b\u{9b}c\u{202e}d\ne" }).to_string();
-        let safe = json_safe(&raw);
-        assert!(!safe.chars().any(is_unsafe), "{safe}");
-        let back: Value = serde_json::from_str(&safe).unwrap();
-        assert_eq!(back["m"], "a\u{7f}b\u{9b}c\u{202e}d\ne");
-    }
 
     #[test]
     fn a_cause_already_in_the_message_is_not_repeated() {

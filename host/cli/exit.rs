@@ -1,4 +1,5 @@
-//! Exit codes, documented in `--help` and README.md.
+//! Exit codes, documented in `--help` and README.md: those of
+//! [`femtoclaw_runtime::Error`], named here where a command chooses one.
 
 use femtoclaw_runtime::RunError;
 
@@ -10,16 +11,8 @@ pub const AGENT_ERROR: u8 = 1;
 pub const USAGE: u8 = 2;
 /// A budget or limit stopped the run (steps, tool calls, fuel, time, memory).
 pub const LIMIT: u8 = 3;
-/// A guest trapped where the run could not go on.
-pub const TRAP: u8 = 4;
-/// A component was refused: not a component, or not of its world.
-pub const COMPONENT: u8 = 5;
-/// A replay did not match its journal.
-pub const DIVERGENCE: u8 = 6;
 /// The journal is corrupt, tampered with, busy, or has no such run.
 pub const JOURNAL: u8 = 7;
-/// A resumed run met a `write` call of unknown outcome, and the policy says fail.
-pub const UNCERTAIN: u8 = 8;
 /// A bundle is malformed or tampered with, or carries precompiled code.
 pub const BUNDLE: u8 = 9;
 /// A bundle has no signature by a trusted key where one is required, or a
@@ -30,10 +23,6 @@ pub const DOWNGRADE: u8 = 11;
 /// The model stopped without a complete answer (cut off at its token limit,
 /// filtered or refused), and the agent did not recover.
 pub const INCOMPLETE: u8 = 12;
-/// The run was cancelled (`fc-host serve`'s cancel; a replay of such a run).
-pub const CANCELLED: u8 = 13;
-/// The policy refused a tool call and says `on-refusal = "stop"`.
-pub const REFUSED: u8 = 14;
 /// An OCI registry could not be reached, refused the credentials, or has no
 /// such repository, tag or digest.
 pub const REGISTRY: u8 = 15;
@@ -69,19 +58,36 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         return USAGE;
     }
     match e.downcast_ref::<RunError>() {
-        Some(RunError::Policy(_) | RunError::Config(_)) => USAGE,
-        Some(RunError::Component { .. }) => COMPONENT,
-        Some(RunError::Limit(_)) => LIMIT,
-        Some(RunError::Trap { .. }) => TRAP,
-        Some(RunError::Divergence { .. }) => DIVERGENCE,
-        Some(RunError::Journal(_)) => JOURNAL,
-        Some(RunError::Uncertain(_)) => UNCERTAIN,
-        Some(RunError::Cancelled(_)) => CANCELLED,
-        Some(RunError::Refused(_)) => REFUSED,
-        Some(_) => INTERNAL,
+        // The embedding API's error carries the codes.
+        Some(run) => femtoclaw_runtime::Error::exit_code_of(run),
         None if e.downcast_ref::<femtoclaw_policy::PolicyError>().is_some() => USAGE,
         // A file the command line named could not be read or written.
         None if e.chain().any(|c| c.is::<std::io::Error>()) => USAGE,
         None => INTERNAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use femtoclaw_runtime::Error;
+
+    #[test]
+    fn the_codes_are_the_embedding_apis() {
+        let s = String::new;
+        let pairs = [
+            (super::AGENT_ERROR, Error::Agent(s())),
+            (super::USAGE, Error::Usage(s())),
+            (super::LIMIT, Error::Limit(s())),
+            (super::JOURNAL, Error::Journal(s())),
+            (super::BUNDLE, Error::Bundle(s())),
+            (super::SIGNATURE, Error::Signature(s())),
+            (super::DOWNGRADE, Error::Downgrade(s())),
+            (super::INCOMPLETE, Error::Incomplete(s())),
+            (super::REGISTRY, Error::Registry(s())),
+            (super::INTERNAL, Error::Internal(s())),
+        ];
+        for (code, error) in pairs {
+            assert_eq!(code, error.exit_code(), "{error:?}");
+        }
     }
 }

@@ -1,12 +1,7 @@
-//! The tracing subscriber: pretty or JSON lines on stderr, and spans for an
-//! OTLP collector when one is configured. Field values are escaped as they
-//! are formatted (pretty) or as the line is written (JSON): a tool name
-//! or a log message chosen by a guest cannot forge a line.
+//! The tracing subscriber: pretty or JSON lines on stderr
+//! ([`femtoclaw_runtime::logs`]), and spans for an OTLP collector when one
+//! is configured.
 
-use std::io::IsTerminal;
-
-use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -61,86 +56,23 @@ pub fn init(level: Option<&str>, format: Format) -> anyhow::Result<Telemetry> {
         (None, Some(env)) => filter(env).map_err(|e| e.context("from the variable `RUST_LOG`"))?,
         (None, None) => EnvFilter::new("info"),
     };
-    // The MCP SDK logs what servers and clients send (a server's
-    // instructions, messages), unredacted, and its failures are reported by
-    // fc-host's own errors: it is silent unless a directive names it.
-    let named = level
-        .or(from_env.as_deref())
-        .is_some_and(|l| l.contains("rmcp"));
-    let filter = if named {
-        filter
-    } else {
-        filter.add_directive("rmcp=off".parse().expect("invariant: a valid directive"))
-    };
+    let filter = femtoclaw_runtime::logs::quiet_sdk(filter, level.or(from_env.as_deref()));
     let otlp = crate::otlp::init::<Registry>()?;
     if level == Some("off") && otlp.is_none() {
         // Nothing would be written anywhere: no subscriber at all, so
         // every event is discarded at its call site.
         return Ok(Telemetry(None));
     }
-    let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
-        Format::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_writer(SafeJson)
-            .boxed(),
-        Format::Pretty => {
-            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-                let text = format!("{value:?}");
-                let text = femtoclaw_runtime::text::escape(&text);
-                match field.name() {
-                    "message" => write!(w, "{text}"),
-                    name => write!(w, "{name}={text}"),
-                }
-            })
-            .delimited(" ");
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(colour)
-                .compact()
-                .fmt_fields(fields)
-                .with_writer(std::io::stderr)
-                .boxed()
-        }
-    };
+    let lines = femtoclaw_runtime::logs::lines(match format {
+        Format::Json => femtoclaw_runtime::logs::LogFormat::Json,
+        Format::Pretty => femtoclaw_runtime::logs::LogFormat::Pretty,
+    });
     // The filter applies to the lines on stderr; the trace gets every span.
     let (exporter, spans) = otlp.unzip();
     let mut layers = vec![lines.with_filter(filter).boxed()];
     layers.extend(spans);
     tracing_subscriber::registry().with(layers).init();
     Ok(Telemetry(exporter))
-}
-
-/// stderr for JSON lines: serde_json escapes C0 controls, and this escapes
-/// what it leaves raw (see [`crate::console::json_safe`]).
-struct SafeJson;
-
-struct SafeJsonWriter;
-
-impl std::io::Write for SafeJsonWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // The formatter writes each event whole, so `buf` is whole lines.
-        match std::str::from_utf8(buf) {
-            Ok(text) => std::io::stderr()
-                .lock()
-                .write_all(crate::console::json_safe(text).as_bytes())?,
-            Err(_) => std::io::stderr().lock().write_all(buf)?,
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
-}
-
-impl<'a> MakeWriter<'a> for SafeJson {
-    type Writer = SafeJsonWriter;
-    fn make_writer(&'a self) -> SafeJsonWriter {
-        SafeJsonWriter
-    }
 }
 
 #[cfg(test)]

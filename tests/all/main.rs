@@ -10,6 +10,7 @@ mod components;
 mod crash;
 mod damage;
 mod denied;
+mod embed;
 mod exhaustion;
 mod guide;
 mod hello;

@@ -50,7 +50,8 @@ pub struct MockProvider {
 
 impl MockProvider {
     /// Serves `responses` (status, extra headers, body) in order; afterwards
-    /// every request gets a 500.
+    /// every request gets a 500. Status 0 holds that request's connection
+    /// open unanswered (a provider that hangs).
     pub fn start(responses: Vec<(u16, &'static str, Value)>) -> MockProvider {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -59,6 +60,7 @@ impl MockProvider {
         let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
         let (r, sv) = (received.clone(), served.clone());
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -103,6 +105,10 @@ impl MockProvider {
                     "",
                     serde_json::json!({ "error": { "message": "no more responses" } }),
                 ));
+                if status == 0 {
+                    held.push(stream);
+                    continue;
+                }
                 if (200..300).contains(&status) {
                     sv.lock().unwrap().push(body.clone());
                 }

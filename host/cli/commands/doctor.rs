@@ -206,7 +206,7 @@ fn policy(report: &mut Report, path: &Path) {
             "brain",
             &format!(
                 "the policy names none: a run uses --brain, else the local server at {}",
-                super::run::local_brain_url(std::env::var("OLLAMA_HOST").ok())
+                femtoclaw_runtime::local_brain_url(std::env::var("OLLAMA_HOST").ok())
             ),
         ),
     }

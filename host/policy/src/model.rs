@@ -486,6 +486,24 @@ impl Policy {
         crate::parse::parse(path, &text, crate::parse::Files::Check)
     }
 
+    /// Validates policy text as if it were a file `policy.toml` in the
+    /// working directory (its relative paths resolve against it).
+    ///
+    /// ```
+    /// let policy = femtoclaw_policy::Policy::from_toml(
+    ///     "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\nmounts = [{ host = \".\", guest = \"/work\", mode = \"ro\" }]\n",
+    /// )?;
+    /// assert_eq!(policy.capabilities["fs"].tools, ["list_dir"]);
+    /// # Ok::<(), femtoclaw_policy::PolicyError>(())
+    /// ```
+    pub fn from_toml(text: &str) -> crate::Result<Policy> {
+        let here = std::env::current_dir().map_err(|source| crate::PolicyError::Read {
+            path: "policy.toml".into(),
+            source,
+        })?;
+        Policy::parse(here.join("policy.toml"), text)
+    }
+
     /// Validates policy text as if it had been read from `path` (relative
     /// paths inside resolve against `path`'s directory).
     pub fn parse(path: impl AsRef<Path>, text: &str) -> crate::Result<Policy> {

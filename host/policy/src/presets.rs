@@ -37,7 +37,35 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// The presets as the embedding API names them: `Policy::Strict`,
+/// `Policy::Standard`, `Policy::Dev` (the names `--policy` takes).
+#[allow(non_upper_case_globals)]
+impl crate::Policy {
+    /// `Strict`: read the working directory (`read_file`, `list_dir`);
+    /// nothing else; only built-in or signed components.
+    pub const Strict: &'static Preset = &PRESETS[0];
+    /// `Standard`: read and write the working directory; no network, no
+    /// environment.
+    pub const Standard: &'static Preset = &PRESETS[1];
+    /// `Dev`: `Standard` with larger budgets (64 steps, 256 tool calls, 30
+    /// minutes).
+    pub const Dev: &'static Preset = &PRESETS[2];
+}
+
 impl Preset {
+    /// The preset as a policy, its paths resolved against the working
+    /// directory (as `--policy NAME` does).
+    ///
+    /// ```
+    /// use femtoclaw_policy::Policy;
+    /// let strict = Policy::Strict.load()?;
+    /// assert_eq!(strict.capabilities["fs"].tools, ["read_file", "list_dir"]);
+    /// # Ok::<(), femtoclaw_policy::PolicyError>(())
+    /// ```
+    pub fn load(&self) -> crate::Result<crate::Policy> {
+        crate::Policy::load(self.name)
+    }
+
     /// The preset an argument names: exactly a preset's name, with no
     /// directory or extension (`./Strict` is a file).
     pub fn named(arg: &Path) -> Option<&'static Preset> {
@@ -91,6 +119,12 @@ mod tests {
             assert!(Preset::named(Path::new(not)).is_none(), "{not}");
         }
         assert_eq!(Preset::like(Path::new("strict")).unwrap().name, "Strict");
+        let named = [
+            crate::Policy::Strict,
+            crate::Policy::Standard,
+            crate::Policy::Dev,
+        ];
+        assert_eq!(named.map(|p| p.name), ["Strict", "Standard", "Dev"]);
     }
 
     #[test]

@@ -8,6 +8,20 @@
 //! the policy grants). Every tool call goes through the [`gate`] and the
 //! protocol validator before a capability runs it.
 //!
+//! A program embeds it through [`Agent`] and [`Config`] (see [`embed`]):
+//!
+//! ```no_run
+//! use femtoclaw_runtime::prelude::*;
+//! fn main() -> Result<(), Error> {
+//!     let agent = Agent::new(Config::industrial());
+//!     agent.enforce_policy(Policy::Strict);
+//!     agent.run_managed()
+//! }
+//! ```
+//!
+//! Beneath it, [`Runtime`] runs one [`RunPlan`] (what `fc-host run` and
+//! `fc-host serve` use):
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), femtoclaw_runtime::RunError> {
 //! use femtoclaw_runtime::prelude::*;
@@ -27,16 +41,20 @@ mod agent;
 pub mod approval;
 mod bindings;
 mod brain;
+mod brain_spec;
 mod bundled;
 mod cache;
 mod capability;
 mod components;
+pub mod dirs;
+pub mod embed;
 mod engine;
 mod engine_config;
 mod error;
 mod fsguard;
 pub mod gate;
 mod guest;
+pub mod logs;
 mod metrics;
 mod net;
 mod output;
@@ -49,12 +67,14 @@ pub mod text;
 mod virt;
 
 pub use bindings::{EffectClass, ToolError, ToolSpec};
+pub use brain_spec::{choose_brain, local_brain_url, parse_brain};
 pub use bundled::{
     Admission, AdmitError, admit as admit_bundle, check_grants as check_bundle_grants,
     raise_version as raise_bundle_version, signer as bundle_signer,
 };
 pub use capability::CheckedCapability;
 pub use components::{Builtin, ComponentRef, MAX_COMPONENT_BYTES};
+pub use embed::{Agent, Answer, Config, Error, PolicyChoice, TaskSource};
 pub use engine::Runtime;
 pub use error::{RunError, StopReason};
 pub use guest::{Cancel, FuelMeter, MemoryPool};
@@ -94,8 +114,9 @@ pub mod artifacts {
 /// The names an embedding program needs.
 pub mod prelude {
     pub use crate::{
-        AgentError, BrainChoice, ComponentRef, Resume, RunError, RunOutcome, RunPlan, Runtime,
-        approval::Approval, approval::ApprovalRequest, approval::Approver,
+        Agent, AgentError, Answer, BrainChoice, ComponentRef, Config, Error, Resume, RunError,
+        RunOutcome, RunPlan, Runtime, TaskSource, approval::Approval, approval::ApprovalRequest,
+        approval::Approver, logs::LogFormat,
     };
     pub use femtoclaw_policy::Policy;
 }

@@ -22,6 +22,45 @@ pub fn is_unsafe(c: char) -> bool {
         )
 }
 
+/// JSON text with every character that JSON may carry raw but a terminal
+/// must not (DEL, C1 controls, bidirectional overrides, line separators)
+/// written as a `\u` escape. Inside a JSON string that is the same text;
+/// outside strings JSON has no such characters.
+pub fn json_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| is_unsafe(c) && c != '\n') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unsafe(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` for a terminal as an answer: its lines and tabs kept, every other
+/// unsafe character escaped.
+pub fn escape_lines(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| is_unsafe(c) && c != '\n' && c != '\t') {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => safe.push(c),
+            c if is_unsafe(c) => push_escaped(&mut safe, c),
+            c => safe.push(c),
+        }
+    }
+    Cow::Owned(safe)
+}
+
 /// `text` with every unsafe character written as an escape (`\n`, `\r`,
 /// `\t`, `\u{1b}`); borrowed when there is none.
 pub fn escape(text: &str) -> Cow<'_, str> {
@@ -84,6 +123,16 @@ pub(crate) fn tool_error(error: &ToolError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn json_lines_stay_json_and_lose_raw_controls() {
+        let raw = json!({ "m": "a\u{7f}b\u{9b}c\u{202e}d\ne" }).to_string();
+        let safe = json_safe(&raw);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        let back: Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["m"], "a\u{7f}b\u{9b}c\u{202e}d\ne");
+    }
 
     #[test]
     fn every_line_forging_or_terminal_character_is_escaped() {
