@@ -143,7 +143,10 @@ async fn run(
     tracing::info!(target: "femtoclaw::serve", %address, tenants = server.tenants.len(), "serving");
     on_listening(address);
     let router = api::router(server.clone());
-    let shutdown = shutdown_signal();
+    let shutdown = async {
+        let signal = femtoclaw_runtime::embed::shutdown_signal().await;
+        tracing::info!(target: "femtoclaw::serve", %signal, "stopping");
+    };
     listen::accept_loop(server.clone(), listener, acceptor, router, shutdown).await;
     server.drain().await;
     Ok(())
@@ -181,27 +184,5 @@ impl Server {
         }
         let left = self.running.load(Ordering::SeqCst);
         tracing::info!(target: "femtoclaw::serve", finished, left, "stopped: runs left are resumed by the next server");
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!(target: "femtoclaw::serve", "no signal handlers: stop the server with SIGKILL");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -228,8 +228,9 @@ impl Marker {
     }
 }
 
-/// Resolves with the signal's name at the first `SIGTERM` or `SIGINT`.
-async fn shutdown_signal() -> &'static str {
+/// Resolves with the signal's name at the first `SIGTERM` or `SIGINT`
+/// (`Ctrl-C` off Unix): how a managed run and `fc-host serve` learn to stop.
+pub async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -237,7 +238,7 @@ async fn shutdown_signal() -> &'static str {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) else {
-            tracing::error!(target: "femtoclaw::run", "no signal handlers: the run can only be killed, and resumes at its last commit point");
+            tracing::error!(target: "femtoclaw::run", "no signal handlers: only SIGKILL stops this process (a run resumes at its last commit point)");
             return std::future::pending().await;
         };
         tokio::select! {

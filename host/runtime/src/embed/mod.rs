@@ -27,3 +27,4 @@ mod managed;
 pub use agent::{Agent, Answer, PolicyChoice};
 pub use config::{Config, TaskSource};
 pub use error::Error;
+pub use managed::shutdown_signal;
