@@ -10,7 +10,7 @@
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 
-use femtoclaw_journal::{RunStatus, SharedJournal};
+use femtoclaw_journal::{JournalError, RunStatus, SharedJournal};
 
 use super::agent::{Agent, Answer, answer, block_on};
 use super::config::TaskSource;
@@ -69,9 +69,10 @@ impl Agent {
             ));
         };
         let marker = Marker::new(&dir, &self.config.name)?;
-        let interrupted = marker
-            .read()?
-            .filter(|run_id| status(&journal, run_id) == Some(RunStatus::Running));
+        let interrupted = match marker.read()? {
+            Some(run_id) if status(&journal, &run_id)? == Some(RunStatus::Running) => Some(run_id),
+            _ => None,
+        };
         let run_id = match &interrupted {
             Some(run_id) => run_id.clone(),
             None => new_run_id(),
@@ -115,7 +116,7 @@ impl Agent {
         // An ended run is no longer this program's to resume; one a failure
         // left running (an uncertain write under `on-uncertain = "fail"`)
         // stays its own until an operator decides.
-        if status(&journal, &run_id) != Some(RunStatus::Running) {
+        if status(&journal, &run_id)? != Some(RunStatus::Running) {
             marker.clear()?;
         }
         answer(outcome?)
@@ -123,8 +124,14 @@ impl Agent {
 }
 
 /// The status the journal records of a run (none if it has no such run).
-fn status(journal: &SharedJournal, run_id: &str) -> Option<RunStatus> {
-    journal.lock().run(run_id).ok().map(|info| info.status)
+/// A journal that cannot say is an error: taking it for "no run" would
+/// start afresh and strand a resumable run.
+fn status(journal: &SharedJournal, run_id: &str) -> Result<Option<RunStatus>, Error> {
+    match journal.lock().run(run_id) {
+        Ok(info) => Ok(Some(info.status)),
+        Err(JournalError::UnknownRun(_)) => Ok(None),
+        Err(e) => Err(Error::Journal(format!("the managed run `{run_id}`: {e}"))),
+    }
 }
 
 /// The task a managed run starts with.
@@ -275,5 +282,12 @@ mod tests {
         marker.clear().unwrap();
         marker.clear().unwrap();
         assert_eq!(marker.read().unwrap(), None);
+    }
+
+    #[test]
+    fn a_run_the_journal_does_not_hold_has_no_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SharedJournal::new(femtoclaw_journal::Journal::open(dir.path()).unwrap());
+        assert_eq!(status(&journal, &new_run_id()).unwrap(), None);
     }
 }
