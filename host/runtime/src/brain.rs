@@ -130,10 +130,7 @@ impl BrainInstance {
         let mut store = GuestState::store(&rt.engine, setup, BrainHost { settings });
         let bindings = guarded(&mut store, budget, async |s| pre.instantiate_async(s).await)
             .await
-            .map_err(|f| RunError::Trap {
-                component: "brain".into(),
-                message: failure_text(&f),
-            })?;
+            .map_err(|f| f.starting("brain"))?;
         Ok(BrainInstance {
             store,
             bindings,
@@ -162,14 +159,6 @@ impl BrainInstance {
             self.failed = Some(f.clone());
         }
         result
-    }
-}
-
-pub(crate) fn failure_text(f: &Failure) -> String {
-    match f {
-        Failure::Limit(m) => format!("limit: {m}"),
-        Failure::Trap(m) => m.clone(),
-        Failure::Stop(r) => r.to_string(),
     }
 }
 

@@ -332,10 +332,7 @@ impl CapabilityInstance {
                     .await
             })
             .await
-            .map_err(|f| RunError::Trap {
-                component,
-                message: crate::brain::failure_text(&f),
-            })?;
+            .map_err(|f| f.starting(component))?;
         Ok((cap, specs))
     }
 

@@ -12,7 +12,7 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::StopReason;
+use crate::{RunError, StopReason};
 use crate::bindings::agent::femtoclaw::runtime::{log, types};
 use crate::net::NetGate;
 use crate::output::Captured;
@@ -422,6 +422,25 @@ pub(crate) enum Failure {
     Stop(StopReason),
 }
 
+impl Failure {
+    /// What a failure while a component starts means for the run: a stop
+    /// (a cancellation, a run budget) stays that stop; anything else is the
+    /// component's trap.
+    pub(crate) fn starting(self, component: impl Into<String>) -> RunError {
+        match self {
+            Failure::Stop(reason) => reason.into(),
+            Failure::Limit(m) => RunError::Trap {
+                component: component.into(),
+                message: format!("limit: {m}"),
+            },
+            Failure::Trap(message) => RunError::Trap {
+                component: component.into(),
+                message,
+            },
+        }
+    }
+}
+
 /// Arms a store for one call: fresh fuel, a fresh deadline, no limit hit.
 pub(crate) fn arm<D>(store: &mut Store<GuestState<D>>, budget: Budget) {
     store.data_mut().limiter.hit = None;
@@ -560,6 +579,9 @@ mod tests {
             .unwrap();
         assert_eq!(err, Failure::Stop(StopReason::Cancelled));
         canceller.await.unwrap();
+        // A component cancelled while it starts ends the run cancelled, not
+        // as the component's trap (a race `fc-host serve`'s cancel can hit).
+        assert!(matches!(err.starting("capability h"), RunError::Cancelled(_)));
         // Without a cancel, the wall time ends it, as a limit.
         let short = Budget {
             wall: Duration::from_millis(50),
