@@ -26,6 +26,8 @@ pub const INCOMPLETE: u8 = 12;
 /// An OCI registry could not be reached, refused the credentials, or has no
 /// such repository, tag or digest.
 pub const REGISTRY: u8 = 15;
+/// `fc-host compliance`: a check failed (the report says which).
+pub const COMPLIANCE: u8 = 16;
 /// A failure of fc-host itself.
 pub const INTERNAL: u8 = 70;
 
@@ -36,7 +38,8 @@ unknown run, damaged state), 8 a resumed write of unknown outcome under `on-unce
 (the run stays resumable), 9 bundle malformed or tampered, 10 bundle signature missing, untrusted \
 or invalid, 11 bundle downgrade, 12 the model stopped without a complete answer (token limit, \
 content filter or refusal), 13 the run was cancelled, 14 the policy refused a tool call under `on-refusal = \"stop\"`, \
-15 an OCI registry unreachable, refusing the credentials, or without the reference, 70 internal error.";
+15 an OCI registry unreachable, refusing the credentials, or without the reference, 16 a \
+`fc-host compliance` check failed, 70 internal error.";
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {

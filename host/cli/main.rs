@@ -41,7 +41,17 @@ fn cli() -> clap::Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match logging::init(cli.log_level.as_deref(), cli.log_format) {
+    // `compliance` makes hundreds of runs: their info lines would bury
+    // its report, so it logs warnings unless told otherwise.
+    let quiet = matches!(cli.command, Command::Compliance(_))
+        && std::env::var_os("RUST_LOG").is_none()
+        && cli.log_level.is_none();
+    let level = if quiet {
+        Some("warn")
+    } else {
+        cli.log_level.as_deref()
+    };
+    let telemetry = match logging::init(level, cli.log_format) {
         Ok(t) => t,
         Err(e) => {
             console::error(&e, exit::USAGE);

@@ -22,6 +22,7 @@ pub mod exit {
     pub const DOWNGRADE: i32 = 11;
     pub const REFUSED: i32 = 14;
     pub const REGISTRY: i32 = 15;
+    pub const COMPLIANCE: i32 = 16;
 }
 
 /// `fc-host` with a state directory of its own (tests run in parallel, and

@@ -6,6 +6,7 @@ mod bundles;
 mod cache;
 mod cli;
 mod common;
+mod compliance;
 mod components;
 mod crash;
 mod damage;

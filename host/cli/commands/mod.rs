@@ -3,6 +3,7 @@
 pub mod bundle;
 mod call;
 mod compile;
+mod compliance;
 mod doctor;
 mod journal;
 mod mcp;
@@ -17,6 +18,7 @@ mod sign;
 pub use bundle::{BundleCommand, KeygenCommand};
 pub use call::{CallCommand, ToolsCommand};
 pub use compile::CompileCommand;
+pub use compliance::ComplianceCommand;
 pub use doctor::DoctorCommand;
 pub use journal::{AuditCommand, InspectCommand, ReplayCommand, ResumeCommand, RunsCommand};
 pub use mcp::McpCommand;
@@ -71,6 +73,8 @@ pub enum Command {
     Wit(WitCommand),
     /// Check the state, the cache, a policy, its components and its brain.
     Doctor(DoctorCommand),
+    /// Check a policy and its components: determinism, hostile tool calls.
+    Compliance(ComplianceCommand),
 }
 
 impl Command {
@@ -96,6 +100,7 @@ impl Command {
             Command::Mcp(c) => c.execute(),
             Command::Completions(c) => c.execute(),
             Command::Man(c) => c.execute(),
+            Command::Compliance(c) => c.execute(),
         }
     }
 }

@@ -12,11 +12,11 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::{RunError, StopReason};
 use crate::bindings::agent::femtoclaw::runtime::{log, types};
 use crate::net::NetGate;
 use crate::output::Captured;
 use crate::redact::Redactor;
+use crate::{RunError, StopReason};
 
 /// Budgets for one store, from the policy (docs/policy.md lists defaults).
 #[derive(Debug, Clone, Copy)]
@@ -581,7 +581,10 @@ mod tests {
         canceller.await.unwrap();
         // A component cancelled while it starts ends the run cancelled, not
         // as the component's trap (a race `fc-host serve`'s cancel can hit).
-        assert!(matches!(err.starting("capability h"), RunError::Cancelled(_)));
+        assert!(matches!(
+            err.starting("capability h"),
+            RunError::Cancelled(_)
+        ));
         // Without a cancel, the wall time ends it, as a limit.
         let short = Budget {
             wall: Duration::from_millis(50),

@@ -330,10 +330,17 @@ fn recorded_policy(
 
 /// The tool specs journaled when the run started.
 pub(super) fn recorded_specs(events: &[Event]) -> Result<Vec<ToolSpec>, RunError> {
-    let start = events
-        .first()
-        .filter(|e| e.kind == "run-start")
-        .ok_or_else(|| RunError::Journal("the run has no start event".into()))?;
+    let start = match events.first() {
+        Some(e) if e.kind == "run-start" => e,
+        // A run that failed before it started records only its end.
+        Some(e) if e.kind == "run-end" => {
+            return Err(RunError::Config(format!(
+                "the run failed before it started ({}): nothing was recorded to replay",
+                e.data["outcome"].as_str().unwrap_or("no reason recorded")
+            )));
+        }
+        _ => return Err(RunError::Journal("the run has no start event".into())),
+    };
     serde_json::from_value(start.data["tools"].clone())
         .map_err(|e| RunError::Journal(format!("event 0: {e}")))
 }

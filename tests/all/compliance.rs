@@ -1,0 +1,217 @@
+//! `fc-host compliance` on the user's own policy: what passes, and that a
+//! check fails, naming the step, when the property does not hold.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::mock_provider::{MockProvider, openai_turn};
+
+fn compliance(args: &[&str]) -> Output {
+    run(fc_host().arg("compliance").args(args))
+}
+
+#[test]
+fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
+    let state = fresh_dir();
+    let scratch = Scratch::new();
+    let junit = scratch.path("report.xml");
+    let out = run(fc_host().env("FC_STATE_DIR", &state).args([
+        "compliance",
+        "--policy",
+        "examples/hello/policy.toml",
+        "--replays",
+        "5",
+        "--json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let named = |section: &str| checks.iter().filter(|c| c["section"] == section).count();
+    assert_eq!(named("determinism"), 3, "{report:#}");
+    // Eight hostile calls for each of the two granted tools.
+    assert_eq!(named("protocol"), 16, "{report:#}");
+    assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
+    let replays = checks
+        .iter()
+        .find(|c| c["check"] == "replays give the recorded outcome")
+        .unwrap();
+    assert_eq!(replays["subject"], "5 replays");
+    assert!(
+        replays["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/data holds notes.txt")
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"19\" failures=\"0\" skipped=\"0\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
+    // The runs journaled in a scratch directory, not in the user's state.
+    let runs = fc(&state, &["runs", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&runs.stdout).unwrap(),
+        json!([]),
+        "{runs:#?}"
+    );
+}
+
+#[test]
+fn runs_that_depend_on_state_outside_the_journal_fail_determinism_naming_the_event() {
+    // Each run lists a read-write directory, then writes a new file into
+    // it: the second run lists what the first wrote.
+    let s = Scratch::new();
+    s.mkdir("data");
+    s.setup(
+        &policy(
+            "[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\", \"write_file\"]\n\
+             mounts = [{ guest = \"/data\", host = \"data\", mode = \"rw\" }]",
+        ),
+        json!([
+            { "content": null, "tool_calls": [{ "name": "fs.list_dir", "arguments": { "path": "/data" } }] },
+            { "content": null, "tool_calls": [{ "name": "fs.write_file",
+                "arguments": { "path": "/data/note.txt", "content": "again" } }] },
+            { "content": "done" }
+        ]),
+    );
+    let junit = s.path("report.xml");
+    let out = compliance(&[
+        "--policy",
+        s.path("policy.toml").to_str().unwrap(),
+        "--only",
+        "determinism",
+        "--replays",
+        "3",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let failed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" FAIL "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out:#?}");
+    assert!(
+        failed[0].contains("two fresh runs give the same events"),
+        "{out:#?}"
+    );
+    assert!(
+        failed[0].contains("differs") && failed[0].contains("note.txt"),
+        "{out:#?}"
+    );
+    // The recorded run still replays to its own outcome.
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("replays give the recorded outcome") && l.contains(" pass ")),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout
+            .ends_with("3 checks: 2 passed, 1 failed, 0 skipped\n"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("protocol"), "{out:#?}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("failures=\"1\"") && xml.contains("<failure message=\"event "),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_run_that_cannot_start_fails_the_determinism_check() {
+    // Nothing listens on the port: the recorded run fails before its first
+    // step, so there is nothing to replay, and the report says so.
+    let out = compliance(&[
+        "--policy",
+        "examples/hello/policy.toml",
+        "--brain",
+        "local=http://127.0.0.1:9/v1",
+        "--only",
+        "determinism",
+    ]);
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[1].contains("the recorded run starts") && lines[1].contains(" FAIL "),
+        "{out:#?}"
+    );
+    assert!(lines[1].contains("unreachable"), "{out:#?}");
+    assert!(
+        out.stdout
+            .ends_with("1 checks: 0 passed, 1 failed, 0 skipped\n"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_live_brain_skips_the_fresh_run_comparison_and_says_what_to_pass() {
+    // One answer from a model on loopback: the recorded run, which then
+    // replays from its journal without asking the model again.
+    let done = json!({ "role": "assistant", "content": "Nothing to do." });
+    let provider = MockProvider::start(vec![(200, "", openai_turn(done, (3, 2)))]);
+    let brain = format!("local=http://127.0.0.1:{}/v1", provider.port);
+    let out = compliance(&[
+        "--policy",
+        "examples/hello/policy.toml",
+        "--brain",
+        &brain,
+        "--only",
+        "determinism",
+        "--replays",
+        "3",
+    ]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let skipped: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" skip "))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{out:#?}");
+    assert!(
+        skipped[0].contains("live model") && skipped[0].contains("--brain scripted:FILE"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout
+            .ends_with("3 checks: 2 passed, 0 failed, 1 skipped\n"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        provider.requests().len(),
+        1,
+        "the replays did not ask the model"
+    );
+}
+
+#[test]
+fn replaying_a_run_that_failed_before_it_started_says_so() {
+    let state = fresh_dir();
+    let out = fc(
+        &state,
+        &[
+            "run",
+            "--policy",
+            "examples/hello/policy.toml",
+            "--brain",
+            "local=http://127.0.0.1:9/v1",
+        ],
+    );
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    let id = first_run_id(&state);
+    let replay = fc(&state, &["replay", &id]);
+    assert_eq!(replay.code, exit::USAGE, "{replay:#?}");
+    assert!(
+        replay.stderr.contains("the run failed before it started (")
+            && replay.stderr.contains("unreachable")
+            && replay.stderr.contains("nothing was recorded to replay"),
+        "{replay:#?}"
+    );
+}
