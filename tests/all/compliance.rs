@@ -33,6 +33,8 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     assert_eq!(named("determinism"), 3, "{report:#}");
     // Eight hostile calls for each of the two granted tools.
     assert_eq!(named("protocol"), 16, "{report:#}");
+    // The read-only mount: escapes, links, writes; then three limits.
+    assert_eq!(named("safety"), 6, "{report:#}");
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
     let replays = checks
         .iter()
@@ -48,7 +50,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"19\" failures=\"0\" skipped=\"0\""),
+        xml.contains("tests=\"25\" failures=\"0\" skipped=\"0\""),
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
@@ -214,4 +216,52 @@ fn replaying_a_run_that_failed_before_it_started_says_so() {
             && replay.stderr.contains("nothing was recorded to replay"),
         "{replay:#?}"
     );
+}
+
+#[test]
+fn probes_of_a_read_write_mount_hold_and_leave_it_as_it_was() {
+    let s = Scratch::new();
+    s.write("data/kept.txt", "kept");
+    s.write(
+        "policy.toml",
+        "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\n\
+         mounts = [{ guest = \"/data\", host = \"data\", mode = \"rw\" }]\n\
+         limits = { memory = \"8MiB\", fuel = 1000000 }\n",
+    );
+    let out = compliance(&[
+        "--policy",
+        s.path("policy.toml").to_str().unwrap(),
+        "--only",
+        "safety",
+        "--json",
+    ]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let detail = |check: &str| {
+        let c = checks.iter().find(|c| c["check"] == check).unwrap();
+        assert_eq!(c["result"], "pass", "{report:#}");
+        c["detail"].as_str().unwrap().to_owned()
+    };
+    assert!(detail("symbolic links do not lead out").contains("planted from outside"));
+    assert!(
+        detail("memory limit").contains("memory limit of 8 MiB"),
+        "{report:#}"
+    );
+    assert!(
+        detail("fuel and time limits").contains("fuel budget of 1000000"),
+        "{report:#}"
+    );
+    assert!(
+        !checks
+            .iter()
+            .any(|c| c["check"] == "nothing is written through `ro`")
+    );
+    assert_eq!(checks[0]["subject"], "capabilities.fs.mounts /data (rw)");
+    // What the probes made inside the mount, they removed.
+    let left: Vec<_> = std::fs::read_dir(s.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["kept.txt"]);
 }

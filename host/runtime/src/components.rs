@@ -21,6 +21,9 @@ pub enum Builtin {
     Fs,
     /// The `http` capability (`builtin:http`).
     Http,
+    /// `fc-host compliance`'s probe, which attacks the grant it is given
+    /// (`builtin:compliance-probe`; a policy file cannot name it).
+    Probe,
 }
 
 impl Builtin {
@@ -41,6 +44,7 @@ impl Builtin {
             Builtin::ProviderBrain => BRAIN_PROVIDER_BYTES,
             Builtin::Fs => CAP_FS_BYTES,
             Builtin::Http => CAP_HTTP_BYTES,
+            Builtin::Probe => CAP_PROBE_BYTES,
         }
     }
 
@@ -53,6 +57,7 @@ impl Builtin {
             Builtin::ProviderBrain => BRAIN_PROVIDER_SHA256,
             Builtin::Fs => CAP_FS_SHA256,
             Builtin::Http => CAP_HTTP_SHA256,
+            Builtin::Probe => CAP_PROBE_SHA256,
         }
     }
 
@@ -64,6 +69,7 @@ impl Builtin {
             Builtin::ProviderBrain => "builtin:provider",
             Builtin::Fs => "builtin:fs",
             Builtin::Http => "builtin:http",
+            Builtin::Probe => "builtin:compliance-probe",
         }
     }
 
@@ -72,6 +78,9 @@ impl Builtin {
         match name {
             "fs" => Some(Builtin::Fs),
             "http" => Some(Builtin::Http),
+            // Only in policies `fc-host compliance` makes: the policy
+            // parser accepts `fs` and `http` alone.
+            "compliance-probe" => Some(Builtin::Probe),
             _ => None,
         }
     }

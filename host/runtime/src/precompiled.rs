@@ -29,6 +29,7 @@ pub(crate) fn artifact(builtin: Builtin) -> &'static [u8] {
         Builtin::ProviderBrain => &BRAIN_PROVIDER_PRECOMPILED.0,
         Builtin::Fs => &CAP_FS_PRECOMPILED.0,
         Builtin::Http => &CAP_HTTP_PRECOMPILED.0,
+        Builtin::Probe => &CAP_PROBE_PRECOMPILED.0,
     }
 }
 

@@ -5,6 +5,7 @@
 mod determinism;
 mod protocol;
 mod report;
+mod safety;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ enum Section {
     Determinism,
     /// Malformed and hostile calls of every granted tool refused.
     Protocol,
+    /// Each capability's grant attacked from inside the sandbox.
+    Safety,
 }
 
 /// Check a policy and its components for determinism and protocol safety.
@@ -97,6 +100,11 @@ impl ComplianceCommand {
                     hooks: Hooks::default(),
                 };
                 protocol::check(&runtime, session, &mut report)
+                    .await
+                    .map_err(fail)?;
+            }
+            if wanted(Section::Safety) {
+                safety::check(&runtime, &plan.policy, &mut report)
                     .await
                     .map_err(fail)?;
             }

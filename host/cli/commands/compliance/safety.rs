@@ -1,0 +1,405 @@
+//! Safety: a probe component attacks each capability's grant from inside
+//! the sandbox, with exactly that grant's mounts and limits, and the report
+//! says per grant what held.
+//!
+//! Nothing a probe does reaches outside the grant: it opens, creates and
+//! links only inside its mounts, removes what it created, and the one thing
+//! done from outside (a symbolic link planted in a read-write mount) is
+//! removed again at once.
+
+use std::collections::BTreeMap;
+
+use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, OnRefusal, Policy};
+use femtoclaw_runtime::{Hooks, Runtime, Session, SessionPlan};
+use serde_json::{Value, json};
+
+use super::report::{Report, Verdict};
+
+const SECTION: &str = "safety";
+
+/// What the probe's symbolic links and planted link are called.
+const LINK: &str = "fc-compliance-probe";
+
+/// Paths that leave a mount's directory by `..` or by being absolute.
+const ESCAPES: [&str; 5] = [
+    "..",
+    "../..",
+    "./../x",
+    "../../../../../../../../etc/passwd",
+    "/etc/passwd",
+];
+
+/// Link targets outside a mount.
+const OUTSIDE: [&str; 3] = ["..", "../../../../../../../../etc", "/etc"];
+
+pub async fn check(runtime: &Runtime, policy: &Policy, report: &mut Report) -> anyhow::Result<()> {
+    if policy.capabilities.is_empty() {
+        report.add(
+            SECTION,
+            "granted capabilities",
+            "policy",
+            Verdict::Skip,
+            "the policy grants no capability",
+        );
+    }
+    for (name, grant) in &policy.capabilities {
+        if matches!(grant.component, ComponentSource::Mcp(_)) {
+            report.add(
+                SECTION,
+                "sandbox",
+                format!("capabilities.{name}"),
+                Verdict::Skip,
+                "an MCP server: its tools run outside the WebAssembly sandbox, where no probe can run",
+            );
+            continue;
+        }
+        let mut probe = Probe::open(runtime, policy, grant).await?;
+        for mount in &grant.mounts {
+            let subject = format!(
+                "capabilities.{name}.mounts {} ({})",
+                mount.guest,
+                mode(mount)
+            );
+            probe.mount(mount, &subject, report).await?;
+        }
+        probe
+            .limits(
+                &format!("capabilities.{name}.limits"),
+                grant,
+                policy,
+                report,
+            )
+            .await?;
+        probe.session.close()?;
+    }
+    Ok(())
+}
+
+fn mode(mount: &Mount) -> &'static str {
+    match mount.mode {
+        MountMode::ReadOnly => "ro",
+        MountMode::ReadWrite => "rw",
+    }
+}
+
+/// A session whose one capability is the probe, with a grant's mounts and
+/// limits and nothing else (no network, no variables, no secrets).
+struct Probe {
+    session: Session,
+}
+
+impl Probe {
+    async fn open(
+        runtime: &Runtime,
+        policy: &Policy,
+        grant: &CapabilityGrant,
+    ) -> anyhow::Result<Probe> {
+        let mut policy = policy.clone();
+        let tools = ["open", "create", "symlink", "allocate", "spin", "output"];
+        let probe = CapabilityGrant {
+            component: ComponentSource::Builtin("compliance-probe".into()),
+            tools: tools.map(String::from).to_vec(),
+            mounts: grant.mounts.clone(),
+            net: vec![],
+            env: vec![],
+            secrets: BTreeMap::new(),
+            max_calls: BTreeMap::new(),
+            rates: Default::default(),
+            tool_rates: BTreeMap::new(),
+            limits: grant.limits,
+        };
+        policy.capabilities = BTreeMap::from([("probe".to_owned(), probe)]);
+        // The probe's own calls are not what is checked: no rule, approval
+        // or call budget of the policy's tools applies to them.
+        policy.rules.clear();
+        policy.approve.clear();
+        policy.on_refusal = OnRefusal::Inform;
+        policy.limits.max_tool_calls = u32::MAX;
+        let plan = SessionPlan {
+            policy,
+            client: "fc-host compliance probe".into(),
+            state: None,
+            bundle: None,
+            hooks: Hooks::default(),
+        };
+        Ok(Probe {
+            session: runtime.open_session(plan).await?,
+        })
+    }
+
+    /// One probe call: its JSON answer, or the error the caller was shown.
+    async fn call(
+        &mut self,
+        tool: &str,
+        arguments: Value,
+    ) -> anyhow::Result<Result<Value, String>> {
+        let shown = self
+            .session
+            .call(&format!("probe.{tool}"), &arguments.to_string())
+            .await?;
+        Ok(if shown.is_error {
+            Err(shown.text)
+        } else {
+            Ok(serde_json::from_str(&shown.text)?)
+        })
+    }
+
+    async fn mount(
+        &mut self,
+        mount: &Mount,
+        subject: &str,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let guest = mount.guest.as_str();
+        let mut opened = Vec::new();
+        for path in ESCAPES {
+            let answer = self
+                .call("open", json!({ "mount": guest, "path": path }))
+                .await?;
+            if answer.is_ok_and(|a| a["opened"] == true) {
+                opened.push(path);
+            }
+        }
+        let (verdict, detail) = escapes(&opened);
+        report.add(
+            SECTION,
+            "`..` and absolute paths stay inside",
+            subject,
+            verdict,
+            detail,
+        );
+
+        let (mut led_out, mut created) = (Vec::new(), Vec::new());
+        for target in OUTSIDE {
+            let answer = self
+                .call("symlink", json!({ "mount": guest, "target": target }))
+                .await?;
+            if let Ok(a) = answer {
+                if a["opened"] == true {
+                    led_out.push(target);
+                }
+                if a["created"] == true {
+                    created.push(target);
+                }
+            }
+        }
+        let planted = match mount.mode {
+            MountMode::ReadWrite => self.planted(mount).await?,
+            MountMode::ReadOnly => None,
+        };
+        let (verdict, detail) = links(&led_out, planted);
+        report.add(
+            SECTION,
+            "symbolic links do not lead out",
+            subject,
+            verdict,
+            detail,
+        );
+
+        if mount.mode == MountMode::ReadOnly {
+            let answer = self.call("create", json!({ "mount": guest })).await?;
+            let wrote = answer.is_ok_and(|a| a["file"] == true || a["dir"] == true);
+            let (verdict, detail) = writes(wrote, &created);
+            report.add(
+                SECTION,
+                "nothing is written through `ro`",
+                subject,
+                verdict,
+                detail,
+            );
+        }
+        Ok(())
+    }
+
+    /// Plants a link to the mount's parent directory in a read-write mount
+    /// and has the probe open it: whether it led out (`None`: a file of that
+    /// name exists, so nothing was planted).
+    async fn planted(&mut self, mount: &Mount) -> anyhow::Result<Option<bool>> {
+        let link = mount.host.join(LINK);
+        let Some(parent) = mount.host.parent() else {
+            return Ok(None);
+        };
+        if link.symlink_metadata().is_ok() || plant(parent, &link).is_err() {
+            return Ok(None);
+        }
+        let answer = self
+            .call("open", json!({ "mount": mount.guest, "path": LINK }))
+            .await;
+        std::fs::remove_file(&link)?;
+        Ok(Some(answer?.is_ok_and(|a| a["opened"] == true)))
+    }
+
+    async fn limits(
+        &mut self,
+        subject: &str,
+        grant: &CapabilityGrant,
+        policy: &Policy,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let memory = grant.limits.memory;
+        if memory + (1 << 20) >= 4 << 30 {
+            report.add(
+                SECTION,
+                "memory limit",
+                subject,
+                Verdict::Skip,
+                format!("{memory} bytes: more than a 32-bit guest can ask for"),
+            );
+        } else {
+            let answer = self
+                .call("allocate", json!({ "bytes": memory + (1 << 20) }))
+                .await?;
+            report.add(
+                SECTION,
+                "memory limit",
+                subject,
+                stopped(&answer),
+                said(&answer),
+            );
+        }
+        let answer = self.call("spin", json!({})).await?;
+        report.add(
+            SECTION,
+            "fuel and time limits",
+            subject,
+            stopped(&answer),
+            said(&answer),
+        );
+        let answer = self
+            .call(
+                "output",
+                json!({ "bytes": policy.limits.max_tool_output + 1 }),
+            )
+            .await?;
+        report.add(
+            SECTION,
+            "output limit",
+            subject,
+            verdict(answer.is_err()),
+            said(&answer),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn plant(target: &std::path::Path, link: &std::path::Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn plant(_: &std::path::Path, _: &std::path::Path) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "symbolic links are planted on Unix only",
+    ))
+}
+
+/// Paths that left the mount by `..` or by being absolute.
+fn escapes(opened: &[&str]) -> (Verdict, String) {
+    match opened {
+        [] => (Verdict::Pass, format!("{} paths refused", ESCAPES.len())),
+        out => (
+            Verdict::Fail,
+            format!("opened from inside the mount: {}", out.join(", ")),
+        ),
+    }
+}
+
+/// Links the probe made that were followed out, and whether a link planted
+/// from outside was (`None`: none planted).
+fn links(led_out: &[&str], planted: Option<bool>) -> (Verdict, String) {
+    match (led_out, planted) {
+        ([], None | Some(false)) => (
+            Verdict::Pass,
+            format!(
+                "links to {} led nowhere{}",
+                OUTSIDE.join(", "),
+                if planted.is_some() {
+                    "; a link planted from outside neither"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ([], Some(true)) => (
+            Verdict::Fail,
+            "a link planted in the mount, to its parent directory, was followed out".into(),
+        ),
+        (out, _) => (
+            Verdict::Fail,
+            format!(
+                "a link the probe made to {} was followed out",
+                out.join(", ")
+            ),
+        ),
+    }
+}
+
+/// Whether a read-only mount took a file or directory, or links to these
+/// targets.
+fn writes(wrote: bool, links: &[&str]) -> (Verdict, String) {
+    match (wrote, links) {
+        (false, []) => (
+            Verdict::Pass,
+            "creating a file, a directory and a link were refused".into(),
+        ),
+        (true, _) => (
+            Verdict::Fail,
+            "a file or directory was created (and removed again)".into(),
+        ),
+        (false, links) => (
+            Verdict::Fail,
+            format!(
+                "a link to {} was created (and removed again)",
+                links.join(", ")
+            ),
+        ),
+    }
+}
+
+fn verdict(held: bool) -> Verdict {
+    if held { Verdict::Pass } else { Verdict::Fail }
+}
+
+/// A call a limit must stop: refused with the limit's `stopped: ...`.
+fn stopped(answer: &Result<Value, String>) -> Verdict {
+    verdict(answer.as_ref().is_err_and(|e| e.contains("stopped")))
+}
+
+fn said(answer: &Result<Value, String>) -> String {
+    match answer {
+        Ok(value) => super::shorten(&format!("it ran to the end: {value}"), 160),
+        Err(e) => super::shorten(e, 160),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_judgement_fails_on_what_would_be_an_escape() {
+        assert_eq!(escapes(&[]).0, Verdict::Pass);
+        let (v, why) = escapes(&["../.."]);
+        assert_eq!(
+            (v, why.as_str()),
+            (Verdict::Fail, "opened from inside the mount: ../..")
+        );
+        assert_eq!(links(&[], Some(false)).0, Verdict::Pass);
+        assert_eq!(links(&[], None).0, Verdict::Pass);
+        let (v, why) = links(&[], Some(true));
+        assert!(v == Verdict::Fail && why.contains("planted"), "{why}");
+        let (v, why) = links(&["/etc"], Some(false));
+        assert!(v == Verdict::Fail && why.contains("/etc"), "{why}");
+        assert_eq!(writes(false, &[]).0, Verdict::Pass);
+        assert_eq!(writes(true, &[]).0, Verdict::Fail);
+        let (v, why) = writes(false, &[".."]);
+        assert!(v == Verdict::Fail && why.contains("link to .."), "{why}");
+        assert_eq!(
+            stopped(&Err("`probe.spin` stopped: fuel budget".into())),
+            Verdict::Pass
+        );
+        assert_eq!(stopped(&Ok(json!({ "allocated": 1 }))), Verdict::Fail);
+        assert_eq!(stopped(&Err("failed: no mount".into())), Verdict::Fail);
+    }
+}
