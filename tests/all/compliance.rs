@@ -33,8 +33,9 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     assert_eq!(named("determinism"), 3, "{report:#}");
     // Eight hostile calls for each of the two granted tools.
     assert_eq!(named("protocol"), 16, "{report:#}");
-    // The read-only mount: escapes, links, writes; then three limits.
-    assert_eq!(named("safety"), 6, "{report:#}");
+    // The read-only mount: escapes, links, writes; no `net` grant, yet
+    // private addresses and raw sockets refused; then three limits.
+    assert_eq!(named("safety"), 8, "{report:#}");
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
     let replays = checks
         .iter()
@@ -50,7 +51,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"25\" failures=\"0\" skipped=\"0\""),
+        xml.contains("tests=\"27\" failures=\"0\" skipped=\"0\""),
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
@@ -264,4 +265,89 @@ fn probes_of_a_read_write_mount_hold_and_leave_it_as_it_was() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(left, ["kept.txt"]);
+}
+
+#[test]
+fn network_and_secret_probes_hold_and_never_print_the_secret() {
+    let s = Scratch::new();
+    s.write(
+        "policy.toml",
+        "version = 1\n[capabilities.web]\ncomponent = \"builtin:http\"\ntools = [\"get\"]\n\
+         net = [\"http://127.0.0.1:8080\", \"http://localhost:9000\"]\n\
+         secrets = { TOKEN = { env = \"FC_TEST_PROBE_TOKEN\" } }\n",
+    );
+    let policy = s.path("policy.toml");
+    let secret = "s3cret-probe-value-42";
+    let out = run(fc_host().env("FC_TEST_PROBE_TOKEN", secret).args([
+        "compliance",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--only",
+        "safety",
+        "--json",
+        "--log-level",
+        "trace",
+    ]));
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert!(
+        !out.stdout.contains(secret) && !out.stderr.contains(secret),
+        "{out:#?}"
+    );
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let find = |check: &str, subject: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == check && c["subject"] == subject)
+            .unwrap_or_else(|| panic!("{check} of {subject}: {report:#}"))
+    };
+    let local = find(
+        "neighbouring destinations are refused",
+        "capabilities.web.net http://127.0.0.1:8080",
+    );
+    assert_eq!(local["result"], "pass", "{report:#}");
+    // The other scheme, the ports either side.
+    assert_eq!(local["detail"], "3 destinations refused before connecting");
+    let named = find(
+        "neighbouring destinations are refused",
+        "capabilities.web.net http://localhost:9000",
+    );
+    assert_eq!(
+        named["detail"], "5 destinations refused before connecting",
+        "{report:#}"
+    );
+    assert_eq!(
+        find("raw sockets are refused", "capabilities.web.net")["result"],
+        "pass"
+    );
+    let private = find(
+        "private and metadata addresses are refused",
+        "capabilities.web.net",
+    );
+    assert_eq!(private["result"], "pass", "{report:#}");
+    let token = find(
+        "the secret never leaves unredacted",
+        "capabilities.web.secrets.TOKEN",
+    );
+    assert_eq!(token["result"], "pass", "{report:#}");
+    assert!(
+        token["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the log saw only its name"),
+        "{report:#}"
+    );
+
+    // Without the secret's variable there is nothing to probe: skipped, saying why.
+    let out = compliance(&["--policy", policy.to_str().unwrap(), "--only", "safety"]);
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("secrets.TOKEN"))
+        .unwrap();
+    assert!(
+        line.contains(" skip ") && line.contains("`FC_TEST_PROBE_TOKEN` is not set"),
+        "{line}"
+    );
 }

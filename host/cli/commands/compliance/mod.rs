@@ -3,9 +3,12 @@
 //! check and what it proves).
 
 mod determinism;
+mod network;
+mod probe;
 mod protocol;
 mod report;
 mod safety;
+mod secrets;
 
 use std::path::PathBuf;
 
@@ -28,7 +31,8 @@ enum Section {
     Safety,
 }
 
-/// Check a policy and its components for determinism and protocol safety.
+/// Check a policy and its components: determinism, hostile tool calls,
+/// and each capability's grant attacked from inside the sandbox.
 #[derive(clap::Args)]
 pub struct ComplianceCommand {
     /// The agent: a component, a bundle (`.fcb`) or `oci://…` (as for
@@ -104,7 +108,7 @@ impl ComplianceCommand {
                     .map_err(fail)?;
             }
             if wanted(Section::Safety) {
-                safety::check(&runtime, &plan.policy, &mut report)
+                safety::check(&runtime, &plan.policy, scratch.path(), &mut report)
                     .await
                     .map_err(fail)?;
             }

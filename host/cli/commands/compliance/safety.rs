@@ -1,21 +1,24 @@
 //! Safety: a probe component attacks each capability's grant from inside
-//! the sandbox, with exactly that grant's mounts and limits, and the report
-//! says per grant what held.
+//! the sandbox, under that capability's name and grant, and the report says
+//! per grant what held: its mounts and limits here, its network in
+//! `network.rs`, its secrets in `secrets.rs`.
 //!
 //! Nothing a probe does reaches outside the grant: it opens, creates and
-//! links only inside its mounts, removes what it created, and the one thing
-//! done from outside (a symbolic link planted in a read-write mount) is
-//! removed again at once.
+//! links only inside its mounts, removes what it created, asks the network
+//! only for destinations the gate refuses before connecting, and the one
+//! thing done from outside (a symbolic link planted in a read-write mount)
+//! is removed again at once.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
-use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, OnRefusal, Policy};
-use femtoclaw_runtime::{Hooks, Runtime, Session, SessionPlan};
+use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, Policy};
+use femtoclaw_runtime::Runtime;
 use serde_json::{Value, json};
 
+use super::probe::Probe;
 use super::report::{Report, Verdict};
 
-const SECTION: &str = "safety";
+pub(super) const SECTION: &str = "safety";
 
 /// What the probe's symbolic links and planted link are called.
 const LINK: &str = "fc-compliance-probe";
@@ -32,7 +35,12 @@ const ESCAPES: [&str; 5] = [
 /// Link targets outside a mount.
 const OUTSIDE: [&str; 3] = ["..", "../../../../../../../../etc", "/etc"];
 
-pub async fn check(runtime: &Runtime, policy: &Policy, report: &mut Report) -> anyhow::Result<()> {
+pub async fn check(
+    runtime: &Runtime,
+    policy: &Policy,
+    scratch: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     if policy.capabilities.is_empty() {
         report.add(
             SECTION,
@@ -53,7 +61,7 @@ pub async fn check(runtime: &Runtime, policy: &Policy, report: &mut Report) -> a
             );
             continue;
         }
-        let mut probe = Probe::open(runtime, policy, grant).await?;
+        let mut probe = Probe::open(runtime, policy, name, grant, None).await?;
         for mount in &grant.mounts {
             let subject = format!(
                 "capabilities.{name}.mounts {} ({})",
@@ -62,15 +70,11 @@ pub async fn check(runtime: &Runtime, policy: &Policy, report: &mut Report) -> a
             );
             probe.mount(mount, &subject, report).await?;
         }
-        probe
-            .limits(
-                &format!("capabilities.{name}.limits"),
-                grant,
-                policy,
-                report,
-            )
-            .await?;
-        probe.session.close()?;
+        super::network::check(&mut probe, name, grant, report).await?;
+        let limits = format!("capabilities.{name}.limits");
+        probe.limits(&limits, grant, policy, report).await?;
+        probe.close()?;
+        super::secrets::check(runtime, policy, name, grant, scratch, report).await?;
     }
     Ok(())
 }
@@ -82,68 +86,7 @@ fn mode(mount: &Mount) -> &'static str {
     }
 }
 
-/// A session whose one capability is the probe, with a grant's mounts and
-/// limits and nothing else (no network, no variables, no secrets).
-struct Probe {
-    session: Session,
-}
-
 impl Probe {
-    async fn open(
-        runtime: &Runtime,
-        policy: &Policy,
-        grant: &CapabilityGrant,
-    ) -> anyhow::Result<Probe> {
-        let mut policy = policy.clone();
-        let tools = ["open", "create", "symlink", "allocate", "spin", "output"];
-        let probe = CapabilityGrant {
-            component: ComponentSource::Builtin("compliance-probe".into()),
-            tools: tools.map(String::from).to_vec(),
-            mounts: grant.mounts.clone(),
-            net: vec![],
-            env: vec![],
-            secrets: BTreeMap::new(),
-            max_calls: BTreeMap::new(),
-            rates: Default::default(),
-            tool_rates: BTreeMap::new(),
-            limits: grant.limits,
-        };
-        policy.capabilities = BTreeMap::from([("probe".to_owned(), probe)]);
-        // The probe's own calls are not what is checked: no rule, approval
-        // or call budget of the policy's tools applies to them.
-        policy.rules.clear();
-        policy.approve.clear();
-        policy.on_refusal = OnRefusal::Inform;
-        policy.limits.max_tool_calls = u32::MAX;
-        let plan = SessionPlan {
-            policy,
-            client: "fc-host compliance probe".into(),
-            state: None,
-            bundle: None,
-            hooks: Hooks::default(),
-        };
-        Ok(Probe {
-            session: runtime.open_session(plan).await?,
-        })
-    }
-
-    /// One probe call: its JSON answer, or the error the caller was shown.
-    async fn call(
-        &mut self,
-        tool: &str,
-        arguments: Value,
-    ) -> anyhow::Result<Result<Value, String>> {
-        let shown = self
-            .session
-            .call(&format!("probe.{tool}"), &arguments.to_string())
-            .await?;
-        Ok(if shown.is_error {
-            Err(shown.text)
-        } else {
-            Ok(serde_json::from_str(&shown.text)?)
-        })
-    }
-
     async fn mount(
         &mut self,
         mount: &Mount,

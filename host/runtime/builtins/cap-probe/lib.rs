@@ -9,6 +9,9 @@
 
 use serde_json::{Value, json};
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, OpenFlags, PathFlags};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingRequest, RequestOptions, Scheme};
+use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
 
 wit_bindgen::generate!({ path: "../../wit", world: "capability" });
 
@@ -52,6 +55,14 @@ impl Guest for Probe {
             tool("allocate", "Allocate BYTES of memory.", r#""bytes":{"type":"integer","minimum":0}"#, r#""bytes""#),
             tool("spin", "Compute without end.", "", ""),
             tool("output", "Answer with BYTES of text.", r#""bytes":{"type":"integer","minimum":0}"#, r#""bytes""#),
+            tool("http", "Send GET to URL.", r#""url":{"type":"string"}"#, r#""url""#),
+            tool("tcp", "Open a TCP connection to 127.0.0.1:PORT.", r#""port":{"type":"integer","minimum":0,"maximum":65535}"#, r#""port""#),
+            tool(
+                "reveal",
+                "Put the value of the variable VAR, between two markers, into SINK: the output, an error or a log line.",
+                r#""var":{"type":"string"},"sink":{"enum":["output","error","log"]}"#,
+                r#""var","sink""#,
+            ),
         ]
     }
 
@@ -101,10 +112,80 @@ impl Guest for Probe {
                 }
             }
             "output" => json!({ "text": "x".repeat(size) }),
+            "http" => {
+                let (outcome, detail) = http_get(&text("url"));
+                json!({ "outcome": outcome, "detail": detail })
+            }
+            "tcp" => {
+                let port = u16::try_from(args["port"].as_u64().unwrap_or(0)).unwrap_or(0);
+                let connected = tcp_connect(port);
+                json!({ "connected": connected.is_ok(), "error": connected.err() })
+            }
+            "reveal" => {
+                let value = format!("<<{}>>", std::env::var(text("var")).unwrap_or_default());
+                match text("sink").as_str() {
+                    "error" => return Err(ToolError::Failed(value)),
+                    "log" => {
+                        femtoclaw::runtime::log::log(femtoclaw::runtime::log::Level::Info, &value);
+                        json!({ "logged": true })
+                    }
+                    _ => json!({ "value": value }),
+                }
+            }
             other => return Err(ToolError::UnknownTool(format!("probe has no tool `{other}`"))),
         };
         Ok(out.to_string())
     }
+}
+
+/// Sends `GET url`: whether the host refused it before connecting
+/// (`denied`: no `net` pattern names it; `prohibited`: a private address
+/// the pattern does not name), or let it out (`answered`, `failed`).
+fn http_get(url: &str) -> (&'static str, String) {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return ("failed", format!("`{url}` is not a URL"));
+    };
+    let scheme = match parsed.scheme() {
+        "https" => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    let authority = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_method(&Method::Get);
+    let _ = request.set_scheme(Some(&scheme));
+    let _ = request.set_authority(Some(&authority));
+    let _ = request.set_path_with_query(Some("/"));
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(2_000_000_000));
+    let _ = options.set_first_byte_timeout(Some(2_000_000_000));
+    let result = outgoing_handler::handle(request, Some(options)).and_then(|future| {
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(result)) => result,
+            _ => Err(ErrorCode::InternalError(None)),
+        }
+    });
+    match result {
+        Ok(response) => ("answered", format!("status {}", response.status())),
+        Err(ErrorCode::HttpRequestDenied) => ("denied", String::new()),
+        Err(ErrorCode::DestinationIpProhibited) => ("prohibited", String::new()),
+        Err(e) => ("failed", format!("{e:?}")),
+    }
+}
+
+/// Opens a TCP connection to 127.0.0.1:`port` through WASI sockets.
+fn tcp_connect(port: u16) -> Result<(), String> {
+    let network = wasip2::sockets::instance_network::instance_network();
+    let socket = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
+        .map_err(|e| format!("creating a socket: {e:?}"))?;
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    socket.start_connect(&network, address).map_err(|e| format!("connecting: {e:?}"))?;
+    socket.subscribe().block();
+    socket.finish_connect().map(|_| ()).map_err(|e| format!("connecting: {e:?}"))
 }
 
 /// The preopened directory of the mount at guest path `guest`.

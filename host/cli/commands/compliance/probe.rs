@@ -1,0 +1,91 @@
+//! The probe of the safety checks: a session whose one capability is the
+//! built-in probe component, under the name and grant of the capability it
+//! stands in for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use femtoclaw_policy::{CapabilityGrant, ComponentSource, OnRefusal, Policy};
+use femtoclaw_runtime::{Hooks, Runtime, Session, SessionPlan};
+use serde_json::Value;
+
+/// A session whose one capability is the probe, with a grant's mounts,
+/// network and limits; with its variables and secrets too when journaled
+/// into `secrets` (a scratch state directory).
+pub(super) struct Probe {
+    session: Session,
+    /// The capability's name, which the probe takes.
+    name: String,
+}
+
+impl Probe {
+    pub(super) async fn open(
+        runtime: &Runtime,
+        policy: &Policy,
+        name: &str,
+        grant: &CapabilityGrant,
+        secrets: Option<&Path>,
+    ) -> anyhow::Result<Probe> {
+        let mut policy = policy.clone();
+        let tools = [
+            "open", "create", "symlink", "allocate", "spin", "output", "http", "tcp", "reveal",
+        ];
+        let probe = CapabilityGrant {
+            component: ComponentSource::Builtin("compliance-probe".into()),
+            tools: tools.map(String::from).to_vec(),
+            mounts: grant.mounts.clone(),
+            net: grant.net.clone(),
+            env: secrets.map(|_| grant.env.clone()).unwrap_or_default(),
+            secrets: secrets.map(|_| grant.secrets.clone()).unwrap_or_default(),
+            max_calls: BTreeMap::new(),
+            rates: Default::default(),
+            tool_rates: BTreeMap::new(),
+            limits: grant.limits,
+        };
+        // Under the capability's own name, so that messages name its grant.
+        policy.capabilities = BTreeMap::from([(name.to_owned(), probe)]);
+        // The probe's own calls are not what is checked: no rule, approval
+        // or call budget of the policy's tools applies to them.
+        policy.rules.clear();
+        policy.approve.clear();
+        policy.on_refusal = OnRefusal::Inform;
+        policy.limits.max_tool_calls = u32::MAX;
+        let plan = SessionPlan {
+            policy,
+            client: "fc-host compliance probe".into(),
+            state: secrets.map(Path::to_owned),
+            bundle: None,
+            hooks: Hooks::default(),
+        };
+        Ok(Probe {
+            session: runtime.open_session(plan).await?,
+            name: name.to_owned(),
+        })
+    }
+
+    pub(super) fn run_id(&self) -> String {
+        self.session.run_id().to_owned()
+    }
+
+    pub(super) fn close(self) -> anyhow::Result<()> {
+        self.session.close()?;
+        Ok(())
+    }
+
+    /// One probe call: its JSON answer, or the error the caller was shown.
+    pub(super) async fn call(
+        &mut self,
+        tool: &str,
+        arguments: Value,
+    ) -> anyhow::Result<Result<Value, String>> {
+        let shown = self
+            .session
+            .call(&format!("{}.{tool}", self.name), &arguments.to_string())
+            .await?;
+        Ok(if shown.is_error {
+            Err(shown.text)
+        } else {
+            Ok(serde_json::from_str(&shown.text)?)
+        })
+    }
+}
