@@ -41,13 +41,14 @@ fn cli() -> clap::Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `compliance` makes hundreds of runs: their info lines would bury
-    // its report, so it logs warnings unless told otherwise.
+    // `compliance` makes hundreds of runs and probes that are refused on
+    // purpose: their lines would bury its report, so it logs only errors
+    // unless told otherwise.
     let quiet = matches!(cli.command, Command::Compliance(_))
         && std::env::var_os("RUST_LOG").is_none()
         && cli.log_level.is_none();
     let level = if quiet {
-        Some("warn")
+        Some("error")
     } else {
         cli.log_level.as_deref()
     };

@@ -34,8 +34,8 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     // Eight hostile calls for each of the two granted tools.
     assert_eq!(named("protocol"), 16, "{report:#}");
     // The read-only mount: escapes, links, writes; no `net` grant, yet
-    // private addresses and raw sockets refused; then three limits.
-    assert_eq!(named("safety"), 8, "{report:#}");
+    // private addresses and raw sockets refused; then four limits.
+    assert_eq!(named("safety"), 9, "{report:#}");
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
     let replays = checks
         .iter()
@@ -51,7 +51,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"27\" failures=\"0\" skipped=\"0\""),
+        xml.contains("tests=\"28\" failures=\"0\" skipped=\"0\""),
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
@@ -227,6 +227,7 @@ fn probes_of_a_read_write_mount_hold_and_leave_it_as_it_was() {
         "policy.toml",
         "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\n\
          mounts = [{ guest = \"/data\", host = \"data\", mode = \"rw\" }]\n\
+         max-calls = { read_file = 3 }\n\
          limits = { memory = \"8MiB\", fuel = 1000000 }\n",
     );
     let out = compliance(&[
@@ -349,5 +350,42 @@ fn network_and_secret_probes_hold_and_never_print_the_secret() {
     assert!(
         line.contains(" skip ") && line.contains("`FC_TEST_PROBE_TOKEN` is not set"),
         "{line}"
+    );
+}
+
+#[test]
+fn the_shipped_policies_and_the_examples_pass() {
+    let s = Scratch::new();
+    let script = s.write(
+        "brain.json",
+        r#"[{"content": null, "tool_calls": [{"name": "fs.list_dir", "arguments": {"path": "/workspace"}}]}, {"content": "listed"}]"#,
+    );
+    let brain = format!("scripted:{}", script.display());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let strict = format!("{root}/policies/strict.toml");
+    let review = format!("{root}/examples/review/policy.toml");
+    // The presets mount the working directory: a scratch one here.
+    let cwd = s.mkdir("cwd");
+    for args in [
+        vec!["--policy", &strict, "--brain", &brain],
+        vec!["--policy", &review],
+        vec!["--policy", "Dev", "--brain", &brain],
+    ] {
+        let out = run(fc_host()
+            .current_dir(&cwd)
+            .arg("compliance")
+            .args(&args)
+            .args(["--replays", "10"]));
+        assert_eq!(out.code, exit::OK, "{args:?}: {out:#?}");
+        assert!(!out.stdout.contains(" FAIL "), "{out:#?}");
+        assert!(
+            out.stdout.contains(" 0 failed, 0 skipped"),
+            "{args:?}: {out:#?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "the probes left nothing"
     );
 }

@@ -9,9 +9,20 @@ use femtoclaw_policy::{CapabilityGrant, ComponentSource, OnRefusal, Policy};
 use femtoclaw_runtime::{Hooks, Runtime, Session, SessionPlan};
 use serde_json::Value;
 
-/// A session whose one capability is the probe, with a grant's mounts,
-/// network and limits; with its variables and secrets too when journaled
-/// into `secrets` (a scratch state directory).
+/// What a probe session is for.
+#[derive(Clone, Copy)]
+pub(super) enum Kind<'a> {
+    /// The grant's mounts, network and limits; no call budget.
+    Sandbox,
+    /// The grant's variables and secrets too, journaled into this scratch
+    /// state directory.
+    Secrets(&'a Path),
+    /// The policy's call budgets: `limits.max-tool-calls`, and the grant's
+    /// smallest `max-calls` on the probe's `output`.
+    Budget,
+}
+
+/// A session whose one capability is the probe, under the capability's name.
 pub(super) struct Probe {
     session: Session,
     /// The capability's name, which the probe takes.
@@ -24,36 +35,51 @@ impl Probe {
         policy: &Policy,
         name: &str,
         grant: &CapabilityGrant,
-        secrets: Option<&Path>,
+        kind: Kind<'_>,
     ) -> anyhow::Result<Probe> {
         let mut policy = policy.clone();
         let tools = [
             "open", "create", "symlink", "allocate", "spin", "output", "http", "tcp", "reveal",
         ];
+        let (env, secrets, state) = match kind {
+            Kind::Secrets(dir) => (
+                grant.env.clone(),
+                grant.secrets.clone(),
+                Some(dir.to_owned()),
+            ),
+            Kind::Sandbox | Kind::Budget => (vec![], BTreeMap::new(), None),
+        };
+        let max_calls = match (kind, grant.max_calls.values().min()) {
+            (Kind::Budget, Some(&n)) => BTreeMap::from([("output".to_owned(), n)]),
+            _ => BTreeMap::new(),
+        };
         let probe = CapabilityGrant {
             component: ComponentSource::Builtin("compliance-probe".into()),
             tools: tools.map(String::from).to_vec(),
             mounts: grant.mounts.clone(),
             net: grant.net.clone(),
-            env: secrets.map(|_| grant.env.clone()).unwrap_or_default(),
-            secrets: secrets.map(|_| grant.secrets.clone()).unwrap_or_default(),
-            max_calls: BTreeMap::new(),
+            env,
+            secrets,
+            max_calls,
             rates: Default::default(),
             tool_rates: BTreeMap::new(),
             limits: grant.limits,
         };
         // Under the capability's own name, so that messages name its grant.
         policy.capabilities = BTreeMap::from([(name.to_owned(), probe)]);
-        // The probe's own calls are not what is checked: no rule, approval
-        // or call budget of the policy's tools applies to them.
+        // The probe's own calls are not what is checked: no rule or approval
+        // of the policy's tools applies to them, nor a call budget unless
+        // that is what is probed.
         policy.rules.clear();
         policy.approve.clear();
         policy.on_refusal = OnRefusal::Inform;
-        policy.limits.max_tool_calls = u32::MAX;
+        if !matches!(kind, Kind::Budget) {
+            policy.limits.max_tool_calls = u32::MAX;
+        }
         let plan = SessionPlan {
             policy,
             client: "fc-host compliance probe".into(),
-            state: secrets.map(Path::to_owned),
+            state,
             bundle: None,
             hooks: Hooks::default(),
         };

@@ -15,7 +15,7 @@ use femtoclaw_policy::{CapabilityGrant, ComponentSource, Mount, MountMode, Polic
 use femtoclaw_runtime::Runtime;
 use serde_json::{Value, json};
 
-use super::probe::Probe;
+use super::probe::{Kind, Probe};
 use super::report::{Report, Verdict};
 
 pub(super) const SECTION: &str = "safety";
@@ -61,7 +61,7 @@ pub async fn check(
             );
             continue;
         }
-        let mut probe = Probe::open(runtime, policy, name, grant, None).await?;
+        let mut probe = Probe::open(runtime, policy, name, grant, Kind::Sandbox).await?;
         for mount in &grant.mounts {
             let subject = format!(
                 "capabilities.{name}.mounts {} ({})",
@@ -74,6 +74,7 @@ pub async fn check(
         let limits = format!("capabilities.{name}.limits");
         probe.limits(&limits, grant, policy, report).await?;
         probe.close()?;
+        budget(runtime, policy, name, grant, report).await?;
         super::secrets::check(runtime, policy, name, grant, scratch, report).await?;
     }
     Ok(())
@@ -225,6 +226,80 @@ impl Probe {
     }
 }
 
+/// The most calls the budget probe makes before it calls a budget too
+/// large to probe.
+const MAX_PROBED_CALLS: u32 = 10_000;
+
+/// Calls the probe until the first call budget in its way refuses one: it
+/// must refuse exactly the call past the budget.
+async fn budget(
+    runtime: &Runtime,
+    policy: &Policy,
+    name: &str,
+    grant: &CapabilityGrant,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let run = policy.limits.max_tool_calls;
+    let (limit, rule) = match grant.max_calls.iter().min_by_key(|(_, n)| **n) {
+        Some((tool, &n)) if n < run => (n, format!("capabilities.{name}.max-calls.{tool} = {n}")),
+        _ => (run, format!("limits.max-tool-calls = {run}")),
+    };
+    if limit > MAX_PROBED_CALLS {
+        report.add(
+            SECTION,
+            "call budget",
+            &rule,
+            Verdict::Skip,
+            format!("more than {MAX_PROBED_CALLS} calls"),
+        );
+        return Ok(());
+    }
+    let mut probe = Probe::open(runtime, policy, name, grant, Kind::Budget).await?;
+    let mut answered = 0;
+    let mut refusal = None;
+    for _ in 0..=limit {
+        match probe.call("output", json!({ "bytes": 0 })).await? {
+            Ok(_) => answered += 1,
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    // A run budget ends the session (closing it reports that).
+    let _ = probe.close();
+    let (verdict, detail) = judge_budget(limit, answered, refusal.as_deref());
+    report.add(SECTION, "call budget", &rule, verdict, detail);
+    Ok(())
+}
+
+/// `answered` calls before `refusal`, against a budget of `limit`.
+fn judge_budget(limit: u32, answered: u32, refusal: Option<&str>) -> (Verdict, String) {
+    match refusal {
+        Some(why) if answered == limit => (
+            Verdict::Pass,
+            super::shorten(
+                &format!("{answered} calls answered, the next refused: {why}"),
+                160,
+            ),
+        ),
+        Some(why) => (
+            Verdict::Fail,
+            super::shorten(
+                &format!("refused after {answered} calls, not {limit}: {why}"),
+                160,
+            ),
+        ),
+        None => (
+            Verdict::Fail,
+            format!(
+                "all {answered} calls answered, {} over the budget",
+                answered - limit
+            ),
+        ),
+    }
+}
+
 #[cfg(unix)]
 fn plant(target: &std::path::Path, link: &std::path::Path) -> std::io::Result<()> {
     std::os::unix::fs::symlink(target, link)
@@ -344,5 +419,15 @@ mod tests {
         );
         assert_eq!(stopped(&Ok(json!({ "allocated": 1 }))), Verdict::Fail);
         assert_eq!(stopped(&Err("failed: no mount".into())), Verdict::Fail);
+        assert_eq!(
+            judge_budget(2, 2, Some("the session has ended")).0,
+            Verdict::Pass
+        );
+        let (v, why) = judge_budget(2, 3, None);
+        assert!(
+            v == Verdict::Fail && why == "all 3 calls answered, 1 over the budget",
+            "{why}"
+        );
+        assert_eq!(judge_budget(2, 1, Some("refused")).0, Verdict::Fail);
     }
 }

@@ -19,7 +19,7 @@ use femtoclaw_policy::{CapabilityGrant, Policy};
 use femtoclaw_runtime::Runtime;
 use serde_json::json;
 
-use super::probe::Probe;
+use super::probe::{Kind, Probe};
 use super::report::{Report, Verdict};
 use super::safety::SECTION;
 
@@ -47,7 +47,7 @@ pub async fn check(
             .finish(),
     );
     let guard = tracing::dispatcher::set_default(&dispatch);
-    let mut probe = match Probe::open(runtime, policy, name, grant, Some(scratch)).await {
+    let mut probe = match Probe::open(runtime, policy, name, grant, Kind::Secrets(scratch)).await {
         Ok(probe) => probe,
         Err(e) => {
             drop(guard);
