@@ -36,6 +36,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     // The read-only mount: escapes, links, writes; no `net` grant, yet
     // private addresses and raw sockets refused; then four limits.
     assert_eq!(named("safety"), 9, "{report:#}");
+    assert_eq!(named("performance"), 3, "{report:#}");
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
     let replays = checks
         .iter()
@@ -51,7 +52,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"28\" failures=\"0\" skipped=\"0\""),
+        xml.contains("tests=\"31\" failures=\"0\" skipped=\"0\""),
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
@@ -387,5 +388,49 @@ fn the_shipped_policies_and_the_examples_pass() {
         std::fs::read_dir(&cwd).unwrap().count(),
         0,
         "the probes left nothing"
+    );
+}
+
+#[test]
+fn performance_is_reported_beside_the_bare_baseline_and_fails_only_over_a_threshold() {
+    let out = compliance(&[
+        "--policy",
+        "examples/hello/policy.toml",
+        "--only",
+        "performance",
+        "--json",
+        // No run takes no time, and no process fits in 1 KiB: both fail.
+        "--max-run-ms",
+        "0",
+        "--max-rss-mib",
+        "0.001",
+    ]);
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let check = |name: &str| checks.iter().find(|c| c["check"] == name).unwrap();
+    let run = check("a trivial run");
+    assert_eq!(run["result"], "fail", "{report:#}");
+    let detail = run["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("median of 15; bare instantiate and call")
+            && detail.ends_with("; over `--max-run-ms 0`"),
+        "{detail}"
+    );
+    // No threshold passed: reported, not judged.
+    let call = check("tool-call overhead");
+    assert_eq!(call["result"], "pass", "{report:#}");
+    assert!(
+        call["detail"].as_str().unwrap().contains("µs: gated "),
+        "{report:#}"
+    );
+    let rss = check("peak memory");
+    assert_eq!(rss["result"], "fail", "{report:#}");
+    assert!(
+        rss["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("over `--max-rss-mib 0.001`"),
+        "{report:#}"
     );
 }

@@ -73,7 +73,7 @@ pub enum Command {
     Wit(WitCommand),
     /// Check the state, the cache, a policy, its components and its brain.
     Doctor(DoctorCommand),
-    /// Check a policy and its components: determinism, hostile calls, each grant probed.
+    /// Check a policy and its components: determinism, hostile calls, grants, performance.
     Compliance(ComplianceCommand),
 }
 

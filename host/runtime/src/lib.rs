@@ -39,6 +39,7 @@
 
 mod agent;
 pub mod approval;
+mod baseline;
 mod bindings;
 mod brain;
 mod brain_spec;

@@ -4,6 +4,7 @@
 
 mod determinism;
 mod network;
+mod performance;
 mod probe;
 mod protocol;
 mod report;
@@ -29,6 +30,8 @@ enum Section {
     Protocol,
     /// Each capability's grant attacked from inside the sandbox.
     Safety,
+    /// A trivial run, a tool call and memory beside a bare baseline.
+    Performance,
 }
 
 /// Check a policy and its components: determinism, hostile tool calls,
@@ -56,6 +59,16 @@ pub struct ComplianceCommand {
     only: Vec<Section>,
     #[command(flatten)]
     state: StateArgs,
+    /// Fail the performance check of a trivial run slower than this (median).
+    #[arg(long, value_name = "MS")]
+    max_run_ms: Option<f64>,
+    /// Fail the performance check of a tool call whose overhead over the
+    /// bare call is more than this (median).
+    #[arg(long, value_name = "US")]
+    max_call_overhead_us: Option<f64>,
+    /// Fail the performance check of peak memory above this.
+    #[arg(long, value_name = "MIB")]
+    max_rss_mib: Option<f64>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -109,6 +122,16 @@ impl ComplianceCommand {
             }
             if wanted(Section::Safety) {
                 safety::check(&runtime, &plan.policy, scratch.path(), &mut report)
+                    .await
+                    .map_err(fail)?;
+            }
+            if wanted(Section::Performance) {
+                let thresholds = performance::Thresholds {
+                    run_ms: self.max_run_ms,
+                    call_overhead_us: self.max_call_overhead_us,
+                    rss_mib: self.max_rss_mib,
+                };
+                performance::check(&runtime, &plan, scratch.path(), thresholds, &mut report)
                     .await
                     .map_err(fail)?;
             }

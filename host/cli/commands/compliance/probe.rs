@@ -16,7 +16,7 @@ pub(super) enum Kind<'a> {
     Sandbox,
     /// The grant's variables and secrets too, journaled into this scratch
     /// state directory.
-    Secrets(&'a Path),
+    Journaled(&'a Path),
     /// The policy's call budgets: `limits.max-tool-calls`, and the grant's
     /// smallest `max-calls` on the probe's `output`.
     Budget,
@@ -42,7 +42,7 @@ impl Probe {
             "open", "create", "symlink", "allocate", "spin", "output", "http", "tcp", "reveal",
         ];
         let (env, secrets, state) = match kind {
-            Kind::Secrets(dir) => (
+            Kind::Journaled(dir) => (
                 grant.env.clone(),
                 grant.secrets.clone(),
                 Some(dir.to_owned()),

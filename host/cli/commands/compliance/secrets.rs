@@ -47,7 +47,8 @@ pub async fn check(
             .finish(),
     );
     let guard = tracing::dispatcher::set_default(&dispatch);
-    let mut probe = match Probe::open(runtime, policy, name, grant, Kind::Secrets(scratch)).await {
+    let mut probe = match Probe::open(runtime, policy, name, grant, Kind::Journaled(scratch)).await
+    {
         Ok(probe) => probe,
         Err(e) => {
             drop(guard);

@@ -23,7 +23,11 @@ struct Probe;
 /// What a probe creates, and removes again if it could.
 const NAME: &str = "fc-compliance-probe";
 
+/// A probe tool. Each is declared `write` (its call is durable before it
+/// runs), but `output`, the one the performance check times, is `read`: a
+/// capability's plain call, without the commit a write waits for.
 fn tool(name: &str, description: &str, properties: &str, required: &str) -> ToolSpec {
+    let effect = if name == "output" { EffectClass::Read } else { EffectClass::Write };
     ToolSpec {
         name: name.into(),
         description: description.into(),
@@ -31,7 +35,7 @@ fn tool(name: &str, description: &str, properties: &str, required: &str) -> Tool
             r#"{{"type":"object","properties":{{{properties}}},"required":[{required}],"additionalProperties":false}}"#
         ),
         output_schema: None,
-        effect: EffectClass::Write,
+        effect,
     }
 }
 
