@@ -58,19 +58,12 @@ impl RunCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let policy = Policy::load(&self.policy)?;
         let mut plan = RunPlan::new(policy, self.task);
-        match self.agent {
-            Some(path)
-                if super::oci::is_reference(&path)
-                    || path.extension().is_some_and(|e| e == "fcb") =>
-            {
-                let (source, bundle) =
-                    super::bundle::admit(&path, &plan.policy, &self.state, self.allow_downgrade)?;
-                plan.bundle = Some(std::sync::Arc::new(bundle));
-                plan.bundle_source = Some(source);
-            }
-            Some(agent) => plan.agent = super::sign::admit_file(&agent, &plan.policy)?,
-            None => {}
-        }
+        admit_agent(
+            &mut plan,
+            self.agent.as_deref(),
+            &self.state,
+            self.allow_downgrade,
+        )?;
         plan.brain = femtoclaw_runtime::choose_brain(self.brain.as_deref(), &plan.policy)?;
         plan.state = Some(self.state.dir()?);
         plan.hooks.approver = Some(crate::approve::approver(self.approve)?);
@@ -104,6 +97,31 @@ impl RunCommand {
             }
         }
     }
+}
+
+/// Puts the agent named on the command line into `plan`: a bundle (a file
+/// or `oci://`), verified against the policy's trust and its rollback
+/// record; a component file, with its signature where the policy requires
+/// one; the built-in agent if none is named.
+pub fn admit_agent(
+    plan: &mut RunPlan,
+    agent: Option<&std::path::Path>,
+    state: &StateArgs,
+    allow_downgrade: bool,
+) -> anyhow::Result<()> {
+    match agent {
+        Some(path)
+            if super::oci::is_reference(path) || path.extension().is_some_and(|e| e == "fcb") =>
+        {
+            let (source, bundle) =
+                super::bundle::admit(path, &plan.policy, state, allow_downgrade)?;
+            plan.bundle = Some(std::sync::Arc::new(bundle));
+            plan.bundle_source = Some(source);
+        }
+        Some(agent) => plan.agent = super::sign::admit_file(agent, &plan.policy)?,
+        None => {}
+    }
+    Ok(())
 }
 
 /// The outcome as one JSON object on stdout; returns the exit code.

@@ -81,19 +81,7 @@ impl ComplianceCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let policy = Policy::load(&self.policy)?;
         let mut plan = RunPlan::new(policy, self.task.clone());
-        match &self.agent {
-            Some(path)
-                if super::oci::is_reference(path)
-                    || path.extension().is_some_and(|e| e == "fcb") =>
-            {
-                let (source, bundle) =
-                    super::bundle::admit(path, &plan.policy, &self.state, false)?;
-                plan.bundle = Some(std::sync::Arc::new(bundle));
-                plan.bundle_source = Some(source);
-            }
-            Some(agent) => plan.agent = super::sign::admit_file(agent, &plan.policy)?,
-            None => {}
-        }
+        super::run::admit_agent(&mut plan, self.agent.as_deref(), &self.state, false)?;
         plan.brain = femtoclaw_runtime::choose_brain(self.brain.as_deref(), &plan.policy)?;
         // Approval requests of the runs are denied: nobody is asked.
         let runtime = super::run::runtime(&self.state)?;
