@@ -434,3 +434,33 @@ fn performance_is_reported_beside_the_bare_baseline_and_fails_only_over_a_thresh
         "{report:#}"
     );
 }
+
+#[test]
+fn a_signed_bundle_is_admitted_as_a_run_admits_it_and_passes() {
+    let s = crate::bundles::example();
+    crate::bundles::publish(&s, "hello.fcb");
+    let out = crate::bundles::fc(
+        &s,
+        &[
+            "compliance",
+            "hello.fcb",
+            "--policy",
+            "bundle-policy.toml",
+            "--replays",
+            "5",
+        ],
+    );
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert!(out.stdout.contains(" 0 failed, 0 skipped"), "{out:#?}");
+    // A tampered bundle is refused as `fc-host run` refuses it.
+    let mut bytes = std::fs::read(s.path("hello.fcb")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(s.path("bad.fcb"), bytes).unwrap();
+    let out = crate::bundles::fc(
+        &s,
+        &["compliance", "bad.fcb", "--policy", "bundle-policy.toml"],
+    );
+    assert_eq!(out.code, exit::BUNDLE, "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
