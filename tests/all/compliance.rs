@@ -464,3 +464,29 @@ fn a_signed_bundle_is_admitted_as_a_run_admits_it_and_passes() {
     assert_eq!(out.code, exit::BUNDLE, "{out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
 }
+
+#[test]
+fn a_capability_that_cannot_start_ends_the_command_with_its_own_exit_code() {
+    // An agent component where the policy names a capability: it does not
+    // fit the `capability` world.
+    let s = Scratch::new();
+    s.setup(
+        &policy(&format!(
+            "[capabilities.echo]\ncomponent = {:?}\ntools = [\"echo\"]",
+            artifacts::AGENT_ECHO
+        )),
+        json!([{ "content": "done" }]),
+    );
+    let out = compliance(&[
+        "--policy",
+        s.path("policy.toml").to_str().unwrap(),
+        "--only",
+        "protocol",
+    ]);
+    assert_eq!(out.code, exit::COMPONENT, "{out:#?}");
+    assert!(
+        out.stderr.contains("does not fit the `capability` world"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("internal error"), "{out:#?}");
+}

@@ -90,7 +90,13 @@ impl ComplianceCommand {
         let wanted = |s: Section| self.only.is_empty() || self.only.contains(&s);
         let mut report = Report::default();
         super::run::block_on(async {
-            let fail = |e: anyhow::Error| RunError::Internal(format!("{e:#}"));
+            // A section that cannot go on (a capability that does not
+            // start, a damaged journal) ends the command with that error's
+            // own exit code.
+            let fail = |e: anyhow::Error| {
+                e.downcast::<RunError>()
+                    .unwrap_or_else(|e| RunError::Internal(format!("{e:#}")))
+            };
             if wanted(Section::Determinism) {
                 determinism::check(&runtime, &plan, self.replays, scratch.path(), &mut report)
                     .await

@@ -49,7 +49,11 @@ pub async fn check(
     let mut runs = Vec::with_capacity(RUNS);
     for i in 0..=RUNS {
         let started = Instant::now();
-        runtime.run(trivial.clone()).await?;
+        if let Err(e) = runtime.run(trivial.clone()).await {
+            let why = super::shorten(&format!("a run that answers at once failed: {e}"), 200);
+            report.add(SECTION, "a trivial run", "run", Verdict::Fail, why);
+            return Ok(());
+        }
         // The first run compiles and caches; it is not counted.
         if i > 0 {
             runs.push(started.elapsed());
