@@ -43,6 +43,9 @@ content filter or refusal), 13 the run was cancelled, 14 the policy refused a to
 
 /// The exit code for an error that ended a command.
 pub fn for_error(e: &anyhow::Error) -> u8 {
+    if let Some(e) = e.downcast_ref::<femtoclaw_runtime::Error>() {
+        return e.exit_code();
+    }
     if let Some(r) = e.downcast_ref::<crate::commands::bundle::Refused>() {
         return r.code;
     }

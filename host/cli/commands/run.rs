@@ -57,20 +57,35 @@ pub struct RunCommand {
 impl RunCommand {
     pub fn execute(self) -> anyhow::Result<u8> {
         let policy = Policy::load(&self.policy)?;
-        let mut plan = RunPlan::new(policy, self.task);
+        // The agent named on the command line is admitted first: a
+        // bundle's rollback record is in the journal the agent then opens.
+        let mut admitted = RunPlan::new(policy.clone(), "");
         admit_agent(
-            &mut plan,
+            &mut admitted,
             self.agent.as_deref(),
             &self.state,
             self.allow_downgrade,
         )?;
-        plan.brain = femtoclaw_runtime::choose_brain(self.brain.as_deref(), &plan.policy)?;
-        plan.state = Some(self.state.dir()?);
-        plan.hooks.approver = Some(crate::approve::approver(self.approve)?);
+        // fc-host is a user of the embedding API: its flags are a `Config`.
+        let mut config = Config::default()
+            .name("fc-host")
+            .state_dir(self.state.dir()?)
+            .cache_dir(self.state.cache_dir()?)
+            .agent(admitted.agent)
+            .approver(crate::approve::approver(self.approve)?)
+            .connector(std::sync::Arc::new(femtoclaw_mcp::McpConnector));
+        if let Some(spec) = &self.brain {
+            config = config.brain(spec);
+        }
+        let agent = Agent::new(config);
+        agent.enforce_policy(policy);
+        let mut plan = agent.plan(&self.task)?;
+        plan.bundle = admitted.bundle;
+        plan.bundle_source = admitted.bundle_source;
         let run_id = femtoclaw_runtime::new_run_id();
         crate::console::notice(&format!("run {run_id}"), &[("run_id", json!(run_id))]);
         plan.run_id = Some(run_id.clone());
-        let runtime = runtime(&self.state)?;
+        let runtime = agent.runtime()?;
         let watchdog = Watchdog::start(&run_id, plan.policy.limits.run_timeout);
         let outcome = block_on(runtime.run(plan));
         watchdog.done();
@@ -78,7 +93,8 @@ impl RunCommand {
             std::fs::write(file, runtime.metrics().render())
                 .with_context(|| format!("cannot write metrics to `{}`", file.display()))?;
         }
-        leave(runtime);
+        // As `leave` does for a runtime: the OS frees it all at exit.
+        std::mem::forget(agent);
         if !self.json {
             return Ok(print_answer(outcome?));
         }

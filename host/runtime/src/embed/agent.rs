@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::config::{Config, Journaling};
 use super::error::Error;
-use crate::{Hooks, RunOutcome, RunPlan, RunStats, Runtime, SessionPlan};
+use crate::{Hooks, RunError, RunOutcome, RunPlan, RunStats, Runtime, SessionPlan};
 
 /// The policy an agent enforces: a preset (`Policy::Strict`), or a policy
 /// read from a file or text (`Policy::load`, `Policy::from_toml`).
@@ -159,6 +159,13 @@ impl Agent {
         Ok(serde_json::from_str(&shown.text).unwrap_or(Value::String(shown.text)))
     }
 
+    /// The runtime the agent's runs share (made on first use), for what
+    /// the agent does not wrap: a run's whole [`RunOutcome`], replays,
+    /// sessions.
+    pub fn runtime(&self) -> Result<Arc<Runtime>, Error> {
+        Ok(self.parts()?.runtime)
+    }
+
     /// The runtime's metrics so far (Prometheus text format).
     pub fn metrics(&self) -> Result<String, Error> {
         Ok(self.parts()?.runtime.metrics().render())
@@ -211,7 +218,9 @@ impl Agent {
         }
         let journal = match state {
             Some(dir) => {
-                let journal = Journal::open(&dir).map_err(|e| Error::Journal(e.to_string()))?;
+                // Said as a run says it (`journal: …`).
+                let journal = Journal::open(&dir)
+                    .map_err(|e| Error::from(RunError::Journal(e.to_string())))?;
                 Some((dir, SharedJournal::new(journal)))
             }
             None => None,
