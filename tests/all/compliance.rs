@@ -490,3 +490,31 @@ fn a_capability_that_cannot_start_ends_the_command_with_its_own_exit_code() {
     );
     assert!(!out.stderr.contains("internal error"), "{out:#?}");
 }
+
+#[test]
+fn a_grant_of_the_cloud_metadata_address_fails_naming_the_grant() {
+    let s = Scratch::new();
+    s.write(
+        "policy.toml",
+        "version = 1\n[capabilities.web]\ncomponent = \"builtin:http\"\ntools = [\"get\"]\n\
+         net = [\"http://127.0.0.1:8080\", \"http://169.254.169.254\"]\n",
+    );
+    let out = compliance(&[
+        "--policy",
+        s.path("policy.toml").to_str().unwrap(),
+        "--only",
+        "safety",
+    ]);
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let failed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" FAIL "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out:#?}");
+    assert!(
+        failed[0].contains("capabilities.web.net")
+            && failed[0].contains("the grant names `http://169.254.169.254:80`"),
+        "{out:#?}"
+    );
+}

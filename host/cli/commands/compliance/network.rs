@@ -43,7 +43,17 @@ pub async fn check(
         "http://10.0.0.1/".to_owned(),
         "http://192.168.0.1/".to_owned(),
     ];
-    let (verdict, detail) = refused(probe, &special, &grant.net).await?;
+    let (verdict, detail) = match link_local(&grant.net) {
+        // Granted, so not refused: but no capability should reach where
+        // clouds serve instance credentials.
+        Some(pattern) => (
+            Verdict::Fail,
+            format!(
+                "the grant names `{pattern}`, a link-local address, where clouds serve instance metadata and credentials"
+            ),
+        ),
+        None => refused(probe, &special, &grant.net).await?,
+    };
     report.add(
         SECTION,
         "private and metadata addresses are refused",
@@ -98,6 +108,16 @@ async fn refused(
         )
     } else {
         (Verdict::Fail, format!("let out: {}", out.join(", ")))
+    })
+}
+
+/// The first pattern naming a link-local address (169.254.0.0/16,
+/// fe80::/10), where cloud instance metadata lives.
+fn link_local(granted: &[NetPattern]) -> Option<&NetPattern> {
+    granted.iter().find(|p| match p.host {
+        HostPattern::Ip(IpAddr::V4(ip)) => ip.is_link_local(),
+        HostPattern::Ip(IpAddr::V6(ip)) => ip.segments()[0] & 0xffc0 == 0xfe80,
+        _ => false,
     })
 }
 
@@ -182,7 +202,14 @@ mod tests {
             std::slice::from_ref(&local),
             "http://127.0.0.1:8080/"
         ));
-        assert!(!names(&[local], "http://[::1]:8080/"));
+        assert!(!names(std::slice::from_ref(&local), "http://[::1]:8080/"));
+        let metadata = NetPattern::parse("http://169.254.169.254").unwrap();
+        assert_eq!(
+            link_local(&[local.clone(), metadata.clone()]),
+            Some(&metadata)
+        );
+        assert!(link_local(&[NetPattern::parse("http://[fe80::1]:80").unwrap()]).is_some());
+        assert_eq!(link_local(std::slice::from_ref(&local)), None);
         let any = NetPattern::parse("https://*.example.com").unwrap();
         assert_eq!(neighbours(&any).last().unwrap(), "https://example.com:443/");
     }
