@@ -310,6 +310,7 @@ impl CapabilityInstance {
             patterns: Arc::new(grant.net.clone()),
             max_body: shared.max_body,
             inject: None,
+            decide_only: shared.controls.decide_only,
         };
         let mut cap = CapabilityInstance {
             name: name.to_owned(),

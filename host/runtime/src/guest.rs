@@ -177,6 +177,8 @@ pub(crate) struct Controls {
     pub scope: Option<Arc<str>>,
     /// Who answers the run's approval requests.
     pub approver: Option<Arc<dyn crate::approval::Approver>>,
+    /// Outgoing requests are judged, never sent (see `Hooks`).
+    pub decide_only: bool,
 }
 
 impl std::fmt::Debug for Controls {
@@ -187,6 +189,7 @@ impl std::fmt::Debug for Controls {
             .field("fuel", &self.fuel)
             .field("scope", &self.scope)
             .field("approver", &self.approver.is_some())
+            .field("decide_only", &self.decide_only)
             .finish()
     }
 }

@@ -46,7 +46,13 @@ pub(crate) struct NetGate {
     /// A header the host adds to requests for one origin (a brain's API
     /// key, which the brain itself never sees).
     pub inject: Option<Arc<Injected>>,
+    /// Judge requests but never connect: an allowed one fails with
+    /// [`DECIDED_ONLY`] instead.
+    pub decide_only: bool,
 }
+
+/// The error of a request the gate allowed under `decide_only`.
+pub(crate) const DECIDED_ONLY: &str = "allowed by the gate, not sent (decide-only)";
 
 /// A header added by the host to requests that match `origin`.
 pub(crate) struct Injected {
@@ -75,6 +81,7 @@ impl NetGate {
             patterns: Default::default(),
             max_body: 0,
             inject: None,
+            decide_only: false,
         }
     }
 
@@ -97,6 +104,9 @@ impl NetGate {
             tracing::info!(target: "femtoclaw::decision", component = %self.component, destination = %target, decision = "deny", rule = "net.address", error = ?e, "outgoing request refused: address not allowed");
         })?;
         tracing::info!(target: "femtoclaw::decision", component = %self.component, destination = %target, address = %addr, decision = "allow", rule = %format!("net: {pattern}"), "outgoing request allowed");
+        if self.decide_only {
+            return Err(Error::InternalError(Some(DECIDED_ONLY.into())));
+        }
         if let Some(inject) = self.inject.as_ref().filter(|i| i.origin == *pattern) {
             request
                 .headers_mut()
@@ -399,6 +409,33 @@ mod tests {
             ip("169.254.169.254"),
             &HostPattern::Subdomains("example.com".into())
         ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_gate_that_decides_only_never_connects() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        let gate = NetGate {
+            component: "probe".into(),
+            patterns: Arc::new(vec![NetPattern::parse(&url).unwrap()]),
+            max_body: 1024,
+            inject: None,
+            decide_only: true,
+        };
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|e| match e {})
+            .boxed_unsync();
+        let request = http::Request::get(format!("{url}/")).body(body).unwrap();
+        let refused = gate.send(request, None).await.err();
+        // Allowed by the pattern, and still not sent: nothing connected.
+        assert!(
+            matches!(&refused, Some(Error::InternalError(Some(m))) if m == DECIDED_ONLY),
+            "{refused:?}"
+        );
+        let accepted = listener.accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(accepted, Err(std::io::ErrorKind::WouldBlock));
     }
 
     #[test]

@@ -105,6 +105,7 @@ fn hooks(tenant: &Tenant) -> Hooks {
         compile_scope: Some(tenant.id().to_owned()),
         // No one to ask in a session (docs/mcp.md, "Approvals").
         approver: None,
+        decide_only: false,
     }
 }
 

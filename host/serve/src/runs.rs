@@ -311,6 +311,7 @@ impl Server {
             approver: Some(Arc::new(crate::approvals::RunApprover(Arc::downgrade(
                 &active.approvals,
             )))),
+            decide_only: false,
         };
         let result = match job {
             Job::Start(accepted) => {

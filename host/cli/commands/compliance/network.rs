@@ -4,7 +4,8 @@
 //! and cloud-metadata addresses the grant does not name, and for a raw TCP
 //! connection. Every one must be refused by the host before it connects:
 //! the gate refuses a destination no pattern names without a name lookup
-//! and without a packet. Redirects are not probed: `wasi:http` does not
+//! and without a packet, and the probe's gate decides only (it never
+//! connects, even to what it would let through). Redirects are not probed: `wasi:http` does not
 //! follow them, and a guest that does sends a new request, checked again.
 
 use std::net::IpAddr;

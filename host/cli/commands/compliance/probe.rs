@@ -81,7 +81,11 @@ impl Probe {
             client: "fc-host compliance probe".into(),
             state,
             bundle: None,
-            hooks: Hooks::default(),
+            // Whatever the gate decides, a probe's request is never sent.
+            hooks: Hooks {
+                decide_only: true,
+                ..Hooks::default()
+            },
         };
         Ok(Probe {
             session: runtime.open_session(plan).await?,

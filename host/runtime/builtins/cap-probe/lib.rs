@@ -144,7 +144,8 @@ impl Guest for Probe {
 
 /// Sends `GET url`: whether the host refused it before connecting
 /// (`denied`: no `net` pattern names it; `prohibited`: a private address
-/// the pattern does not name), or let it out (`answered`, `failed`).
+/// the pattern does not name), or let it through (`allowed`, under a gate
+/// that decides only; else `answered` or `failed`).
 fn http_get(url: &str) -> (&'static str, String) {
     let Ok(parsed) = url::Url::parse(url) else {
         return ("failed", format!("`{url}` is not a URL"));
@@ -177,6 +178,9 @@ fn http_get(url: &str) -> (&'static str, String) {
         Ok(response) => ("answered", format!("status {}", response.status())),
         Err(ErrorCode::HttpRequestDenied) => ("denied", String::new()),
         Err(ErrorCode::DestinationIpProhibited) => ("prohibited", String::new()),
+        // `fc-host compliance` runs the gate deciding only: what it lets
+        // through is reported, never sent.
+        Err(ErrorCode::InternalError(Some(m))) if m.contains("decide-only") => ("allowed", m),
         Err(e) => ("failed", format!("{e:?}")),
     }
 }

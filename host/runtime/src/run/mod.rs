@@ -84,6 +84,10 @@ pub struct Hooks {
     /// Answers the run's approval requests (`approve`, rules with `action
     /// = "approve"`); without one, every request is denied.
     pub approver: Option<Arc<dyn crate::approval::Approver>>,
+    /// Capabilities' outgoing requests are judged by the network gate but
+    /// never sent: one the gate lets through fails with an error saying so
+    /// (`fc-host compliance`'s probes, which must reach nothing).
+    pub decide_only: bool,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -96,6 +100,7 @@ impl std::fmt::Debug for Hooks {
             .field("on_event", &self.on_event.is_some())
             .field("compile_scope", &self.compile_scope)
             .field("approver", &self.approver.is_some())
+            .field("decide_only", &self.decide_only)
             .finish()
     }
 }
@@ -108,6 +113,7 @@ impl Hooks {
             fuel: self.fuel.clone(),
             scope: self.compile_scope.as_deref().map(Arc::from),
             approver: self.approver.clone(),
+            decide_only: self.decide_only,
         }
     }
 }
