@@ -141,6 +141,15 @@ impl Metrics {
         out
     }
 
+    /// How many calls of `tool` the gate let through to its capability.
+    pub fn allowed_calls(&self, tool: &str) -> u64 {
+        let labels = ToolDecision {
+            tool: tool.to_owned(),
+            decision: "allow",
+        };
+        self.tool_calls.get(&labels).map_or(0, |c| c.get())
+    }
+
     /// The families without the closing `# EOF`, for an exposition that
     /// adds its own (a server's gauges).
     pub fn render_into(&self, out: &mut String) {
@@ -173,6 +182,8 @@ mod tests {
             text.contains("fc_tool_calls_total{tool=\"fs.read_file\",decision=\"allow\"} 2"),
             "{text}"
         );
+        assert_eq!(m.allowed_calls("fs.read_file"), 2);
+        assert_eq!(m.allowed_calls("fs.write_file"), 0);
         assert!(
             text.contains("fc_denials_total{rule=\"a \\\"quoted\\\"\\nrule\"} 1"),
             "{text}"

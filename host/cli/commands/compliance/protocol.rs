@@ -69,9 +69,12 @@ async fn refused(
     tool: &str,
     arguments: &str,
 ) -> anyhow::Result<(Verdict, String)> {
-    let before = allowed(runtime, tool);
+    let before = runtime.metrics().allowed_calls(tool);
     let shown = session.call(tool, arguments).await?;
-    Ok(judge(&shown, allowed(runtime, tool) > before))
+    Ok(judge(
+        &shown,
+        runtime.metrics().allowed_calls(tool) > before,
+    ))
 }
 
 /// A hostile call passes when the client was shown an error naming the
@@ -90,18 +93,6 @@ fn judge(shown: &Shown, ran: bool) -> (Verdict, String) {
         ),
         (false, false) => (Verdict::Fail, format!("answered without an error: {text}")),
     }
-}
-
-/// How many calls of `tool` the gate has let through to its capability, in
-/// this runtime's metrics.
-fn allowed(runtime: &Runtime, tool: &str) -> u64 {
-    let line = format!("fc_tool_calls_total{{tool=\"{tool}\",decision=\"allow\"}} ");
-    runtime
-        .metrics()
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(&line)?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The hostile calls of a tool with this input schema: named cases and the
