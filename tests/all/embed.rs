@@ -109,6 +109,141 @@ fn the_pages_snippet_runs_under_strict_and_resumes_its_run_after_sigterm() {
     assert_eq!(replay.stdout, "The folder holds notes.txt.\n");
 }
 
+/// The job example (`examples/embed/job.rs`) in `folder`: its task on
+/// stdin, metrics to `metrics`, journaling in `state`, its brain the local
+/// model server at `port`.
+fn job(folder: &Path, state: &Path, metrics: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(example("embed-job"));
+    cmd.current_dir(folder)
+        .args(["--name", "nightly", "--metrics"])
+        .arg(metrics)
+        .arg("--state")
+        .arg(state)
+        .args(["--brain", &format!("local=http://127.0.0.1:{port}/v1")])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts `cmd` with `task` on its standard input (then closed).
+fn spawn_with_stdin(cmd: &mut Command, task: &str) -> std::process::Child {
+    use std::io::Write as _;
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(task.as_bytes()).unwrap();
+    drop(stdin);
+    child
+}
+
+#[test]
+fn a_job_killed_half_way_resumes_its_run_before_a_new_task_and_writes_its_metrics() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("notes.txt"), "ship on Friday").unwrap();
+    let state = fresh_dir();
+    let metrics = fresh_dir().join("nightly.prom");
+    let list = json!({ "role": "assistant", "content": null, "tool_calls": [{
+        "id": "c1", "type": "function",
+        "function": { "name": "fs.list_dir", "arguments": "{\"path\":\"/workspace\"}" } }] });
+    let done = json!({ "role": "assistant", "content": "The folder holds notes.txt." });
+    // The first request hangs: the job is killed while it waits.
+    let provider = MockProvider::start(vec![
+        (0, "", Value::Null),
+        (200, "", openai_turn(list, (10, 5))),
+        (200, "", openai_turn(done, (20, 5))),
+    ]);
+    let mut child = spawn_with_stdin(
+        &mut job(folder.path(), &state, &metrics, provider.port),
+        "What is in this folder?\n",
+    );
+    for _ in 0..300 {
+        if !provider.requests().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(provider.requests().len(), 1, "the run asked its brain");
+    // SIGKILL: no handler runs, nothing is checkpointed by the program.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal: {status:?}");
+    assert!(!metrics.exists(), "a killed job wrote no metrics");
+    let marker = state.join("managed/nightly");
+    let run_id = std::fs::read_to_string(&marker).unwrap().trim().to_owned();
+    let runs: Value = serde_json::from_str(&fc(&state, &["runs", "--json"]).stdout).unwrap();
+    assert_eq!(runs[0]["id"], run_id.as_str(), "{runs:#?}");
+    assert_eq!(runs[0]["status"], "running", "{runs:#?}");
+
+    // The next start resumes the killed run (its task is the journal's,
+    // not the new one on stdin) and answers.
+    let out = spawn_with_stdin(
+        &mut job(folder.path(), &state, &metrics, provider.port),
+        "Delete everything.\n",
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "The folder holds notes.txt.\n"
+    );
+    assert!(!marker.exists(), "an ended run is no longer the job's");
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 3);
+    let asked = requests[2].body["messages"].to_string();
+    assert!(asked.contains("What is in this folder?"), "{asked}");
+    assert!(!asked.contains("Delete everything"), "{asked}");
+    let runs: Value = serde_json::from_str(&fc(&state, &["runs", "--json"]).stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"], "ok", "{runs:#?}");
+
+    // The metrics file is whole OpenMetrics text of this start's run.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("fc_tool_calls_total{tool=\"fs.list_dir\",decision=\"allow\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("fc_runs_total{status=\"ok\"} 1"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let mut aside = metrics.clone().into_os_string();
+    aside.push(".new");
+    assert!(!Path::new(&aside).exists(), "nothing left aside");
+
+    // A metrics file that cannot be written is named, and the run's
+    // answer is not lost: it is journaled, and the error says where.
+    let provider = MockProvider::start(vec![(
+        200,
+        "",
+        openai_turn(
+            json!({ "role": "assistant", "content": "Nothing to do." }),
+            (5, 5),
+        ),
+    )]);
+    let unwritable = folder.path().join("no-such-dir/nightly.prom");
+    let out = spawn_with_stdin(
+        &mut job(folder.path(), &state, &unwritable, provider.port),
+        "Anything new?\n",
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no sentence on stderr: {stderr}"));
+    assert!(
+        line.contains("no-such-dir/nightly.prom") && line.contains("Config::metrics_file"),
+        "{line}"
+    );
+    let second = line.split('`').nth(1).unwrap();
+    let replay = fc(&state, &["replay", second]);
+    assert_eq!(replay.code, exit::OK, "{replay:#?}");
+    assert_eq!(replay.stdout, "Nothing to do.\n");
+}
+
 #[test]
 fn the_service_example_runs_an_agent_per_request() {
     let state = fresh_dir();

@@ -161,8 +161,10 @@ impl Config {
         self
     }
 
-    /// Write the runtime's metrics (Prometheus text) to `file` after each
-    /// managed run.
+    /// Write the runtime's metrics (OpenMetrics text, the counters of this
+    /// process) to `file` after each managed run, ended or stopped, whole:
+    /// written aside and renamed, as Prometheus' node_exporter textfile
+    /// collector needs (`examples/embed/job.rs`).
     pub fn metrics_file(mut self, file: impl Into<PathBuf>) -> Config {
         self.metrics = Some(file.into());
         self

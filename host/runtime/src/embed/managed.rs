@@ -48,17 +48,41 @@ impl Agent {
             crate::logs::init(format);
         }
         let result = block_on(self.managed());
-        if let Some(file) = &self.config.metrics {
-            let metrics = self.metrics()?;
-            std::fs::write(file, metrics).map_err(|e| {
-                Error::Usage(format!(
-                    "cannot write metrics to `{}` (`Config::metrics_file`): {}",
-                    file.display(),
-                    crate::text::io_error(&e)
-                ))
-            })?;
+        let Some(file) = &self.config.metrics else {
+            return result;
+        };
+        match (result, self.write_metrics(file)) {
+            (result, Ok(())) => result,
+            // The run's own error is the one to act on; the metrics' goes
+            // to the log beside it.
+            (Err(run), Err(metrics)) => {
+                tracing::error!(target: "femtoclaw::run", error = %metrics, "metrics not written");
+                Err(run)
+            }
+            (Ok(answer), Err(metrics)) => Err(Error::Usage(format!(
+                "run `{}` ended and its answer is journaled (`fc-host audit {}`), but {metrics}",
+                answer.run_id, answer.run_id
+            ))),
         }
-        result
+    }
+
+    /// The metrics, written aside (`FILE.new`: not a `.prom` file a
+    /// collector would read half-written) and renamed over `file`.
+    fn write_metrics(&self, file: &Path) -> Result<(), Error> {
+        let failed = |e: std::io::Error| {
+            Error::Usage(format!(
+                "cannot write metrics to `{}` (`Config::metrics_file`): {}",
+                file.display(),
+                crate::text::io_error(&e)
+            ))
+        };
+        let mut aside = file.as_os_str().to_owned();
+        aside.push(".new");
+        std::fs::write(&aside, self.metrics()?).map_err(failed)?;
+        std::fs::rename(&aside, file).map_err(|e| {
+            let _ = std::fs::remove_file(&aside);
+            failed(e)
+        })
     }
 
     async fn managed(&self) -> Result<Answer, Error> {
