@@ -33,9 +33,10 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     assert_eq!(named("determinism"), 3, "{report:#}");
     // Eight hostile calls for each of the two granted tools.
     assert_eq!(named("protocol"), 16, "{report:#}");
-    // The read-only mount: escapes, links, writes; no `net` grant, yet
-    // private addresses and raw sockets refused; then four limits.
-    assert_eq!(named("safety"), 9, "{report:#}");
+    // The read-only mount: out of fc-host's state, escapes, links,
+    // writes; no `net` grant, yet private addresses and raw sockets
+    // refused; then four limits.
+    assert_eq!(named("safety"), 10, "{report:#}");
     assert_eq!(named("performance"), 3, "{report:#}");
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{report:#}");
     let replays = checks
@@ -52,7 +53,7 @@ fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains("tests=\"31\" failures=\"0\" skipped=\"0\""),
+        xml.contains("tests=\"32\" failures=\"0\" skipped=\"0\""),
         "{xml}"
     );
     assert!(xml.contains("<testsuite name=\"protocol\" tests=\"16\" failures=\"0\">"));
@@ -515,6 +516,37 @@ fn a_grant_of_the_cloud_metadata_address_fails_naming_the_grant() {
     assert!(
         failed[0].contains("capabilities.web.net")
             && failed[0].contains("the grant names `http://169.254.169.254:80`"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_mount_over_the_users_state_fails_naming_the_grant() {
+    let s = Scratch::new();
+    let state = s.mkdir("state");
+    s.write(
+        "policy.toml",
+        "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\n\
+         mounts = [{ guest = \"/all\", host = \".\", mode = \"ro\" }]\n",
+    );
+    let out = compliance(&[
+        "--policy",
+        s.path("policy.toml").to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--only",
+        "safety",
+    ]);
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let failed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" FAIL "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out:#?}");
+    assert!(
+        failed[0].contains("capabilities.fs.mounts /all (ro)")
+            && failed[0].contains("state directory"),
         "{out:#?}"
     );
 }

@@ -229,3 +229,41 @@ fn every_shipped_policy_is_valid() {
     let out = run(fc_host().args(["policy", "check", "examples/hello/policy.toml"]));
     assert_eq!(out.code, exit::OK, "{out:#?}");
 }
+
+#[test]
+fn a_writable_mount_over_the_state_directory_is_refused_before_the_run_starts() {
+    let s = Scratch::new();
+    let state = s.mkdir("state");
+    let mount = |mode: &str| {
+        s.setup(
+            &policy(&format!(
+                "{FS}mounts = [{{ guest = \"/all\", host = \".\", mode = \"{mode}\" }}]\n"
+            )),
+            serde_json::json!([{ "content": "done" }]),
+        )
+    };
+    let file = mount("rw");
+    let out = fc(
+        &state,
+        &["run", "--policy", file.to_str().unwrap(), "--task", "t"],
+    );
+    assert_eq!(out.code, exit::USAGE, "{out:#?}");
+    for e in [
+        "capabilities.fs.mounts",
+        "/all",
+        "state directory",
+        "read-only",
+    ] {
+        assert!(out.stderr.contains(e), "expected `{e}` in: {}", out.stderr);
+    }
+    let runs = fc(&state, &["runs", "--json"]);
+    assert_eq!(runs.stdout.trim(), "[]", "nothing started: {runs:#?}");
+    // Read-only, the same mount runs (`fc-host compliance` reports it).
+    let file = mount("ro");
+    let out = fc(
+        &state,
+        &["run", "--policy", file.to_str().unwrap(), "--task", "t"],
+    );
+    assert_eq!(out.code, exit::OK, "{out:#?}");
+    assert_eq!(out.stdout, "done\n");
+}

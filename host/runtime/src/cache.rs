@@ -26,6 +26,11 @@ pub(crate) struct Cache {
 const MAC_LEN: usize = 32;
 
 impl Cache {
+    /// The directory it keeps artifacts (and its key) in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Opens (creating if needed) a cache directory for `engine`.
     pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Cache> {
         let mut builder = std::fs::DirBuilder::new();

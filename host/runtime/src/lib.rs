@@ -59,6 +59,7 @@ pub mod logs;
 mod metrics;
 mod net;
 mod output;
+pub mod own_dirs;
 mod precompiled;
 mod record;
 mod redact;

@@ -379,6 +379,7 @@ impl Config {
                 "no tenants: add `[tenants.ID]` with `token-sha256` and `policy`",
             ));
         }
+        let state = cx.resolve(&raw.state);
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (id, t) in raw.tenants {
             let key = format!("tenants.{id}");
@@ -403,6 +404,7 @@ impl Config {
             }
             let policy = Policy::load(cx.resolve(&t.policy))
                 .map_err(|e| cx.invalid(&format!("{key}.policy"), e.to_string()))?;
+            confine_mounts(&policy, &state).map_err(|e| cx.invalid(&format!("{key}.policy"), e))?;
             let quotas = match t.quotas {
                 Some(q) => quotas(&cx, &format!("{key}.quotas"), q)?,
                 None => Quotas::default(),
@@ -418,13 +420,33 @@ impl Config {
             path: path.to_owned(),
             listen,
             transport,
-            state: cx.resolve(&raw.state),
+            state,
             limits,
             operator_token,
             mcp_hosts,
             tenants,
         })
     }
+}
+
+/// A tenant's mounts, read-only ones too, stay out of the server's state
+/// directory: it holds every tenant's journal (and, by default, the compile
+/// cache), and a request's policy can only narrow its tenant's mounts.
+fn confine_mounts(policy: &Policy, state: &Path) -> Result<(), String> {
+    for (name, grant) in &policy.capabilities {
+        for mount in &grant.mounts {
+            if !femtoclaw_runtime::own_dirs::reached(&mount.host, Some(state), None).is_empty() {
+                return Err(format!(
+                    "`capabilities.{name}.mounts` `{}` in `{}`: its host directory `{}` contains the server's state directory `{}`, which holds every tenant's journal: mount a directory outside it",
+                    mount.guest,
+                    policy.path.display(),
+                    mount.host.display(),
+                    state.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn server_limits(cx: &Cx, l: RawLimits) -> Result<ServerLimits, ConfigError> {
@@ -556,7 +578,18 @@ mod tests {
                 format!("{good}[operator]\ntoken-sha256 = \"{OTHER}\"\n[limits]\ndrain = \"0s\"\n"),
                 "limits.drain",
             ),
+            // A mount over the state directory, read-only too: every
+            // tenant's journal is there.
+            (
+                good.replace("policy.toml", "wide.toml"),
+                "tenants.acme.policy",
+            ),
         ];
+        std::fs::write(
+            dir.path().join("wide.toml"),
+            "version = 1\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"list_dir\"]\nmounts = [{ host = \".\", guest = \"/all\", mode = \"ro\" }]\n",
+        )
+        .expect("write");
         for (text, expected) in cases {
             assert_eq!(key(write(dir.path(), &text)), expected, "{text}");
         }

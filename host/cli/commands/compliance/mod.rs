@@ -85,6 +85,8 @@ impl ComplianceCommand {
         plan.brain = femtoclaw_runtime::choose_brain(self.brain.as_deref(), &plan.policy)?;
         // Approval requests of the runs are denied: nobody is asked.
         let runtime = super::run::runtime(&self.state)?;
+        // The user's own directories, which no mount may reach.
+        let (state, cache) = (self.state.dir()?, self.state.cache_dir()?);
         // The runs journal here, never into the user's state.
         let scratch = tempfile::tempdir().context("cannot make a scratch state directory")?;
         let wanted = |s: Section| self.only.is_empty() || self.only.contains(&s);
@@ -115,7 +117,11 @@ impl ComplianceCommand {
                     .map_err(fail)?;
             }
             if wanted(Section::Safety) {
-                safety::check(&runtime, &plan.policy, scratch.path(), &mut report)
+                let own = safety::OwnDirs {
+                    state: &state,
+                    cache: &cache,
+                };
+                safety::check(&runtime, &plan.policy, own, scratch.path(), &mut report)
                     .await
                     .map_err(fail)?;
             }

@@ -35,9 +35,16 @@ const ESCAPES: [&str; 5] = [
 /// Link targets outside a mount.
 const OUTSIDE: [&str; 3] = ["..", "../../../../../../../../etc", "/etc"];
 
+/// The directories fc-host keeps for itself: no mount may reach them.
+pub struct OwnDirs<'a> {
+    pub state: &'a Path,
+    pub cache: &'a Path,
+}
+
 pub async fn check(
     runtime: &Runtime,
     policy: &Policy,
+    own: OwnDirs<'_>,
     scratch: &Path,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -67,6 +74,14 @@ pub async fn check(
                 "capabilities.{name}.mounts {} ({})",
                 mount.guest,
                 mode(mount)
+            );
+            let (verdict, detail) = own_state(&mount.host, &own);
+            report.add(
+                SECTION,
+                "fc-host's own state is out of reach",
+                &subject,
+                verdict,
+                detail,
             );
             probe.mount(mount, &subject, report).await?;
         }
@@ -312,6 +327,32 @@ fn plant(_: &std::path::Path, _: &std::path::Path) -> std::io::Result<()> {
     ))
 }
 
+/// Whether a mount's host directory reaches the state directory (every
+/// run's journal) or the compile cache (native code fc-host loads, and the
+/// key it is sealed with). A read-write one is refused by every run; a
+/// read-only one runs, and fails here.
+fn own_state(host: &Path, own: &OwnDirs) -> (Verdict, String) {
+    let reached = femtoclaw_runtime::own_dirs::reached(host, Some(own.state), Some(own.cache));
+    if reached.is_empty() {
+        return (
+            Verdict::Pass,
+            "it reaches neither the state directory nor the compile cache".into(),
+        );
+    }
+    let what: Vec<String> = reached
+        .iter()
+        .map(|(what, dir)| format!("{what} `{}`", dir.display()))
+        .collect();
+    (
+        Verdict::Fail,
+        format!(
+            "its host directory `{}` reaches {}: mount a directory outside them",
+            host.display(),
+            what.join(" and ")
+        ),
+    )
+}
+
 /// Paths that left the mount by `..` or by being absolute.
 fn escapes(opened: &[&str]) -> (Verdict, String) {
     match opened {
@@ -394,6 +435,28 @@ fn said(answer: &Result<Value, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_over_the_state_directory_or_the_cache_fails() {
+        let root = tempfile::tempdir().unwrap();
+        let (state, cache, work) = (
+            root.path().join("state"),
+            root.path().join("cache"),
+            root.path().join("work"),
+        );
+        let own = OwnDirs {
+            state: &state,
+            cache: &cache,
+        };
+        assert_eq!(own_state(&work, &own).0, Verdict::Pass);
+        let (v, why) = own_state(root.path(), &own);
+        assert!(
+            v == Verdict::Fail && why.contains("state directory") && why.contains("compile cache"),
+            "{why}"
+        );
+        let (v, why) = own_state(&cache.join("artifacts"), &own);
+        assert!(v == Verdict::Fail && why.contains("compile cache"), "{why}");
+    }
 
     #[test]
     fn each_judgement_fails_on_what_would_be_an_escape() {

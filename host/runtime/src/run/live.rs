@@ -48,6 +48,7 @@ impl Runtime {
             }
         };
         check_trust(&plan, &brain)?;
+        self.guard_own_dirs(&plan.policy, plan.state.as_deref())?;
         let agent_source = match (&plan.agent, &plan.bundle) {
             (ComponentRef::Builtin(Builtin::Agent), Some(bundle)) => {
                 crate::bundled::agent(bundle).unwrap_or(plan.agent.clone())

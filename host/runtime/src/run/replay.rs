@@ -127,6 +127,7 @@ impl Runtime {
         let scope = options.hooks.compile_scope.as_deref();
         let prepared = journal.with(|j| self.recorded_agent(j, &info, scope))?;
         let (policy, task, brain) = plan_parts(&info, |p, t| Policy::parse(p, t))?;
+        self.guard_own_dirs(&policy, Some(state))?;
         let bundle = resumed_bundle(&info, &policy, options.bundle.as_deref())?;
         let turns = events.iter().filter(|e| e.kind == "inference").count();
         let secrets = resolve_secrets(&policy, provider_of(&policy, &brain))?;

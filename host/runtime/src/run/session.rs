@@ -71,6 +71,7 @@ impl Runtime {
     /// Opens a session: the run is durable, then the capabilities start.
     pub async fn open_session(&self, plan: SessionPlan) -> Result<Session, RunError> {
         super::live::check_capability_trust(&plan.policy, plan.bundle.is_some())?;
+        self.guard_own_dirs(&plan.policy, plan.state.as_deref())?;
         let mut secrets = resolve_secrets(&plan.policy, None)?;
         let run_id = new_run_id();
         let client = secrets.redact.apply(&plan.client).into_owned();
