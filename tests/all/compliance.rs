@@ -10,6 +10,20 @@ fn compliance(args: &[&str]) -> Output {
     run(fc_host().arg("compliance").args(args))
 }
 
+/// That exactly one check failed, and its line says each of `expect`.
+fn one_failure(out: &Output, expect: &[&str]) {
+    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
+    let failed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" FAIL "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{out:#?}");
+    for e in expect {
+        assert!(failed[0].contains(e), "expected `{e}`: {out:#?}");
+    }
+}
+
 #[test]
 fn the_hello_example_passes_every_check_and_the_users_state_is_untouched() {
     let state = fresh_dir();
@@ -95,20 +109,9 @@ fn runs_that_depend_on_state_outside_the_journal_fail_determinism_naming_the_eve
         "--junit",
         junit.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
-    let failed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains(" FAIL "))
-        .collect();
-    assert_eq!(failed.len(), 1, "{out:#?}");
-    assert!(
-        failed[0].contains("two fresh runs give the same events"),
-        "{out:#?}"
-    );
-    assert!(
-        failed[0].contains("differs") && failed[0].contains("note.txt"),
-        "{out:#?}"
+    one_failure(
+        &out,
+        &["two fresh runs give the same events", "differs", "note.txt"],
     );
     // The recorded run still replays to its own outcome.
     assert!(
@@ -506,17 +509,12 @@ fn a_grant_of_the_cloud_metadata_address_fails_naming_the_grant() {
         "--only",
         "safety",
     ]);
-    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
-    let failed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains(" FAIL "))
-        .collect();
-    assert_eq!(failed.len(), 1, "{out:#?}");
-    assert!(
-        failed[0].contains("capabilities.web.net")
-            && failed[0].contains("the grant names `http://169.254.169.254:80`"),
-        "{out:#?}"
+    one_failure(
+        &out,
+        &[
+            "capabilities.web.net",
+            "the grant names `http://169.254.169.254:80`",
+        ],
     );
 }
 
@@ -537,16 +535,8 @@ fn a_mount_over_the_users_state_fails_naming_the_grant() {
         "--only",
         "safety",
     ]);
-    assert_eq!(out.code, exit::COMPLIANCE, "{out:#?}");
-    let failed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains(" FAIL "))
-        .collect();
-    assert_eq!(failed.len(), 1, "{out:#?}");
-    assert!(
-        failed[0].contains("capabilities.fs.mounts /all (ro)")
-            && failed[0].contains("state directory"),
-        "{out:#?}"
+    one_failure(
+        &out,
+        &["capabilities.fs.mounts /all (ro)", "state directory"],
     );
 }

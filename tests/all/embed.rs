@@ -33,27 +33,26 @@ fn snippet(folder: &Path, state: &Path, port: u16) -> Command {
     cmd
 }
 
-#[test]
-fn the_pages_snippet_runs_under_strict_and_resumes_its_run_after_sigterm() {
+/// A folder holding `notes.txt`, and a model server whose first request
+/// hangs (the program is stopped while it waits); then it lists the
+/// folder and answers "The folder holds notes.txt."
+fn interrupted_listing() -> (tempfile::TempDir, MockProvider) {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("notes.txt"), "ship on Friday").unwrap();
-    let state = fresh_dir();
     let list = json!({ "role": "assistant", "content": null, "tool_calls": [{
         "id": "c1", "type": "function",
         "function": { "name": "fs.list_dir", "arguments": "{\"path\":\"/workspace\"}" } }] });
     let done = json!({ "role": "assistant", "content": "The folder holds notes.txt." });
-    // The first request hangs: the program is stopped while it waits.
     let provider = MockProvider::start(vec![
         (0, "", Value::Null),
         (200, "", openai_turn(list, (10, 5))),
         (200, "", openai_turn(done, (20, 5))),
     ]);
-    let child = snippet(folder.path(), &state, provider.port)
-        .arg("What is in this folder?")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    (folder, provider)
+}
+
+/// Waits (at most 15 s) until the program has sent its first request.
+fn wait_for_first_request(provider: &MockProvider) {
     for _ in 0..300 {
         if !provider.requests().is_empty() {
             break;
@@ -61,6 +60,19 @@ fn the_pages_snippet_runs_under_strict_and_resumes_its_run_after_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(provider.requests().len(), 1, "the run asked its brain");
+}
+
+#[test]
+fn the_pages_snippet_runs_under_strict_and_resumes_its_run_after_sigterm() {
+    let (folder, provider) = interrupted_listing();
+    let state = fresh_dir();
+    let child = snippet(folder.path(), &state, provider.port)
+        .arg("What is in this folder?")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_first_request(&provider);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -139,31 +151,14 @@ fn spawn_with_stdin(cmd: &mut Command, task: &str) -> std::process::Child {
 
 #[test]
 fn a_job_killed_half_way_resumes_its_run_before_a_new_task_and_writes_its_metrics() {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("notes.txt"), "ship on Friday").unwrap();
+    let (folder, provider) = interrupted_listing();
     let state = fresh_dir();
     let metrics = fresh_dir().join("nightly.prom");
-    let list = json!({ "role": "assistant", "content": null, "tool_calls": [{
-        "id": "c1", "type": "function",
-        "function": { "name": "fs.list_dir", "arguments": "{\"path\":\"/workspace\"}" } }] });
-    let done = json!({ "role": "assistant", "content": "The folder holds notes.txt." });
-    // The first request hangs: the job is killed while it waits.
-    let provider = MockProvider::start(vec![
-        (0, "", Value::Null),
-        (200, "", openai_turn(list, (10, 5))),
-        (200, "", openai_turn(done, (20, 5))),
-    ]);
     let mut child = spawn_with_stdin(
         &mut job(folder.path(), &state, &metrics, provider.port),
         "What is in this folder?\n",
     );
-    for _ in 0..300 {
-        if !provider.requests().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(provider.requests().len(), 1, "the run asked its brain");
+    wait_for_first_request(&provider);
     // SIGKILL: no handler runs, nothing is checkpointed by the program.
     child.kill().unwrap();
     let status = child.wait().unwrap();
