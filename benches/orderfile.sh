@@ -4,8 +4,26 @@
 # the link places together (see build.rs). Rerun it after changes that rename
 # many functions (a dependency upgrade); a stale list only costs resident
 # memory, never correctness. Needs valgrind (apt-get install valgrind).
+#
+# `benches/orderfile.sh --check` (run by benches/run.sh) says how much of
+# the list the release binary still has: the names carry each crate's hash,
+# which changes with its dependencies and features, and the link skips a
+# name it does not find without a word.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == --check ]]; then
+    bin=target/release/fc-host
+    listed=$(sort -u host/cli/hot-symbols.txt | wc -l)
+    present=$(comm -12 <(sort -u host/cli/hot-symbols.txt) \
+        <(nm --defined-only "$bin" | awk '{print $3}' | sort -u) | wc -l)
+    percent=$((100 * present / listed))
+    if ((percent < 90)); then
+        echo "Hot-symbol list: STALE, $present of its $listed functions are in $bin ($percent%): start-up code is scattered over the binary; re-record it with benches/orderfile.sh"
+    else
+        echo "Hot-symbol list: $present of its $listed functions are in $bin ($percent%)"
+    fi
+    exit 0
+fi
 cargo build --release -p fc-host --bin fc-host
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -16,8 +16,12 @@ fi
 (cd benches/bare && cargo build --release --features compile --target-dir target-compile -q && cargo build --release -q)
 tmp=$(mktemp -d /dev/shm/fc-bench.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Peak RSS is measured through a small launcher (see its source).
+cc -O2 -static -o "$tmp/launch" benches/launch/launch.c
+export FC_BENCH_LAUNCHER="$tmp/launch"
 cap=$(grep -oh '"[^"]*/release/cap_fs.wasm"' target/release/build/fc-host-runtime-*/out/guests.rs | head -n1 | tr -d '"')
 benches/bare/target-compile/release/bare-host precompile "$cap" "$tmp/cap_fs.cwasm"
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr); $(date -u +%F)"
+benches/orderfile.sh --check
 echo
 BARE_HOST=benches/bare/target/release/bare-host BARE_CWASM="$tmp/cap_fs.cwasm" target/release/fc-bench "$@"

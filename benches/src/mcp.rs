@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::process::{fc_host, measure, write_example};
+use crate::process::{fc_host, wall, write_example};
 use crate::{Row, median};
 
 const CALLS: usize = 50;
@@ -31,8 +31,8 @@ fn walls(policy: &Path, state: &Path) -> Vec<f64> {
             .arg(policy);
         c
     };
-    measure(&mut run());
-    (0..RUNS).map(|_| measure(&mut run()).0).collect()
+    wall(&mut run());
+    (0..RUNS).map(|_| wall(&mut run())).collect()
 }
 
 /// Per-call ms: each run of `calls` minus the median run of none.

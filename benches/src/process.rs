@@ -11,37 +11,57 @@ use crate::{Row, median, ms};
 
 const RUNS: usize = 30;
 
-/// Wall time (ms) and peak RSS (MiB) of one process.
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also reports the child's peak RSS"
-)]
+/// Wall time (ms) and peak RSS (MiB) of `cmd`, from two runs of it: one
+/// timed from here, one whose memory a launcher reports ([`peak_rss`]).
 pub fn measure(cmd: &mut Command) -> (f64, f64) {
-    let started = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe_zeroed();
-    // SAFETY: wait4 on our own child's pid with valid out-pointers.
-    #[allow(unsafe_code)]
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = ms(started.elapsed());
-    assert!(
-        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    (wall, usage.ru_maxrss as f64 / 1024.0)
+    (wall(cmd), peak_rss(cmd))
 }
 
-fn unsafe_zeroed() -> libc::rusage {
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::mem::zeroed()
+/// Wall time (ms) of one run of `cmd`, spawned from here.
+pub fn wall(cmd: &mut Command) -> f64 {
+    let started = Instant::now();
+    let exited = spawn_and_wait(cmd);
+    let wall = ms(started.elapsed());
+    assert!(exited, "{cmd:?} failed");
+    wall
+}
+
+/// Peak RSS (MiB) of one run of `cmd`. Not measured from here: Linux starts
+/// a process's `ru_maxrss` at the resident set of the address space it had
+/// before `exec`, which for a child of this process (spawned by `vfork` or
+/// `fork`) is fc-bench's own, many MiB. A small static launcher
+/// (`benches/launch/launch.c`, built by `benches/run.sh`, named by
+/// `FC_BENCH_LAUNCHER`) runs it and reports; its floor is `/bin/true`'s row.
+pub fn peak_rss(cmd: &Command) -> f64 {
+    let launcher = std::env::var_os("FC_BENCH_LAUNCHER").expect(
+        "FC_BENCH_LAUNCHER names the launcher that measures peak RSS (benches/run.sh builds it)",
+    );
+    let mut launch = Command::new(launcher);
+    launch.arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => launch.env(key, value),
+            None => launch.env_remove(key),
+        };
     }
+    if let Some(dir) = cmd.get_current_dir() {
+        launch.current_dir(dir);
+    }
+    let out = launch.stderr(Stdio::null()).output().expect("launch");
+    let kib: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{cmd:?} failed under the launcher"));
+    kib / 1024.0
+}
+
+/// Runs `cmd` with its output discarded: whether it exited 0.
+fn spawn_and_wait(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn")
+        .success()
 }
 
 pub fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
@@ -92,7 +112,7 @@ pub fn rows() -> Vec<crate::Row> {
         c
     };
     let mut rows = Vec::new();
-    let (true_wall, _) = series(|| Command::new("/bin/true"));
+    let (true_wall, true_rss) = series(|| Command::new("/bin/true"));
     let bare = std::env::var_os("BARE_HOST").zip(std::env::var_os("BARE_CWASM"));
     let (bare_wall, bare_rss) = match &bare {
         Some((host, cwasm)) => {
@@ -111,7 +131,7 @@ pub fn rows() -> Vec<crate::Row> {
                 name: "bare runtime-only embedding (peak RSS)".into(),
                 samples: r.clone(),
                 unit: "MiB",
-                baseline: None,
+                baseline: Some(("/bin/true, the launcher's floor".into(), median(&true_rss))),
             });
             (Some(median(&w)), Some(median(&r)))
         }
