@@ -16,6 +16,8 @@ mod exhaustion;
 mod guide;
 mod hello;
 mod hostile;
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+mod image;
 mod inprocess;
 mod journal;
 mod languages;
