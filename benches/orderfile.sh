@@ -1,16 +1,39 @@
 #!/usr/bin/env bash
 # Regenerates host/cli/hot-symbols.txt: every function of fc-host that a
 # trivial run and a run with one tool call execute (compile cache warm), which
-# the link places together (see build.rs). Rerun it after changes that rename
-# many functions (a dependency upgrade); a stale list only costs resident
-# memory, never correctness. Needs valgrind (apt-get install valgrind).
+# the link places together (see build.rs), and host/cli/hot-symbols.inputs,
+# what the names were recorded for. A stale list only costs resident memory,
+# never correctness. Needs valgrind (apt-get install valgrind).
 #
-# `benches/orderfile.sh --check` (run by benches/run.sh) says how much of
-# the list the release binary still has: the names carry each crate's hash,
-# which changes with its dependencies and features, and the link skips a
-# name it does not find without a word.
+# The names carry each crate's hash, which changes with the toolchain, a
+# dependency's version or features, or the release profile; the link skips a
+# name it does not find without a word. So:
+# - `benches/orderfile.sh --check-inputs` (run by .ci/run, no build needed)
+#   fails when any of those inputs differs from what the list was recorded
+#   for, and shows the difference;
+# - `benches/orderfile.sh --check` (run by benches/run.sh) says how much of
+#   the list the release binary still has, which also catches functions our
+#   own changes renamed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What the release build's symbol names depend on, without paths (the same
+# on every machine): the compiler, the release profile, and every package the
+# binary links with its version and enabled features.
+inputs() {
+    echo "# What host/cli/hot-symbols.txt was recorded for (benches/orderfile.sh); do not edit."
+    rustc -vV | grep -E '^(release|commit-hash):'
+    sed -n '/^\[profile\.release\]/,/^\[/p' Cargo.toml | grep -vE '^(#|\[profile\.dev|$)'
+    cargo tree --locked -p fc-host --target x86_64-unknown-linux-gnu -e normal,build \
+        --prefix none --format '{p} [{f}]' | sed -E 's/ \((\/|registry)[^)]*\)//; s/ \(\*\)$//' | sort -u
+}
+if [[ ${1:-} == --check-inputs ]]; then
+    if ! diff -u --label recorded --label now host/cli/hot-symbols.inputs <(inputs); then
+        echo "host/cli/hot-symbols.txt was recorded for other inputs (above): its names no longer match the release build's, so start-up code is scattered over the binary again. Re-record it with benches/orderfile.sh (needs valgrind; about 15 minutes) and commit both files." >&2
+        exit 1
+    fi
+    echo "Hot-symbol list: recorded for this toolchain, profile and dependency set"
+    exit 0
+fi
 if [[ ${1:-} == --check ]]; then
     bin=target/release/fc-host
     listed=$(sort -u host/cli/hot-symbols.txt | wc -l)
@@ -46,4 +69,5 @@ done
 # Callgrind names a function at its first mention, as a caller or a callee.
 grep -hoE '^c?fn=\([0-9]+\) .*' "$tmp"/*.callgrind | sed -E 's/^c?fn=\([0-9]+\) //' |
     grep -E '^(_ZN|_R)' | awk '!seen[$0]++' >host/cli/hot-symbols.txt
+inputs >host/cli/hot-symbols.inputs
 wc -l host/cli/hot-symbols.txt
