@@ -4,14 +4,14 @@
 //!   at a random address (ASLR), with its relative relocations packed
 //!   (`-z pack-relative-relocs`, DT_RELR) where the C library understands
 //!   them (glibc 2.36 and later): the loader then reads a few KiB of bitmaps
-//!   instead of a 0.9 MiB table of 24-byte entries;
+//!   instead of a 1.4 MiB table of 24-byte entries;
 //! - the functions a run executes, placed together (`hot-symbols.txt`, made
 //!   by `benches/orderfile.sh`): the kernel maps code 64 KiB around each page
 //!   fault, so hot functions scattered over 22 MiB of text would make most of
 //!   it resident. A name the build no longer has is skipped, never an error.
 //!
 //! `FC_LINK=no-pie` builds a position-dependent executable instead: no
-//! relocations at all, but the host image at a fixed address, which a
+//! relative relocations, but the host image at a fixed address, which a
 //! memory-corruption exploit can rely on. Opt-in only (decision 50).
 //!
 //! All need the default linker of this target, rust-lld.
