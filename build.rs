@@ -25,18 +25,27 @@ fn main() {
     if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
         return;
     }
-    match std::env::var("FC_LINK").as_deref() {
-        Ok("no-pie") => println!("cargo:rustc-link-arg-bins=-no-pie"),
-        Ok("pie") | Err(_) if glibc_packs_relocations() => {
-            println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs")
+    let link = match std::env::var("FC_LINK").as_deref() {
+        Ok("no-pie") => {
+            println!("cargo:rustc-link-arg-bins=-no-pie");
+            "no-pie"
         }
-        Ok("pie") | Err(_) => println!(
-            "cargo:warning=the C library (`cc -print-file-name=libc.so.6`) does not define \
-             GLIBC_ABI_DT_RELR (glibc 2.36): fc-host is linked without packed relocations, \
-             which costs about 1.4 MiB of memory per run"
-        ),
+        Ok("pie") | Err(_) if glibc_packs_relocations() => {
+            println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+            "pie-packed"
+        }
+        Ok("pie") | Err(_) => {
+            println!(
+                "cargo:warning=the C library (`cc -print-file-name=libc.so.6`) does not define \
+                 GLIBC_ABI_DT_RELR (glibc 2.36): fc-host is linked without packed relocations, \
+                 which costs about 1.4 MiB of memory per run"
+            );
+            "pie"
+        }
         Ok(other) => panic!("FC_LINK={other}: expected `pie` (the default) or `no-pie`"),
-    }
+    };
+    // What was chosen, for the test that checks the binary against it.
+    println!("cargo:rustc-env=FC_LINKED_AS={link}");
     let order = concat!(env!("CARGO_MANIFEST_DIR"), "/host/cli/hot-symbols.txt");
     println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={order}");
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");

@@ -21,19 +21,26 @@ fn elf(bytes: &[u8]) -> (u16, Vec<String>) {
 }
 
 #[test]
-fn fc_host_is_a_position_independent_executable() {
+fn fc_host_is_linked_as_its_build_chose_and_by_default_position_independent() {
     const ET_DYN: u16 = 3;
+    const ET_EXEC: u16 = 2;
+    // `build.rs` says how it linked: `pie-packed`, `pie` (a glibc older
+    // than packed relocations) or `no-pie` (the opt-in).
+    let linked = env!("FC_LINKED_AS");
+    if option_env!("FC_LINK").is_none() {
+        assert_ne!(
+            linked, "no-pie",
+            "the default link must keep ASLR (decision 50)"
+        );
+    }
     let bytes = std::fs::read(env!("CARGO_BIN_EXE_fc-host")).unwrap();
     let (kind, sections) = elf(&bytes);
-    assert_eq!(kind, ET_DYN, "fc-host must be a PIE (build.rs, FC_LINK)");
+    let want = if linked == "no-pie" { ET_EXEC } else { ET_DYN };
+    assert_eq!(kind, want, "fc-host linked as {linked}");
     assert!(
         sections.iter().any(|s| s == ".interp"),
         "a dynamic executable has a loader"
     );
-    // Built where glibc understands packed relocations (this machine and CI),
-    // the table is packed: the memory a PIE would otherwise cost.
-    let libc = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap_or_default();
-    if libc.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR") {
-        assert!(sections.iter().any(|s| s == ".relr.dyn"), "{sections:?}");
-    }
+    let packed = sections.iter().any(|s| s == ".relr.dyn");
+    assert_eq!(packed, linked == "pie-packed", "{linked}: {sections:?}");
 }
