@@ -65,4 +65,28 @@ pub enum JournalError {
         /// What is missing or inconsistent.
         detail: String,
     },
+    /// Another owner holds the run's lease and it has not expired: this
+    /// owner may not execute the run.
+    #[error(
+        "run `{run}` is leased to `{owner}` for {remaining_ms} ms more; another node is executing it"
+    )]
+    Leased {
+        /// The run.
+        run: String,
+        /// Who holds the lease.
+        owner: String,
+        /// Until it expires, unless renewed.
+        remaining_ms: u64,
+    },
+    /// This handle's lease on the run was taken over (it expired and another
+    /// owner claimed it): nothing more of the run is written through it.
+    #[error(
+        "run `{run}`: this node's lease was taken over by `{owner}`; it stops executing the run"
+    )]
+    LeaseLost {
+        /// The run.
+        run: String,
+        /// Who holds the lease now (empty if it was released).
+        owner: String,
+    },
 }

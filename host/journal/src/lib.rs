@@ -16,17 +16,21 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod backend;
 mod contain;
 mod error;
 mod event;
+mod lease;
 mod memory;
 mod read;
+mod records;
 mod shared;
 mod store;
 
 pub use audit::decisions;
+pub use backend::redb::FILE_NAME;
 pub use error::{JournalError, Result};
 pub use event::{Event, Head, MemoryEffect, RunInfo, RunStatus};
 pub use read::Listing;
 pub use shared::SharedJournal;
-pub use store::{FILE_NAME, Journal};
+pub use store::Journal;

@@ -4,11 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use redb::{ReadTransaction, ReadableTable};
-
-use crate::contain::contain;
+use crate::backend::Snapshot;
 use crate::event::{Event, GENESIS, Head, RunInfo, RunStatus};
-use crate::store::{COMPONENTS, EVENTS, HEADS, META, RUNS, optional};
 use crate::{Journal, JournalError, Result};
 
 /// Every run of a journal, and what was found damaged.
@@ -32,12 +29,9 @@ impl Listing {
 
 /// The committed head of a run (`None` for a run written by an fc-host that
 /// kept no heads).
-pub(crate) fn head(journal: &Journal, txn: &ReadTransaction, run: &str) -> Result<Option<Head>> {
-    let Some(table) = optional(journal, txn, HEADS)? else {
-        return Ok(None);
-    };
-    match table.get(run.as_bytes()).map_err(|e| journal.storage(e))? {
-        Some(v) => journal.decode(v.value()).map(Some),
+pub(crate) fn head(journal: &Journal, snapshot: &dyn Snapshot, run: &str) -> Result<Option<Head>> {
+    match snapshot.head(run)? {
+        Some(v) => journal.decode(&v).map(Some),
         None => Ok(None),
     }
 }
@@ -45,15 +39,12 @@ pub(crate) fn head(journal: &Journal, txn: &ReadTransaction, run: &str) -> Resul
 impl Journal {
     /// A run's record and its events in order, verified.
     pub fn load(&self, id: &str) -> Result<(RunInfo, Vec<Event>)> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.begin_read()?;
-            let info = self.record(&txn, id)?;
-            let events = self.chain(&txn, id)?;
-            let head = head(self, &txn, id)?;
-            check_complete(&info, &events, head.as_ref())?;
-            Ok((info, events))
-        })
+        let snapshot = self.snapshot()?;
+        let info = self.record(&*snapshot, id)?;
+        let events = self.chain(&*snapshot, id)?;
+        let head = head(self, &*snapshot, id)?;
+        check_complete(&info, &events, head.as_ref())?;
+        Ok((info, events))
     }
 
     /// A run's events in order, verified as by [`Journal::load`].
@@ -63,125 +54,74 @@ impl Journal {
 
     /// A run's record (not its events: see [`Journal::load`]).
     pub fn run(&self, id: &str) -> Result<RunInfo> {
-        let path = self.path.clone();
-        contain(&path, || self.record(&self.begin_read()?, id))
+        self.record(&*self.snapshot()?, id)
     }
 
-    fn record(&self, txn: &ReadTransaction, id: &str) -> Result<RunInfo> {
-        let table = txn.open_table(RUNS).map_err(|e| self.storage(e))?;
-        let text = table
-            .get(id.as_bytes())
-            .map_err(|e| self.storage(e))?
+    fn record(&self, snapshot: &dyn Snapshot, id: &str) -> Result<RunInfo> {
+        let text = snapshot
+            .run(id)?
             .ok_or_else(|| JournalError::UnknownRun(id.to_owned()))?;
-        self.decode(text.value())
+        self.decode(&text)
     }
 
     /// Every run, oldest first, each checked cheaply against its head (its
     /// last event and its end), and the run records against the heads and
     /// the run count: a run lost to damage is reported, not left out.
     pub fn runs(&self) -> Result<Listing> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.begin_read()?;
-            let table = txn.open_table(RUNS).map_err(|e| self.storage(e))?;
-            let mut runs = Vec::new();
-            for entry in table.iter().map_err(|e| self.storage(e))? {
-                let (_, text) = entry.map_err(|e| self.storage(e))?;
-                runs.push(self.decode::<RunInfo>(text.value())?);
+        let snapshot = self.snapshot()?;
+        let mut runs = Vec::new();
+        for text in snapshot.runs()? {
+            runs.push(self.decode::<RunInfo>(&text)?);
+        }
+        runs.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+        let mut damage = Vec::new();
+        for info in &runs {
+            if let Err(e) = self.check_tail(&*snapshot, info) {
+                damage.push(e);
             }
-            runs.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
-            let mut damage = Vec::new();
-            for info in &runs {
-                if let Err(e) = self.check_tail(&txn, info) {
-                    damage.push(e);
-                }
+        }
+        let ids: BTreeSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        for id in snapshot.head_ids()?.unwrap_or_default() {
+            if !ids.contains(id.as_str()) {
+                damage.push(JournalError::Damaged {
+                    detail: "its events are in the journal, but its record is missing".into(),
+                    run: id,
+                });
             }
-            let ids: BTreeSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-            if let Some(heads) = optional(self, &txn, HEADS)? {
-                for entry in heads.iter().map_err(|e| self.storage(e))? {
-                    let (key, _) = entry.map_err(|e| self.storage(e))?;
-                    let id = String::from_utf8_lossy(key.value()).into_owned();
-                    if !ids.contains(id.as_str()) {
-                        damage.push(JournalError::Damaged {
-                            detail: "its events are in the journal, but its record is missing"
-                                .into(),
-                            run: id,
-                        });
-                    }
-                }
-            }
-            if let Some(count) = self.counter(&txn, b"runs")?
-                && count != runs.len() as u64
-            {
-                damage.push(self.corrupt(&format!(
-                    "it counts {count} runs, but {} run records are readable",
-                    runs.len()
-                )));
-            }
-            Ok(Listing { runs, damage })
-        })
+        }
+        if let Some(count) = snapshot.counter("runs")?
+            && count != runs.len() as u64
+        {
+            damage.push(self.corrupt(&format!(
+                "it counts {count} runs, but {} run records are readable",
+                runs.len()
+            )));
+        }
+        Ok(Listing { runs, damage })
     }
 
     /// A stored component's bytes, by sha256 (the caller checks the hash).
     pub fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.begin_read()?;
-            let Some(table) = optional(self, &txn, COMPONENTS)? else {
-                return Ok(None);
-            };
-            Ok(table
-                .get(sha256.as_bytes())
-                .map_err(|e| self.storage(e))?
-                .map(|v| v.value().to_vec()))
-        })
+        self.snapshot()?.component(sha256)
     }
 
     /// Whether the journal holds a component (without reading its bytes).
     pub(crate) fn has_component(&self, sha256: &str) -> Result<bool> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let txn = self.begin_read()?;
-            let Some(table) = optional(self, &txn, COMPONENTS)? else {
-                return Ok(false);
-            };
-            Ok(table
-                .get(sha256.as_bytes())
-                .map_err(|e| self.storage(e))?
-                .is_some())
-        })
-    }
-
-    pub(crate) fn counter(&self, txn: &ReadTransaction, key: &[u8]) -> Result<Option<u64>> {
-        let Some(meta) = optional(self, txn, META)? else {
-            return Ok(None);
-        };
-        match meta.get(key).map_err(|e| self.storage(e))? {
-            None => Ok(None),
-            Some(v) => std::str::from_utf8(v.value())
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Some)
-                .ok_or_else(|| self.corrupt("a journal counter is not a number")),
-        }
+        self.snapshot()?.has_component(sha256)
     }
 
     /// The events of a run in order, each checked against the chain.
-    fn chain(&self, txn: &ReadTransaction, run: &str) -> Result<Vec<Event>> {
-        let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
+    fn chain(&self, snapshot: &dyn Snapshot, run: &str) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         let mut prev = GENESIS.to_owned();
-        let range = (run.as_bytes(), 0)..=(run.as_bytes(), u64::MAX);
-        for entry in table.range(range).map_err(|e| self.storage(e))? {
-            let (key, text) = entry.map_err(|e| self.storage(e))?;
-            let seq = key.value().1;
+        for (seq, text) in snapshot.events(run, 0, usize::MAX)? {
             let tampered = |detail: &str| JournalError::Tampered {
                 run: run.to_owned(),
                 seq,
                 detail: detail.to_owned(),
             };
             let event: Event =
-                serde_json::from_slice(text.value()).map_err(|_| tampered("not a valid event"))?;
+                serde_json::from_slice(&text).map_err(|_| tampered("not a valid event"))?;
             if event.seq != seq || seq != events.len() as u64 {
                 return Err(tampered("out of sequence"));
             }
@@ -199,22 +139,18 @@ impl Journal {
 
     /// The cheap check of `runs`: the last stored event is the committed
     /// head, and a finished run ends with its end.
-    fn check_tail(&self, txn: &ReadTransaction, info: &RunInfo) -> Result<()> {
-        let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
-        let range = (info.id.as_bytes(), 0)..=(info.id.as_bytes(), u64::MAX);
-        let last = match table.range(range).map_err(|e| self.storage(e))?.next_back() {
-            None => None,
-            Some(entry) => {
-                let (_, text) = entry.map_err(|e| self.storage(e))?;
-                let event: Event =
-                    serde_json::from_slice(text.value()).map_err(|_| JournalError::Damaged {
+    fn check_tail(&self, snapshot: &dyn Snapshot, info: &RunInfo) -> Result<()> {
+        let last =
+            match snapshot.last_event(&info.id)? {
+                None => None,
+                Some(text) => Some(serde_json::from_slice::<Event>(&text).map_err(|_| {
+                    JournalError::Damaged {
                         run: info.id.clone(),
                         detail: "its last event is not readable".into(),
-                    })?;
-                Some(event)
-            }
-        };
-        let head = head(self, txn, &info.id)?;
+                    }
+                })?),
+            };
+        let head = head(self, snapshot, &info.id)?;
         check_end(info, last.as_ref(), head.as_ref())
     }
 }
@@ -283,21 +219,10 @@ impl Journal {
     /// what a live view of the run shows. Unlike [`Journal::load`] it does
     /// not verify the chain; read the run with `load` to check it.
     pub fn events_from(&self, run: &str, from: u64, max: usize) -> Result<Vec<Event>> {
-        let path = self.path.clone();
-        let mut events = contain(&path, || {
-            let txn = self.begin_read()?;
-            let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
-            let range = (run.as_bytes(), from)..=(run.as_bytes(), u64::MAX);
-            let mut events = Vec::new();
-            for entry in table.range(range).map_err(|e| self.storage(e))? {
-                if events.len() == max {
-                    break;
-                }
-                let (_, text) = entry.map_err(|e| self.storage(e))?;
-                events.push(self.decode::<Event>(text.value())?);
-            }
-            Ok(events)
-        })?;
+        let mut events = Vec::new();
+        for (_, text) in self.snapshot()?.events(run, from, max)? {
+            events.push(self.decode::<Event>(&text)?);
+        }
         let next = events.last().map_or(from, |e| e.seq + 1);
         for p in self
             .pending

@@ -1,73 +1,30 @@
-//! The redb database behind the journal: opening it, and writing to it.
-//!
-//! Every process opens the file in redb's multi-writer mode: runs in other
-//! processes append to the same state directory, and readers (`fc-host
-//! runs`, `inspect`, `audit`) open it read-only beside them, never waiting
-//! for a writer's lock. That mode commits durably only, so events are
-//! buffered here and written at the commit points (docs/journal.md).
+//! Opening a journal, and writing to it: the chain's heads, the buffered
+//! events and the commits that make them durable, on any [`Backend`].
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use redb::{
-    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, StorageBackend, TableDefinition, TableError, WriteTransaction,
-};
+use redb::StorageBackend;
 use serde_json::Value;
 
+use crate::backend::redb::{FILE_NAME, Redb};
+use crate::backend::{Backend, Batch, RunWrite, Snapshot};
 use crate::contain::contain;
 use crate::event::{Event, GENESIS, Head, MemoryEffect, RunInfo, RunStatus};
 use crate::{JournalError, Result};
 
-/// The journal's file name inside the state directory.
-pub const FILE_NAME: &str = "journal.redb";
-
-// Keys and values are bytes, decoded (and checked) here: a damaged page
-// must become an error, and redb's own `&str` decoding would panic on it.
-pub(crate) const RUNS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("runs");
-pub(crate) const EVENTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("events");
-pub(crate) const MEMORY: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("memory");
-/// Run id → [`Head`] as of the run's last commit.
-pub(crate) const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
-/// Counters kept transactionally: `runs`, `memory-bytes`.
-pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
-/// sha256 → bytes of every agent component a run used (replay needs them).
-pub(crate) const COMPONENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("components");
-/// Monotonic records (the highest bundle version run from each signer).
-pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-/// The prefix of daily counts in `records` (`daily/DAY/SCOPE`).
-const DAILY: &str = "daily/";
-
-/// Page cache of one handle. redb's default (1 GiB) let a journal-heavy run
-/// grow the host by hundreds of MiB.
-const CACHE_BYTES: usize = 16 << 20;
 /// Events buffered before they are committed anyway.
 const MAX_PENDING: usize = 512;
 /// Bytes of buffered events before they are committed anyway.
 const MAX_PENDING_BYTES: usize = 8 << 20;
 
-pub(crate) enum Db {
-    Write(Database),
-    Read(ReadOnlyDatabase),
-}
-
-impl Db {
-    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
-        match self {
-            Db::Write(db) => db.begin_read(),
-            Db::Read(db) => db.begin_read(),
-        }
-    }
-}
-
 /// An open journal.
 pub struct Journal {
-    pub(crate) db: Db,
-    pub(crate) path: PathBuf,
+    pub(crate) backend: Box<dyn Backend>,
     poisoned: Option<String>,
     /// Head of each run appended to through this handle, pending events
     /// included.
-    heads: HashMap<String, Head>,
+    pub(crate) heads: HashMap<String, Head>,
     /// Appended events not yet committed. Nothing is lost by buffering
     /// them: no effect has left the sandbox since the last commit point.
     pub(crate) pending: Vec<Pending>,
@@ -78,6 +35,11 @@ pub struct Journal {
     pending_components: Vec<(String, Vec<u8>)>,
     /// Durable commits made through this handle.
     commits: u64,
+    /// Run → the lease token this handle holds for it (see [`Journal::claim`]).
+    pub(crate) leases: HashMap<String, u64>,
+    /// Run → the owner that took its lease over: nothing more of these runs
+    /// is written through this handle.
+    pub(crate) lost: HashMap<String, String>,
 }
 
 /// An appended event waiting for the next transaction.
@@ -90,7 +52,9 @@ pub(crate) struct Pending {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
+        f.debug_struct("Journal")
+            .field("path", &self.path())
+            .finish()
     }
 }
 
@@ -103,15 +67,7 @@ impl Journal {
             path: dir.to_owned(),
             detail: e.to_string(),
         })?;
-        let path = dir.join(FILE_NAME);
-        contain(&path.clone(), || {
-            let db = Database::builder()
-                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-                .set_cache_size(CACHE_BYTES)
-                .create(&path)
-                .map_err(|e| db_error(&path, e))?;
-            Journal::init(Db::Write(db), path)
-        })
+        Ok(Journal::new(Box::new(Redb::open(dir.join(FILE_NAME))?)))
     }
 
     /// Opens the journal of a state directory for reading only, beside any
@@ -128,38 +84,33 @@ impl Journal {
             }
             Ok(_) => {}
         }
-        let opened = contain(&path.clone(), || {
-            Ok(Database::builder()
-                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-                .set_cache_size(CACHE_BYTES)
-                .open_read_only(&path))
-        })?;
-        match opened {
-            Ok(db) => Ok(Some(Journal::new(Db::Read(db), path))),
+        match Redb::open_read_only(path)? {
+            Some(store) => Ok(Some(Journal::new(Box::new(store)))),
             // The last writer was killed and none is running: a reader may
             // not repair the file, so it is opened as a writer would, which
             // recovers it to its last commit (nothing else is written).
-            Err(redb::DatabaseError::RepairAborted) => Journal::open(dir).map(Some),
-            Err(e) => Err(db_error(&path, e)),
+            None => Journal::open(dir).map(Some),
         }
     }
 
     /// Opens a journal on any redb storage backend, for this process alone
     /// (tests simulate power loss with one).
     pub fn open_with_backend(backend: impl StorageBackend, label: &str) -> Result<Journal> {
-        let path = PathBuf::from(label);
-        contain(&path.clone(), || {
-            let db = Database::builder()
-                .create_with_backend(backend)
-                .map_err(|e| db_error(&path, e))?;
-            Journal::init(Db::Write(db), path)
-        })
+        Ok(Journal::new(Box::new(Redb::with_backend(backend, label)?)))
     }
 
-    fn new(db: Db, path: PathBuf) -> Journal {
+    /// Opens (creating if needed) the journal kept in schema `schema` of the
+    /// PostgreSQL database at `url` (`postgresql://USER:PASSWORD@HOST/DB`):
+    /// any number of nodes may open the same one (docs/fleet.md).
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str, schema: &str) -> Result<Journal> {
+        let store = crate::backend::postgres::Postgres::open(url, schema)?;
+        Ok(Journal::new(Box::new(store)))
+    }
+
+    pub(crate) fn new(backend: Box<dyn Backend>) -> Journal {
         Journal {
-            db,
-            path,
+            backend,
             poisoned: None,
             heads: HashMap::new(),
             pending: Vec::new(),
@@ -167,50 +118,9 @@ impl Journal {
             pending_memory: 0,
             pending_components: Vec::new(),
             commits: 0,
+            leases: HashMap::new(),
+            lost: HashMap::new(),
         }
-    }
-
-    fn init(db: Db, path: PathBuf) -> Result<Journal> {
-        let mut journal = Journal::new(db, path);
-        // Create the tables and counters once (a journal written by an older
-        // fc-host gets its counters computed here); an up-to-date journal
-        // opens without a commit.
-        let ready = {
-            let txn = journal.begin_read()?;
-            let meta = txn.open_table(META).ok();
-            let counted = |k: &[u8]| {
-                meta.as_ref()
-                    .is_some_and(|m| matches!(m.get(k), Ok(Some(_))))
-            };
-            counted(b"runs")
-                && counted(b"memory-bytes")
-                && txn.open_table(HEADS).is_ok()
-                && txn.open_table(COMPONENTS).is_ok()
-                && txn.open_table(RECORDS).is_ok()
-        };
-        if !ready {
-            journal.write(|txn| {
-                txn.open_table(EVENTS)?;
-                txn.open_table(HEADS)?;
-                txn.open_table(COMPONENTS)?;
-                txn.open_table(RECORDS)?;
-                let runs = txn.open_table(RUNS)?.len()?;
-                let mut memory_bytes = 0u64;
-                for entry in txn.open_table(MEMORY)?.iter()? {
-                    let (k, v) = entry?;
-                    memory_bytes += (k.value().1.len() + v.value().len()) as u64;
-                }
-                let mut meta = txn.open_table(META)?;
-                if meta.get(&b"runs"[..])?.is_none() {
-                    meta.insert(&b"runs"[..], runs.to_string().as_bytes())?;
-                }
-                if meta.get(&b"memory-bytes"[..])?.is_none() {
-                    meta.insert(&b"memory-bytes"[..], memory_bytes.to_string().as_bytes())?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(journal)
     }
 
     /// Durable commits made through this handle (each is one fsync, or two
@@ -220,46 +130,35 @@ impl Journal {
         self.commits
     }
 
-    /// The database file.
+    /// The database file, or for a database server its URL without the
+    /// password: what errors name.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.backend.label()
     }
 
     /// Records a new run, durably: a run exists in the journal before
     /// anything of it leaves the process.
     pub fn create_run(&mut self, info: &RunInfo) -> Result<()> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let text = serde_json::to_string(info).expect("invariant: RunInfo serializes");
-            let head = Head {
-                events: 0,
-                hash: GENESIS.to_owned(),
-                bytes: 0,
-            };
-            let head_text = serde_json::to_string(&head).expect("invariant: Head serializes");
-            let id = info.id.clone();
-            let mut exists = false;
-            self.commit_with(|txn| {
-                let mut runs = txn.open_table(RUNS)?;
-                if runs.get(id.as_bytes())?.is_some() {
-                    exists = true;
-                    return Ok(());
-                }
-                runs.insert(id.as_bytes(), text.as_bytes())?;
-                drop(runs);
-                txn.open_table(HEADS)?
-                    .insert(id.as_bytes(), head_text.as_bytes())?;
-                add_counter(txn, b"runs", 1)
-            })?;
-            if exists {
-                return Err(JournalError::Storage {
-                    path: self.path.clone(),
-                    detail: format!("a run `{id}` already exists"),
-                });
-            }
-            self.heads.insert(info.id.clone(), head);
-            Ok(())
-        })
+        let record = serde_json::to_string(info).expect("invariant: RunInfo serializes");
+        let head = Head {
+            events: 0,
+            hash: GENESIS.to_owned(),
+            bytes: 0,
+        };
+        let head_text = serde_json::to_string(&head).expect("invariant: Head serializes");
+        let created = self.commit_with(Some(RunWrite::Create {
+            id: &info.id,
+            record: &record,
+            head: &head_text,
+        }))?;
+        if !created {
+            return Err(JournalError::Storage {
+                path: self.path().to_owned(),
+                detail: format!("a run `{}` already exists", info.id),
+            });
+        }
+        self.heads.insert(info.id.clone(), head);
+        Ok(())
     }
 
     /// Keeps a component's bytes (by its sha256) with the next commit,
@@ -280,19 +179,18 @@ impl Journal {
         status: RunStatus,
         outcome: Option<String>,
     ) -> Result<()> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let mut info = self.run(id)?;
-            info.status = status;
-            info.outcome = outcome;
-            let text = serde_json::to_string(&info).expect("invariant: RunInfo serializes");
-            // The run's end and every event before it, in one durable commit.
-            self.commit_with(|txn| {
-                txn.open_table(RUNS)?
-                    .insert(id.as_bytes(), text.as_bytes())?;
-                Ok(())
-            })
-        })
+        let mut info = self.run(id)?;
+        info.status = status;
+        info.outcome = outcome;
+        let record = serde_json::to_string(&info).expect("invariant: RunInfo serializes");
+        // The run's end and every event before it, in one durable commit.
+        self.commit_with(Some(RunWrite::Update {
+            id,
+            record: &record,
+        }))?;
+        self.check_lost(id)?;
+        // A finished run needs no owner any more.
+        self.release(id)
     }
 
     /// Appends an event to a run (buffered until the next commit point, see
@@ -305,36 +203,34 @@ impl Journal {
         effect: Option<MemoryEffect>,
     ) -> Result<Event> {
         self.check_poisoned()?;
-        let path = self.path.clone();
-        contain(&path, || {
-            let head = match self.heads.get(run) {
-                Some(head) => head.clone(),
-                None => self.stored_head(run)?,
-            };
-            let seq = head.events;
-            let event = Event::new(seq, kind, data, &head.hash);
-            let text = serde_json::to_string(&event).expect("invariant: Event serializes");
-            if let Some(effect) = &effect {
-                self.pending_memory += self.memory_delta(effect)?;
-            }
-            let head = Head {
-                events: seq + 1,
-                hash: event.hash.clone(),
-                bytes: head.bytes + text.len() as u64,
-            };
-            self.heads.insert(run.to_owned(), head);
-            self.pending_bytes += text.len();
-            self.pending.push(Pending {
-                run: run.to_owned(),
-                seq,
-                text,
-                effect,
-            });
-            if self.pending.len() >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
-                self.sync()?;
-            }
-            Ok(event)
-        })
+        self.check_lost(run)?;
+        let head = match self.heads.get(run) {
+            Some(head) => head.clone(),
+            None => self.stored_head(run)?,
+        };
+        let seq = head.events;
+        let event = Event::new(seq, kind, data, &head.hash);
+        let text = serde_json::to_string(&event).expect("invariant: Event serializes");
+        if let Some(effect) = &effect {
+            self.pending_memory += self.memory_delta(effect)?;
+        }
+        let head = Head {
+            events: seq + 1,
+            hash: event.hash.clone(),
+            bytes: head.bytes + text.len() as u64,
+        };
+        self.heads.insert(run.to_owned(), head);
+        self.pending_bytes += text.len();
+        self.pending.push(Pending {
+            run: run.to_owned(),
+            seq,
+            text,
+            effect,
+        });
+        if self.pending.len() >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
+            self.sync()?;
+        }
+        Ok(event)
     }
 
     /// Bytes of a run's events appended so far (for the per-run journal
@@ -349,233 +245,156 @@ impl Journal {
     /// covers every other run's appended events too.
     pub fn sync_run(&mut self, run: &str) -> Result<()> {
         if self.pending.iter().all(|p| p.run != run) && self.pending_components.is_empty() {
-            return self.check_poisoned();
+            self.check_poisoned()?;
+        } else {
+            self.commit_with(None)?;
         }
-        self.sync()
+        self.check_lost(run)
     }
 
-    /// Makes everything appended so far durable (one commit).
+    /// Makes everything appended so far durable (one commit). When a run's
+    /// lease was taken over, everything else is committed and the error
+    /// names that run.
     pub fn sync(&mut self) -> Result<()> {
         if self.pending.is_empty() && self.pending_components.is_empty() {
             return Ok(());
         }
-        self.commit_with(|_| Ok(()))
+        let before: Vec<String> = self.pending.iter().map(|p| p.run.clone()).collect();
+        self.commit_with(None)?;
+        before.iter().try_for_each(|run| self.check_lost(run))
     }
 
     /// Where a run's chain ends as committed: its [`Head`], or for a run
     /// written by an older fc-host, its last event.
     fn stored_head(&self, run: &str) -> Result<Head> {
-        let txn = self.begin_read()?;
-        if let Some(head) = crate::read::head(self, &txn, run)? {
+        let snapshot = self.snapshot()?;
+        if let Some(head) = crate::read::head(self, &*snapshot, run)? {
             return Ok(head);
         }
-        let table = txn.open_table(EVENTS).map_err(|e| self.storage(e))?;
-        let range = (run.as_bytes(), 0)..=(run.as_bytes(), u64::MAX);
         let mut head = Head {
             events: 0,
             hash: GENESIS.to_owned(),
             bytes: 0,
         };
-        for entry in table.range(range).map_err(|e| self.storage(e))? {
-            let (_, text) = entry.map_err(|e| self.storage(e))?;
-            let event: Event = self.decode(text.value())?;
+        for (_, text) in snapshot.events(run, 0, usize::MAX)? {
+            let event: Event = self.decode(&text)?;
             head = Head {
                 events: event.seq + 1,
                 hash: event.hash,
-                bytes: head.bytes + text.value().len() as u64,
+                bytes: head.bytes + text.len() as u64,
             };
         }
         Ok(head)
     }
 
     /// One durable transaction: every buffered event, memory change and
-    /// component, the heads of the runs they belong to, and `f`.
-    fn commit_with(
-        &mut self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
-    ) -> Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        let components = std::mem::take(&mut self.pending_components);
-        let mut heads: Vec<(String, String)> = Vec::new();
-        for p in &pending {
-            if !heads.iter().any(|(r, _)| *r == p.run) {
-                let head = &self.heads[&p.run];
-                heads.push((
-                    p.run.clone(),
-                    serde_json::to_string(head).expect("invariant: Head serializes"),
-                ));
+    /// component, the heads of the runs they belong to, and `run`, fenced by
+    /// the leases this handle holds. Returns whether a run to create was
+    /// created. A run whose lease was taken over is left out (its buffered
+    /// events are dropped: they belong to the run's new owner's past now)
+    /// and the rest committed; the failed attempt wrote nothing.
+    fn commit_with(&mut self, mut run: Option<RunWrite<'_>>) -> Result<bool> {
+        loop {
+            let pending = std::mem::take(&mut self.pending);
+            let components = std::mem::take(&mut self.pending_components);
+            let mut heads: Vec<(String, String)> = Vec::new();
+            for p in &pending {
+                if !heads.iter().any(|(r, _)| *r == p.run) {
+                    let head = &self.heads[&p.run];
+                    heads.push((
+                        p.run.clone(),
+                        serde_json::to_string(head).expect("invariant: Head serializes"),
+                    ));
+                }
+            }
+            let fences: Vec<(String, u64)> = self
+                .leases
+                .iter()
+                .filter(|(r, _)| {
+                    heads.iter().any(|(h, _)| h == *r) || run.as_ref().is_some_and(|w| w.id() == *r)
+                })
+                .map(|(r, t)| (r.clone(), *t))
+                .collect();
+            self.pending_bytes = 0;
+            self.pending_memory = 0;
+            let batch = Batch {
+                events: &pending,
+                heads: &heads,
+                components: &components,
+                run,
+                fences: &fences,
+            };
+            let lost = match self.write(|backend| backend.commit(&batch)) {
+                Err(JournalError::LeaseLost { run: lost, owner })
+                    if fences.iter().any(|(r, _)| *r == lost) =>
+                {
+                    self.heads.remove(&lost);
+                    self.leases.remove(&lost);
+                    self.lost.insert(lost.clone(), owner);
+                    lost
+                }
+                result => return result,
+            };
+            run = batch.run.filter(|w| w.id() != lost);
+            self.pending = pending.into_iter().filter(|p| p.run != lost).collect();
+            self.pending_bytes = self.pending.iter().map(|p| p.text.len()).sum();
+            self.pending_components = components;
+            if self.pending.is_empty() && self.pending_components.is_empty() && run.is_none() {
+                return Ok(false);
             }
         }
-        self.pending_bytes = 0;
-        self.pending_memory = 0;
-        self.write(|txn| {
-            crate::memory::write_pending(txn, &pending)?;
-            {
-                let mut table = txn.open_table(HEADS)?;
-                for (run, head) in &heads {
-                    table.insert(run.as_bytes(), head.as_bytes())?;
-                }
-                let mut table = txn.open_table(COMPONENTS)?;
-                for (hash, bytes) in &components {
-                    table.insert(hash.as_bytes(), bytes.as_slice())?;
-                }
-            }
-            f(txn)
-        })
     }
 
-    /// A monotonic record: stores `value` under `key` unless the stored value
-    /// is not lower (`greater(new, old)` says whether `new` is higher), in
-    /// one durable transaction. Returns the value stored before.
-    pub fn raise_record(
-        &mut self,
-        key: &str,
-        value: &str,
-        greater: impl Fn(&str, &str) -> bool,
-    ) -> Result<Option<String>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let mut previous = None;
-            let mut undecodable = false;
-            self.write(|txn| {
-                let mut table = txn.open_table(RECORDS)?;
-                let old = table
-                    .get(key.as_bytes())?
-                    .map(|v| String::from_utf8(v.value().to_vec()));
-                match old {
-                    Some(Err(_)) => undecodable = true,
-                    Some(Ok(old)) => {
-                        if greater(value, &old) {
-                            table.insert(key.as_bytes(), value.as_bytes())?;
-                        }
-                        previous = Some(old);
-                    }
-                    None => {
-                        table.insert(key.as_bytes(), value.as_bytes())?;
-                    }
-                }
-                Ok(())
-            })?;
-            if undecodable {
-                return Err(self.corrupt(&format!("the record `{key}` is not UTF-8")));
-            }
-            Ok(previous)
-        })
+    /// Fails when the run's lease was taken over from this handle.
+    pub(crate) fn check_lost(&self, run: &str) -> Result<()> {
+        match self.lost.get(run) {
+            Some(owner) => Err(JournalError::LeaseLost {
+                run: run.to_owned(),
+                owner: owner.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// Counts one more use of each of `scopes` (a name, and the most uses
-    /// it may have) on UTC day `day` (days since the Unix epoch, of a
-    /// journaled time), all or none, in one durable transaction: every run
-    /// of this state directory (a server's tenant) shares the counts.
-    /// Returns the index of the first scope that had no use left (nothing
-    /// was counted), or `None` once all were counted. Counts of earlier days
-    /// are dropped.
-    pub fn take_daily(&mut self, day: u64, scopes: &[(String, u64)]) -> Result<Option<usize>> {
-        let path = self.path.clone();
-        contain(&path, || {
-            let mut full = None;
-            let mut undecodable = None;
-            self.write(|txn| {
-                let mut table = txn.open_table(RECORDS)?;
-                let today = format!("{DAILY}{day}/");
-                table.retain(|k, _| {
-                    !k.starts_with(DAILY.as_bytes()) || k.starts_with(today.as_bytes())
-                })?;
-                let mut counts = Vec::with_capacity(scopes.len());
-                for (i, (scope, limit)) in scopes.iter().enumerate() {
-                    let key = format!("{today}{scope}");
-                    let used = match table.get(key.as_bytes())? {
-                        None => 0,
-                        Some(v) => match std::str::from_utf8(v.value())
-                            .ok()
-                            .and_then(|s| s.parse::<u64>().ok())
-                        {
-                            Some(n) => n,
-                            None => {
-                                undecodable = Some(key.clone());
-                                return Ok(());
-                            }
-                        },
-                    };
-                    if used >= *limit {
-                        full = Some(i);
-                        return Ok(());
-                    }
-                    counts.push((key, used + 1));
-                }
-                for (key, count) in counts {
-                    table.insert(key.as_bytes(), count.to_string().as_bytes())?;
-                }
-                Ok(())
-            })?;
-            if let Some(key) = undecodable {
-                return Err(self.corrupt(&format!("the daily count `{key}` is not a number")));
-            }
-            Ok(full)
-        })
-    }
-
-    /// One durable write transaction. A failed commit poisons the handle:
-    /// the write is not retried (after a failed fsync the page cache cannot
-    /// be trusted), and every later write fails until the journal is
-    /// reopened.
-    fn write(
-        &mut self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
-    ) -> Result<()> {
+    /// One durable write through the backend. A failed commit poisons the
+    /// handle: the write is not retried (after a failed fsync the page cache
+    /// cannot be trusted, and a database's answer may have been lost on the
+    /// way), and every later write fails until the journal is reopened.
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
         self.check_poisoned()?;
-        let Db::Write(db) = &self.db else {
-            return Err(JournalError::Storage {
-                path: self.path.clone(),
-                detail: "opened read-only".into(),
-            });
-        };
-        let path = self.path.clone();
-        let attempt = || -> Result<(), redb::Error> {
-            let mut txn = db.begin_write()?;
-            // Journal data is guest-influenced: two-phase commit keeps a
-            // crafted crash from making a torn commit look valid.
-            txn.set_two_phase_commit(true);
-            f(&txn)?;
-            txn.commit()?;
-            Ok(())
-        };
         self.commits += 1;
-        let result = match contain(&path, || Ok(attempt())) {
-            Ok(r) => r,
-            Err(e) => {
-                self.poisoned = Some(e.to_string());
-                return Err(e);
-            }
-        };
-        result.map_err(|e| {
-            let detail = e.to_string();
-            self.poisoned = Some(detail.clone());
-            match e {
-                redb::Error::Corrupted(d) => JournalError::Corrupt {
-                    path: self.path.clone(),
-                    detail: d,
-                },
-                _ => JournalError::Poisoned {
-                    path: self.path.clone(),
-                    detail,
-                },
-            }
-        })
+        let path = self.path().to_owned();
+        let result = contain(&path, || f(&mut *self.backend));
+        if let Err(e) = &result
+            && !matches!(
+                e,
+                JournalError::Leased { .. } | JournalError::LeaseLost { .. }
+            )
+        {
+            // A lease refused is a transaction rolled back, not a failure.
+            self.poisoned = Some(match e {
+                JournalError::Poisoned { detail, .. } | JournalError::Corrupt { detail, .. } => {
+                    detail.clone()
+                }
+                e => e.to_string(),
+            });
+        }
+        result
     }
 
     fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
             Some(detail) => Err(JournalError::Poisoned {
-                path: self.path.clone(),
+                path: self.path().to_owned(),
                 detail: detail.clone(),
             }),
             None => Ok(()),
         }
     }
 
-    pub(crate) fn begin_read(&self) -> Result<ReadTransaction> {
-        self.db.begin_read().map_err(|e| self.storage(e))
+    /// A consistent view of what is committed.
+    pub(crate) fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
+        self.backend.read()
     }
 
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
@@ -584,75 +403,9 @@ impl Journal {
 
     pub(crate) fn corrupt(&self, detail: &str) -> JournalError {
         JournalError::Corrupt {
-            path: self.path.clone(),
+            path: self.path().to_owned(),
             detail: detail.to_owned(),
         }
-    }
-
-    pub(crate) fn storage(&self, e: impl Into<redb::Error>) -> JournalError {
-        match e.into() {
-            redb::Error::Corrupted(detail) => JournalError::Corrupt {
-                path: self.path.clone(),
-                detail,
-            },
-            other => JournalError::Storage {
-                path: self.path.clone(),
-                detail: other.to_string(),
-            },
-        }
-    }
-}
-
-/// Opens a table that an older journal may not have: `None` when absent.
-pub(crate) fn optional<K: redb::Key + 'static, V: redb::Value + 'static>(
-    journal: &Journal,
-    txn: &ReadTransaction,
-    table: TableDefinition<K, V>,
-) -> Result<Option<redb::ReadOnlyTable<K, V>>> {
-    match txn.open_table(table) {
-        Ok(t) => Ok(Some(t)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(journal.storage(e)),
-    }
-}
-
-/// Adds `delta` to a counter of the `meta` table.
-pub(crate) fn add_counter(
-    txn: &WriteTransaction,
-    key: &[u8],
-    delta: i64,
-) -> Result<(), redb::Error> {
-    let mut meta = txn.open_table(META)?;
-    let current = match meta.get(key)? {
-        Some(v) => std::str::from_utf8(v.value())
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| redb::Error::Corrupted("a journal counter is not a number".into()))?,
-        None => 0,
-    };
-    meta.insert(key, (current + delta).max(0).to_string().as_bytes())?;
-    Ok(())
-}
-
-fn db_error(path: &Path, e: redb::DatabaseError) -> JournalError {
-    match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => JournalError::Busy {
-            path: path.to_owned(),
-        },
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
-            JournalError::Corrupt {
-                path: path.to_owned(),
-                detail,
-            }
-        }
-        redb::DatabaseError::UpgradeRequired(v) => JournalError::Corrupt {
-            path: path.to_owned(),
-            detail: format!("unsupported file format version {v}"),
-        },
-        other => JournalError::Corrupt {
-            path: path.to_owned(),
-            detail: other.to_string(),
-        },
     }
 }
 

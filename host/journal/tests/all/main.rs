@@ -1,5 +1,11 @@
-//! The journal's integration tests: crashes, damage, integrity, sharing.
+//! The journal's integration tests: the suite every backend passes, and
+//! what is particular to one (crashes and damage of the redb file, faults of
+//! the PostgreSQL connection).
 
 mod crash;
+mod faults;
 mod integrity;
+mod leases;
 mod shared;
+mod stores;
+mod suite;

@@ -1,0 +1,121 @@
+//! Reading a PostgreSQL journal: one `REPEATABLE READ` transaction per
+//! snapshot, so a run, its events and its head agree.
+
+use std::cell::RefCell;
+use std::sync::MutexGuard;
+
+use postgres::Client;
+use postgres::types::{FromSql, ToSql};
+
+use super::Postgres;
+use crate::Result;
+use crate::backend::Snapshot;
+
+/// A read-only `REPEATABLE READ` transaction, rolled back when dropped.
+pub(super) struct Read<'a> {
+    pub(super) client: RefCell<MutexGuard<'a, Client>>,
+    pub(super) store: &'a Postgres,
+}
+
+impl Drop for Read<'_> {
+    fn drop(&mut self) {
+        // A failure leaves the connection broken; the next use reports it.
+        let _ = self.client.get_mut().batch_execute("ROLLBACK");
+    }
+}
+
+impl Read<'_> {
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        self.client
+            .borrow_mut()
+            .query(sql, params)
+            .map_err(|e| self.store.read_error(&e))
+    }
+
+    /// The first column of each row.
+    fn column<T: for<'r> FromSql<'r>>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>> {
+        self.rows(sql, params)?
+            .iter()
+            .map(|r| r.try_get(0).map_err(|e| self.store.read_error(&e)))
+            .collect()
+    }
+
+    fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Vec<u8>>> {
+        Ok(self.column(sql, params)?.into_iter().next())
+    }
+}
+
+impl Snapshot for Read<'_> {
+    fn run(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.one("SELECT record FROM runs WHERE id = $1", &[&id])
+    }
+
+    fn runs(&self) -> Result<Vec<Vec<u8>>> {
+        self.column("SELECT record FROM runs", &[])
+    }
+
+    fn head(&self, run: &str) -> Result<Option<Vec<u8>>> {
+        self.one("SELECT head FROM heads WHERE run = $1", &[&run])
+    }
+
+    fn head_ids(&self) -> Result<Option<Vec<String>>> {
+        self.column("SELECT run FROM heads", &[]).map(Some)
+    }
+
+    fn events(&self, run: &str, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.rows(
+            "SELECT seq, event FROM events WHERE run = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            &[&run, &from, &max],
+        )?
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.try_get(0).map_err(|e| self.store.read_error(&e))?;
+            let event = r.try_get(1).map_err(|e| self.store.read_error(&e))?;
+            Ok((seq.max(0) as u64, event))
+        })
+        .collect()
+    }
+
+    fn last_event(&self, run: &str) -> Result<Option<Vec<u8>>> {
+        self.one(
+            "SELECT event FROM events WHERE run = $1 ORDER BY seq DESC LIMIT 1",
+            &[&run],
+        )
+    }
+
+    fn counter(&self, key: &str) -> Result<Option<u64>> {
+        let values: Vec<i64> = self.column("SELECT value FROM meta WHERE key = $1", &[&key])?;
+        Ok(values.first().map(|v| (*v).max(0) as u64))
+    }
+
+    fn memory(&self, scope: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.one(
+            "SELECT value FROM memory WHERE scope = $1 AND key = $2",
+            &[&scope, &key],
+        )
+    }
+
+    fn memory_keys(&self, scope: &str, prefix: &str) -> Result<Vec<Vec<u8>>> {
+        let keys: Vec<String> = self.column(
+            "SELECT key FROM memory WHERE scope = $1 AND starts_with(key, $2) ORDER BY key",
+            &[&scope, &prefix],
+        )?;
+        Ok(keys.into_iter().map(String::into_bytes).collect())
+    }
+
+    fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        self.one("SELECT bytes FROM components WHERE sha256 = $1", &[&sha256])
+    }
+
+    fn has_component(&self, sha256: &str) -> Result<bool> {
+        let found: Vec<i32> =
+            self.column("SELECT 1 FROM components WHERE sha256 = $1", &[&sha256])?;
+        Ok(!found.is_empty())
+    }
+}
