@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use femtoclaw_journal::{Journal, RunInfo, RunStatus};
 use femtoclaw_runtime::artifacts;
 use femtoclaw_runtime::prelude::*;
 use serde_json::json;
@@ -194,8 +193,7 @@ pub fn rows() -> Vec<Row> {
         }
         let plain_median = median(&per_call);
         let raw_median = median(&raw);
-        let journal_rows = journal_rows(dir);
-        let mut rows = vec![
+        vec![
             Row {
                 name: format!(
                     "4. tool call: gated + validated + journaled (per call, {CALLS} per run)"
@@ -239,64 +237,6 @@ pub fn rows() -> Vec<Row> {
                 unit: "steps/s",
                 baseline: None,
             },
-        ];
-        rows.extend(journal_rows);
-        rows
+        ]
     })
-}
-
-/// Events appended per second (no fsync) and durable commits per second on
-/// tmpfs and on the work disk.
-fn journal_rows(tmpfs: &Path) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let disk = tempfile::tempdir_in(".").unwrap();
-    for (label, dir) in [("tmpfs", tmpfs.join("j")), ("disk", disk.path().to_owned())] {
-        let mut journal = Journal::open(&dir).unwrap();
-        let info = RunInfo {
-            id: "bench".into(),
-            started: 0,
-            status: RunStatus::Running,
-            agent: "a".into(),
-            agent_hash: "h".into(),
-            policy_hash: "p".into(),
-            plan: json!({}),
-            outcome: None,
-        };
-        journal.create_run(&info).unwrap();
-        let payload = json!({ "result": { "Ok": "{\"content\":\"a tool result of modest size, as most are\"}" } });
-        let mut appends = Vec::new();
-        let mut commits = Vec::new();
-        for _ in 0..5 {
-            let started = Instant::now();
-            for _ in 0..2000 {
-                journal
-                    .append("bench", "tool-result", payload.clone(), None)
-                    .unwrap();
-            }
-            appends.push(2000.0 / started.elapsed().as_secs_f64());
-            let started = Instant::now();
-            for _ in 0..50 {
-                journal
-                    .append("bench", "tool-call", payload.clone(), None)
-                    .unwrap();
-                journal.sync().unwrap();
-            }
-            commits.push(50.0 / started.elapsed().as_secs_f64());
-        }
-        if label == "tmpfs" {
-            rows.push(Row {
-                name: "6. journal: events appended per second (no fsync)".into(),
-                samples: appends,
-                unit: "events/s",
-                baseline: None,
-            });
-        }
-        rows.push(Row {
-            name: format!("6. journal: durable commits per second ({label})"),
-            samples: commits,
-            unit: "commits/s",
-            baseline: None,
-        });
-    }
-    rows
 }

@@ -4,6 +4,7 @@
 //! shared machines are for reading, not for asserting.
 
 mod inproc;
+mod journal;
 mod mcp;
 mod process;
 mod serve;
@@ -51,6 +52,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "inproc") {
         rows.extend(inproc::rows());
+    }
+    if only.as_deref().is_none_or(|o| o == "journal") {
+        rows.extend(journal::rows());
     }
     if only.as_deref().is_none_or(|o| o == "serve") {
         rows.extend(serve::rows());

@@ -25,7 +25,7 @@ pub(crate) enum Next {
 /// Where a run's new events go: a journal of its own (the CLI), or one it
 /// shares with the other runs of its process (a server's tenant).
 pub(crate) enum Sink {
-    Own(Journal),
+    Own(Box<Journal>),
     Shared(SharedJournal),
 }
 

@@ -363,7 +363,7 @@ pub(super) fn open_journal(dir: &Path) -> Result<Journal, RunError> {
 pub(super) fn sink(hooks: &Hooks, state: Option<&Path>) -> Result<Option<Sink>, RunError> {
     Ok(match (&hooks.journal, state) {
         (Some(shared), _) => Some(Sink::Shared(shared.clone())),
-        (None, Some(dir)) => Some(Sink::Own(open_journal(dir)?)),
+        (None, Some(dir)) => Some(Sink::Own(Box::new(open_journal(dir)?))),
         (None, None) => None,
     })
 }

@@ -47,6 +47,33 @@ INSERT INTO meta VALUES ('runs', 0), ('memory-bytes', 0) ON CONFLICT DO NOTHING;
 pub(crate) struct Postgres {
     client: Mutex<Client>,
     label: PathBuf,
+    hot: Hot,
+}
+
+/// The statements every commit runs, prepared once per connection (a
+/// statement given as text costs a round trip to prepare each time).
+struct Hot {
+    /// A batch's events: runs, seqs, texts as arrays.
+    events: Statement,
+    /// A batch's heads: runs, heads as arrays.
+    heads: Statement,
+    /// A lease's token and owner, share-locked until the commit.
+    fence: Statement,
+}
+
+impl Hot {
+    fn prepare(client: &mut Client) -> Result<Hot, postgres::Error> {
+        Ok(Hot {
+            events: client.prepare(
+                "INSERT INTO events SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])",
+            )?,
+            heads: client.prepare(
+                "INSERT INTO heads SELECT * FROM unnest($1::text[], $2::bytea[])
+                 ON CONFLICT (run) DO UPDATE SET head = EXCLUDED.head",
+            )?,
+            fence: client.prepare("SELECT token, owner FROM leases WHERE run = $1 FOR SHARE")?,
+        })
+    }
 }
 
 impl Postgres {
@@ -86,22 +113,30 @@ impl Postgres {
                 detail(&e)
             ))
         })?;
+        let hot = Hot::prepare(&mut client).map_err(|e| {
+            storage(format!(
+                "cannot prepare the journal's statements: {}",
+                detail(&e)
+            ))
+        })?;
         Ok(Postgres {
             client: Mutex::new(client),
             label,
+            hot,
         })
     }
 
     /// One transaction, committed unless `f` refuses.
     fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<Result<T, JournalError>, postgres::Error>,
+        f: impl FnOnce(&mut Transaction<'_>, &Hot) -> Result<Result<T, JournalError>, postgres::Error>,
     ) -> Result<T> {
         let label = self.label.clone();
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let hot = &self.hot;
         let result = (|| {
             let mut tx = client.transaction()?;
-            let outcome = f(&mut tx)?;
+            let outcome = f(&mut tx, hot)?;
             match outcome {
                 Ok(_) => tx.commit()?,
                 Err(_) => tx.rollback()?,
@@ -142,15 +177,13 @@ impl Backend for Postgres {
     }
 
     fn commit(&mut self, batch: &Batch<'_, '_>) -> Result<bool> {
-        self.transaction(|tx| {
+        self.transaction(|tx, hot| {
             // A fence holds until the commit: a claim waits for it.
             for (run, token) in batch.fences {
-                let row = tx.query_opt(
-                    "SELECT token, owner FROM leases WHERE run = $1 FOR SHARE",
-                    &[run],
-                )?;
-                let current: Option<(i64, String)> =
-                    row.map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?))).transpose()?;
+                let row = tx.query_opt(&hot.fence, &[run])?;
+                let current: Option<(i64, String)> = row
+                    .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+                    .transpose()?;
                 if current.as_ref().map(|c| c.0) != Some(*token as i64) {
                     return Ok(Err(JournalError::LeaseLost {
                         run: run.clone(),
@@ -158,12 +191,11 @@ impl Backend for Postgres {
                     }));
                 }
             }
-            write_events(tx, batch)?;
-            let head_statement = tx.prepare(
-                "INSERT INTO heads VALUES ($1, $2) ON CONFLICT (run) DO UPDATE SET head = EXCLUDED.head",
-            )?;
-            for (run, text) in batch.heads {
-                tx.execute(&head_statement, &[run, &text.as_bytes()])?;
+            write_events(tx, &hot.events, batch)?;
+            let runs: Vec<&str> = batch.heads.iter().map(|(r, _)| r.as_str()).collect();
+            let heads: Vec<&[u8]> = batch.heads.iter().map(|(_, h)| h.as_bytes()).collect();
+            if !runs.is_empty() {
+                tx.execute(&hot.heads, &[&runs, &heads])?;
             }
             for (hash, bytes) in batch.components {
                 tx.execute(
@@ -187,7 +219,10 @@ impl Backend for Postgres {
                     )?;
                     created = n == 1;
                     if created {
-                        tx.execute(&head_statement, &[id, &head.as_bytes()])?;
+                        tx.execute(
+                            &hot.heads,
+                            &[&[*id].as_slice(), &[head.as_bytes()].as_slice()],
+                        )?;
                         add_counter(tx, "runs", 1)?;
                     }
                 }
@@ -198,7 +233,7 @@ impl Backend for Postgres {
 
     fn claim(&mut self, run: &str, owner: &str, ttl: Duration) -> Result<u64> {
         let ttl = ttl.as_millis() as f64;
-        self.transaction(|tx| {
+        self.transaction(|tx, _| {
             // Taken when free, expired, or already this owner's; the row is
             // kept on release so that tokens only grow.
             let taken = tx.query_opt(
@@ -228,7 +263,7 @@ impl Backend for Postgres {
 
     fn renew(&mut self, run: &str, token: u64, ttl: Duration) -> Result<()> {
         let ttl = ttl.as_millis() as f64;
-        self.transaction(|tx| {
+        self.transaction(|tx, _| {
             let renewed = tx.execute(
                 "UPDATE leases SET expires = clock_timestamp() + $3 * interval '1 millisecond'
                  WHERE run = $1 AND token = $2",
@@ -246,7 +281,7 @@ impl Backend for Postgres {
     }
 
     fn release(&mut self, run: &str, token: u64) -> Result<()> {
-        self.transaction(|tx| {
+        self.transaction(|tx, _| {
             tx.execute(
                 "UPDATE leases SET owner = '', expires = '-infinity' WHERE run = $1 AND token = $2",
                 &[&run, &(token as i64)],
@@ -257,7 +292,7 @@ impl Backend for Postgres {
 
     fn update_records(&mut self, f: &mut dyn FnMut(&mut dyn Records) -> Result<()>) -> Result<()> {
         let label = self.label.clone();
-        self.transaction(|tx| {
+        self.transaction(|tx, _| {
             // Records are read and raised by every node: one writer at a time.
             tx.batch_execute("LOCK TABLE records IN SHARE ROW EXCLUSIVE MODE")?;
             Ok(f(&mut RecordTable { tx, label: &label }))
@@ -284,15 +319,25 @@ fn fail(label: &Path, e: &postgres::Error) -> JournalError {
 /// Writes appended events and applies their memory changes, keeping the
 /// `memory-bytes` counter exact: each scope's entries are changed by one
 /// writer at a time.
-fn write_events(tx: &mut Transaction<'_>, batch: &Batch<'_, '_>) -> Result<(), postgres::Error> {
+fn write_events(
+    tx: &mut Transaction<'_>,
+    insert: &Statement,
+    batch: &Batch<'_, '_>,
+) -> Result<(), postgres::Error> {
     if batch.events.is_empty() {
         return Ok(());
     }
-    let insert: Statement = tx.prepare("INSERT INTO events VALUES ($1, $2, $3)")?;
+    // All of the batch's events in one statement: one round trip.
+    let runs: Vec<&str> = batch.events.iter().map(|p| p.run.as_str()).collect();
+    let seqs: Vec<i64> = batch
+        .events
+        .iter()
+        .map(|p| i64::try_from(p.seq).unwrap_or(i64::MAX))
+        .collect();
+    let texts: Vec<&[u8]> = batch.events.iter().map(|p| p.text.as_bytes()).collect();
+    tx.execute(insert, &[&runs, &seqs, &texts])?;
     let mut delta = 0i64;
     for p in batch.events {
-        let seq = i64::try_from(p.seq).unwrap_or(i64::MAX);
-        tx.execute(&insert, &[&p.run, &seq, &p.text.as_bytes()])?;
         let Some(effect) = &p.effect else { continue };
         let (scope, key) = effect.slot();
         tx.execute(
