@@ -21,6 +21,10 @@ cc -O2 -static -o "$tmp/launch" benches/launch/launch.c
 export FC_BENCH_LAUNCHER="$tmp/launch"
 cap=$(grep -oh '"[^"]*/release/cap_fs.wasm"' target/release/build/fc-host-runtime-*/out/guests.rs | head -n1 | tr -d '"')
 benches/bare/target-compile/release/bare-host precompile "$cap" "$tmp/cap_fs.cwasm"
+# The journal part measures PostgreSQL beside the redb file.
+if [[ -z ${1:-} || ${1:-} == journal ]]; then
+    .ci/postgres >/dev/null
+fi
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr); $(date -u +%F)"
 benches/orderfile.sh --check
 echo
