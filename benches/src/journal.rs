@@ -111,24 +111,8 @@ fn measure(backend: &Backend) -> Vec<Row> {
         }
         appends.push(rate(2000, started.elapsed()));
         journal.sync().unwrap();
-        let started = Instant::now();
-        for _ in 0..50 {
-            journal
-                .append("bench", "tool-call", payload(), None)
-                .unwrap();
-            journal.sync().unwrap();
-        }
-        single.push(rate(50, started.elapsed()));
-        let started = Instant::now();
-        for _ in 0..20 {
-            for _ in 0..100 {
-                journal
-                    .append("bench", "tool-result", payload(), None)
-                    .unwrap();
-            }
-            journal.sync().unwrap();
-        }
-        batched.push(rate(2000, started.elapsed()));
+        single.push(rate(50, commits(&mut journal, "bench", 50, 1)));
+        batched.push(rate(2000, commits(&mut journal, "bench", 20, 100)));
     }
     let two_nodes = two_handles(backend);
     let takeover = take_over(backend);
@@ -168,6 +152,18 @@ fn measure(backend: &Backend) -> Vec<Row> {
     ]
 }
 
+/// How long `n` durable commits of `per` events each to `run` take.
+fn commits(journal: &mut Journal, run: &str, n: usize, per: usize) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        for _ in 0..per {
+            journal.append(run, "tool-result", payload(), None).unwrap();
+        }
+        journal.sync_run(run).unwrap();
+    }
+    started.elapsed()
+}
+
 /// Two handles (two nodes, or two tenants' runs) committing one event at a
 /// time, each to its own run: commits per second of both together.
 fn two_handles(backend: &Backend) -> Vec<f64> {
@@ -180,10 +176,7 @@ fn two_handles(backend: &Backend) -> Vec<f64> {
                     let mut journal = (backend.open)();
                     let run = format!("node{node}-{round}");
                     journal.create_run(&info(&run)).unwrap();
-                    for _ in 0..50 {
-                        journal.append(&run, "tool-call", payload(), None).unwrap();
-                        journal.sync_run(&run).unwrap();
-                    }
+                    commits(&mut journal, &run, 50, 1);
                 });
             }
         });
@@ -201,10 +194,7 @@ fn take_over(backend: &Backend) -> Vec<f64> {
         let mut dead = (backend.open)();
         dead.create_run(&info(&run)).unwrap();
         dead.claim(&run, "node-a", Duration::ZERO).unwrap();
-        for _ in 0..100 {
-            dead.append(&run, "tool-result", payload(), None).unwrap();
-        }
-        dead.sync_run(&run).unwrap();
+        commits(&mut dead, &run, 1, 100);
         let mut survivor = (backend.open)();
         let started = Instant::now();
         survivor

@@ -42,6 +42,14 @@ pub struct Journal {
     pub(crate) lost: HashMap<String, String>,
 }
 
+/// What a commit did.
+struct Committed {
+    /// Whether the run it was to create was created.
+    created: bool,
+    /// The first run left out because its lease was taken over.
+    lost: Option<String>,
+}
+
 /// An appended event waiting for the next transaction.
 pub(crate) struct Pending {
     pub run: String,
@@ -146,12 +154,12 @@ impl Journal {
             bytes: 0,
         };
         let head_text = serde_json::to_string(&head).expect("invariant: Head serializes");
-        let created = self.commit_with(Some(RunWrite::Create {
+        let committed = self.commit_with(Some(RunWrite::Create {
             id: &info.id,
             record: &record,
             head: &head_text,
         }))?;
-        if !created {
+        if !committed.created {
             return Err(JournalError::Storage {
                 path: self.path().to_owned(),
                 detail: format!("a run `{}` already exists", info.id),
@@ -259,9 +267,10 @@ impl Journal {
         if self.pending.is_empty() && self.pending_components.is_empty() {
             return Ok(());
         }
-        let before: Vec<String> = self.pending.iter().map(|p| p.run.clone()).collect();
-        self.commit_with(None)?;
-        before.iter().try_for_each(|run| self.check_lost(run))
+        match self.commit_with(None)?.lost {
+            Some(run) => self.check_lost(&run),
+            None => Ok(()),
+        }
     }
 
     /// Where a run's chain ends as committed: its [`Head`], or for a run
@@ -289,11 +298,11 @@ impl Journal {
 
     /// One durable transaction: every buffered event, memory change and
     /// component, the heads of the runs they belong to, and `run`, fenced by
-    /// the leases this handle holds. Returns whether a run to create was
-    /// created. A run whose lease was taken over is left out (its buffered
-    /// events are dropped: they belong to the run's new owner's past now)
-    /// and the rest committed; the failed attempt wrote nothing.
-    fn commit_with(&mut self, mut run: Option<RunWrite<'_>>) -> Result<bool> {
+    /// the leases this handle holds. A run whose lease was taken over is
+    /// left out (its buffered events are dropped: the run's new owner has
+    /// its own) and the rest committed; the failed attempt wrote nothing.
+    fn commit_with(&mut self, mut run: Option<RunWrite<'_>>) -> Result<Committed> {
+        let mut first_lost = None;
         loop {
             let pending = std::mem::take(&mut self.pending);
             let components = std::mem::take(&mut self.pending_components);
@@ -331,16 +340,25 @@ impl Journal {
                     self.heads.remove(&lost);
                     self.leases.remove(&lost);
                     self.lost.insert(lost.clone(), owner);
+                    first_lost.get_or_insert_with(|| lost.clone());
                     lost
                 }
-                result => return result,
+                result => {
+                    return result.map(|created| Committed {
+                        created,
+                        lost: first_lost,
+                    });
+                }
             };
             run = batch.run.filter(|w| w.id() != lost);
             self.pending = pending.into_iter().filter(|p| p.run != lost).collect();
             self.pending_bytes = self.pending.iter().map(|p| p.text.len()).sum();
             self.pending_components = components;
             if self.pending.is_empty() && self.pending_components.is_empty() && run.is_none() {
-                return Ok(false);
+                return Ok(Committed {
+                    created: false,
+                    lost: first_lost,
+                });
             }
         }
     }
