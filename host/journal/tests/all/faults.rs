@@ -70,6 +70,34 @@ fn a_dropped_connection_poisons_the_handle_and_loses_no_acknowledged_event() {
 }
 
 #[test]
+fn a_connection_dropped_inside_a_commit_leaves_nothing_of_it() {
+    let store = Store::postgres();
+    let mut journal = store.open();
+    acknowledged_three(&mut journal);
+    // The connection ends while the commit's transaction is open, after its
+    // events were inserted and before COMMIT (a crash of the server process
+    // serving it, or of the network, at the worst moment).
+    store.sql(
+        "CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$",
+        &[],
+    );
+    store.sql(
+        "CREATE TRIGGER cut AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION cut()",
+        &[],
+    );
+    poisoned(journal.sync());
+    store.sql("DROP TRIGGER cut ON events", &[]);
+    let reopened = store.open();
+    assert_eq!(
+        reopened.events("r1").unwrap().len(),
+        3,
+        "all of the commit or none"
+    );
+    assert!(reopened.runs().unwrap().damage.is_empty());
+}
+
+#[test]
 fn a_refused_write_poisons_the_handle_and_keeps_what_was_committed() {
     let store = Store::postgres();
     let mut journal = store.open();

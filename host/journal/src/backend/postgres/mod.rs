@@ -47,24 +47,28 @@ INSERT INTO meta VALUES ('runs', 0), ('memory-bytes', 0) ON CONFLICT DO NOTHING;
 pub(crate) struct Postgres {
     client: Mutex<Client>,
     label: PathBuf,
-    hot: Hot,
+    pub(super) hot: Hot,
 }
 
 /// The statements every commit runs, prepared once per connection (a
 /// statement given as text costs a round trip to prepare each time).
-struct Hot {
+pub(super) struct Hot {
     /// A batch's events: runs, seqs, texts as arrays.
-    events: Statement,
+    append: Statement,
     /// A batch's heads: runs, heads as arrays.
     heads: Statement,
     /// A lease's token and owner, share-locked until the commit.
     fence: Statement,
+    /// What reading a run back needs: its record, its head, its events.
+    pub(super) run: Statement,
+    pub(super) head: Statement,
+    pub(super) events: Statement,
 }
 
 impl Hot {
     fn prepare(client: &mut Client) -> Result<Hot, postgres::Error> {
         Ok(Hot {
-            events: client.prepare(
+            append: client.prepare(
                 "INSERT INTO events SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])",
             )?,
             heads: client.prepare(
@@ -72,6 +76,11 @@ impl Hot {
                  ON CONFLICT (run) DO UPDATE SET head = EXCLUDED.head",
             )?,
             fence: client.prepare("SELECT token, owner FROM leases WHERE run = $1 FOR SHARE")?,
+            run: client.prepare("SELECT record FROM runs WHERE id = $1")?,
+            head: client.prepare("SELECT head FROM heads WHERE run = $1")?,
+            events: client.prepare(
+                "SELECT seq, event FROM events WHERE run = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            )?,
         })
     }
 }
@@ -191,7 +200,7 @@ impl Backend for Postgres {
                     }));
                 }
             }
-            write_events(tx, &hot.events, batch)?;
+            write_events(tx, &hot.append, batch)?;
             let runs: Vec<&str> = batch.heads.iter().map(|(r, _)| r.as_str()).collect();
             let heads: Vec<&[u8]> = batch.heads.iter().map(|(_, h)| h.as_bytes()).collect();
             if !runs.is_empty() {

@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 use std::sync::MutexGuard;
 
-use postgres::Client;
 use postgres::types::{FromSql, ToSql};
+use postgres::{Client, ToStatement};
 
 use super::Postgres;
 use crate::Result;
@@ -25,7 +25,13 @@ impl Drop for Read<'_> {
 }
 
 impl Read<'_> {
-    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+    /// A query's rows: `sql` is a statement prepared for every connection
+    /// (see `Hot`), or SQL text for the rare ones.
+    fn rows(
+        &self,
+        sql: &(impl ToStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
         self.client
             .borrow_mut()
             .query(sql, params)
@@ -35,7 +41,7 @@ impl Read<'_> {
     /// The first column of each row.
     fn column<T: for<'r> FromSql<'r>>(
         &self,
-        sql: &str,
+        sql: &(impl ToStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<T>> {
         self.rows(sql, params)?
@@ -44,14 +50,18 @@ impl Read<'_> {
             .collect()
     }
 
-    fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Vec<u8>>> {
+    fn one(
+        &self,
+        sql: &(impl ToStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Vec<u8>>> {
         Ok(self.column(sql, params)?.into_iter().next())
     }
 }
 
 impl Snapshot for Read<'_> {
     fn run(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        self.one("SELECT record FROM runs WHERE id = $1", &[&id])
+        self.one(&self.store.hot.run, &[&id])
     }
 
     fn runs(&self) -> Result<Vec<Vec<u8>>> {
@@ -59,7 +69,7 @@ impl Snapshot for Read<'_> {
     }
 
     fn head(&self, run: &str) -> Result<Option<Vec<u8>>> {
-        self.one("SELECT head FROM heads WHERE run = $1", &[&run])
+        self.one(&self.store.hot.head, &[&run])
     }
 
     fn head_ids(&self) -> Result<Option<Vec<String>>> {
@@ -69,17 +79,14 @@ impl Snapshot for Read<'_> {
     fn events(&self, run: &str, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.rows(
-            "SELECT seq, event FROM events WHERE run = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
-            &[&run, &from, &max],
-        )?
-        .iter()
-        .map(|r| {
-            let seq: i64 = r.try_get(0).map_err(|e| self.store.read_error(&e))?;
-            let event = r.try_get(1).map_err(|e| self.store.read_error(&e))?;
-            Ok((seq.max(0) as u64, event))
-        })
-        .collect()
+        self.rows(&self.store.hot.events, &[&run, &from, &max])?
+            .iter()
+            .map(|r| {
+                let seq: i64 = r.try_get(0).map_err(|e| self.store.read_error(&e))?;
+                let event = r.try_get(1).map_err(|e| self.store.read_error(&e))?;
+                Ok((seq.max(0) as u64, event))
+            })
+            .collect()
     }
 
     fn last_event(&self, run: &str) -> Result<Option<Vec<u8>>> {
