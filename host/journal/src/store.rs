@@ -144,6 +144,11 @@ impl Journal {
         self.backend.label()
     }
 
+    /// Bytes the journal takes in its store (committed data only).
+    pub fn stored_bytes(&self) -> Result<u64> {
+        self.backend.size()
+    }
+
     /// Records a new run, durably: a run exists in the journal before
     /// anything of it leaves the process.
     pub fn create_run(&mut self, info: &RunInfo) -> Result<()> {

@@ -170,9 +170,7 @@ impl Tenant {
     /// Takes a queue place for a new run, or says which quota refuses it.
     pub fn admit(&self) -> Result<(), Problem> {
         let quotas = self.config.quotas;
-        let journal_bytes = std::fs::metadata(self.dir.join(femtoclaw_journal::FILE_NAME))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let journal_bytes = self.journal.lock().stored_bytes().unwrap_or(0);
         if journal_bytes >= quotas.journal_bytes {
             return Err(quota(
                 StatusCode::INSUFFICIENT_STORAGE,

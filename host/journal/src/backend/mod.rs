@@ -22,6 +22,10 @@ pub(crate) trait Backend: Send {
     /// without its password.
     fn label(&self) -> &Path;
 
+    /// Bytes the journal takes in its store (a tenant's `journal-bytes`
+    /// quota): the file's size, or the schema's tables with their indexes.
+    fn size(&self) -> Result<u64>;
+
     /// A consistent view of what is committed.
     fn read(&self) -> Result<Box<dyn Snapshot + '_>>;
 

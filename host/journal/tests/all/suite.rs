@@ -258,3 +258,33 @@ fn records_only_rise_daily_counts_are_shared_and_components_are_kept() {
         );
     }
 }
+
+#[test]
+fn a_journal_is_opened_used_and_dropped_on_async_runtime_threads() {
+    // A server calls the journal from its runtime's worker threads, an
+    // embedding from an async task; neither may stop the journal (the
+    // PostgreSQL driver runs a runtime of its own).
+    for store in Store::each() {
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let workers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        for (i, runtime) in [current, workers].iter().enumerate() {
+            let run = format!("async{i}");
+            runtime.block_on(async {
+                let mut journal = store.open();
+                journal.create_run(&run_info(&run)).unwrap();
+                journal.append(&run, "x", json!(i), None).unwrap();
+                journal.sync_run(&run).unwrap();
+                assert_eq!(journal.events(&run).unwrap().len(), 1, "{}", store.name());
+                assert!(journal.stored_bytes().unwrap() > 0, "{}", store.name());
+                let scopes = [("tenant".to_owned(), 5)];
+                assert_eq!(journal.take_daily(1, &scopes).unwrap(), None);
+                drop(journal);
+            });
+        }
+    }
+}

@@ -45,7 +45,8 @@ INSERT INTO meta VALUES ('runs', 0), ('memory-bytes', 0) ON CONFLICT DO NOTHING;
 
 /// A journal in a PostgreSQL schema.
 pub(crate) struct Postgres {
-    client: Mutex<Client>,
+    /// Always `Some` until dropped (see `Drop`).
+    client: Mutex<Option<Client>>,
     label: PathBuf,
     pub(super) hot: Hot,
 }
@@ -106,6 +107,21 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let (client, hot) = blocking(|| Postgres::connect(&config, schema, &storage))?;
+        Ok(Postgres {
+            client: Mutex::new(Some(client)),
+            label,
+            hot,
+        })
+    }
+
+    /// Connects, creates the journal's schema and tables if needed, and
+    /// prepares the statements every commit runs.
+    fn connect(
+        config: &Config,
+        schema: &str,
+        storage: &(dyn Fn(String) -> JournalError + Sync),
+    ) -> Result<(Client, Hot)> {
         let mut client = config
             .connect(NoTls)
             .map_err(|e| storage(format!("cannot connect: {}", detail(&e))))?;
@@ -128,22 +144,20 @@ impl Postgres {
                 detail(&e)
             ))
         })?;
-        Ok(Postgres {
-            client: Mutex::new(client),
-            label,
-            hot,
-        })
+        Ok((client, hot))
     }
 
     /// One transaction, committed unless `f` refuses.
-    fn transaction<T>(
+    fn transaction<T: Send>(
         &mut self,
-        f: impl FnOnce(&mut Transaction<'_>, &Hot) -> Result<Result<T, JournalError>, postgres::Error>,
+        f: impl FnOnce(&mut Transaction<'_>, &Hot) -> Result<Result<T, JournalError>, postgres::Error>
+        + Send,
     ) -> Result<T> {
         let label = self.label.clone();
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let client = client.as_mut().expect("invariant: connected until dropped");
         let hot = &self.hot;
-        let result = (|| {
+        let result = blocking(|| {
             let mut tx = client.transaction()?;
             let outcome = f(&mut tx, hot)?;
             match outcome {
@@ -151,11 +165,11 @@ impl Postgres {
                 Err(_) => tx.rollback()?,
             }
             Ok(outcome)
-        })();
+        });
         result.map_err(|e: postgres::Error| fail(&label, &e))?
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
+    fn client(&self) -> MutexGuard<'_, Option<Client>> {
         // A panic while the lock was held left a connection in an unknown
         // state; the next statement on it fails and reports.
         self.client.lock().unwrap_or_else(|p| p.into_inner())
@@ -174,10 +188,26 @@ impl Backend for Postgres {
         &self.label
     }
 
+    fn size(&self) -> Result<u64> {
+        let mut client = self.client();
+        let client = client.as_mut().expect("invariant: connected until dropped");
+        let row = blocking(|| {
+            client.query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                &[],
+            )
+        })
+        .map_err(|e| self.read_error(&e))?;
+        let bytes: i64 = row.try_get(0).map_err(|e| self.read_error(&e))?;
+        Ok(bytes.max(0) as u64)
+    }
+
     fn read(&self) -> Result<Box<dyn Snapshot + '_>> {
         let mut client = self.client();
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        let connection = client.as_mut().expect("invariant: connected until dropped");
+        blocking(|| connection.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             .map_err(|e| self.read_error(&e))?;
         Ok(Box::new(Read {
             client: std::cell::RefCell::new(client),
@@ -301,12 +331,54 @@ impl Backend for Postgres {
 
     fn update_records(&mut self, f: &mut dyn FnMut(&mut dyn Records) -> Result<()>) -> Result<()> {
         let label = self.label.clone();
-        self.transaction(|tx, _| {
+        let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let client = client.as_mut().expect("invariant: connected until dropped");
+        // `f` runs here; each statement runs where the driver may block.
+        let mut tx = blocking(|| {
+            let mut tx = client.transaction()?;
             // Records are read and raised by every node: one writer at a time.
             tx.batch_execute("LOCK TABLE records IN SHARE ROW EXCLUSIVE MODE")?;
-            Ok(f(&mut RecordTable { tx, label: &label }))
+            Ok(tx)
         })
+        .map_err(|e: postgres::Error| fail(&label, &e))?;
+        let outcome = f(&mut RecordTable {
+            tx: &mut tx,
+            label: &label,
+        });
+        blocking(|| match outcome {
+            Ok(()) => tx.commit(),
+            Err(_) => tx.rollback(),
+        })
+        .map_err(|e| fail(&label, &e))?;
+        outcome
     }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // The driver's own runtime may not be dropped on an async thread.
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        blocking(move || drop(client));
+    }
+}
+
+/// Runs a call of the synchronous driver. The driver drives its connection
+/// with a tokio runtime of its own, which may not start (nor be dropped) on
+/// a thread that is running one already: a server's worker, an embedding's
+/// async task. There the call runs on a scoped thread of its own, while the
+/// caller waits, as it would for the call itself.
+pub(super) fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// A failed write: the data it met breaks the schema's own rules (a row
@@ -398,9 +470,8 @@ struct RecordTable<'t, 'c> {
 
 impl Records for RecordTable<'_, '_> {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
-        let row = self
-            .tx
-            .query_opt("SELECT value FROM records WHERE key = $1", &[&key])
+        let tx = &mut *self.tx;
+        let row = blocking(|| tx.query_opt("SELECT value FROM records WHERE key = $1", &[&key]))
             .map_err(|e| fail(self.label, &e))?;
         row.map(|r| r.try_get(0))
             .transpose()
@@ -408,23 +479,27 @@ impl Records for RecordTable<'_, '_> {
     }
 
     fn put(&mut self, key: &str, value: &str) -> Result<()> {
-        self.tx
-            .execute(
+        let tx = &mut *self.tx;
+        blocking(|| {
+            tx.execute(
                 "INSERT INTO records VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 &[&key, &value.as_bytes()],
             )
-            .map(drop)
-            .map_err(|e| fail(self.label, &e))
+        })
+        .map(drop)
+        .map_err(|e| fail(self.label, &e))
     }
 
     fn remove_prefix_except(&mut self, prefix: &str, keep: &str) -> Result<()> {
-        self.tx
-            .execute(
+        let tx = &mut *self.tx;
+        blocking(|| {
+            tx.execute(
                 "DELETE FROM records WHERE starts_with(key, $1) AND NOT starts_with(key, $2)",
                 &[&prefix, &keep],
             )
-            .map(drop)
-            .map_err(|e| fail(self.label, &e))
+        })
+        .map(drop)
+        .map_err(|e| fail(self.label, &e))
     }
 }
 

@@ -7,20 +7,22 @@ use std::sync::MutexGuard;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, ToStatement};
 
-use super::Postgres;
+use super::{Postgres, blocking};
 use crate::Result;
 use crate::backend::Snapshot;
 
 /// A read-only `REPEATABLE READ` transaction, rolled back when dropped.
 pub(super) struct Read<'a> {
-    pub(super) client: RefCell<MutexGuard<'a, Client>>,
+    pub(super) client: RefCell<MutexGuard<'a, Option<Client>>>,
     pub(super) store: &'a Postgres,
 }
 
 impl Drop for Read<'_> {
     fn drop(&mut self) {
         // A failure leaves the connection broken; the next use reports it.
-        let _ = self.client.get_mut().batch_execute("ROLLBACK");
+        if let Some(client) = self.client.get_mut().as_mut() {
+            let _ = blocking(|| client.batch_execute("ROLLBACK"));
+        }
     }
 }
 
@@ -29,19 +31,18 @@ impl Read<'_> {
     /// (see `Hot`), or SQL text for the rare ones.
     fn rows(
         &self,
-        sql: &(impl ToStatement + ?Sized),
+        sql: &(impl ToStatement + Sync + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>> {
-        self.client
-            .borrow_mut()
-            .query(sql, params)
-            .map_err(|e| self.store.read_error(&e))
+        let mut client = self.client.borrow_mut();
+        let client = client.as_mut().expect("invariant: connected until dropped");
+        blocking(|| client.query(sql, params)).map_err(|e| self.store.read_error(&e))
     }
 
     /// The first column of each row.
     fn column<T: for<'r> FromSql<'r>>(
         &self,
-        sql: &(impl ToStatement + ?Sized),
+        sql: &(impl ToStatement + Sync + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<T>> {
         self.rows(sql, params)?
@@ -52,7 +53,7 @@ impl Read<'_> {
 
     fn one(
         &self,
-        sql: &(impl ToStatement + ?Sized),
+        sql: &(impl ToStatement + Sync + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Vec<u8>>> {
         Ok(self.column(sql, params)?.into_iter().next())

@@ -231,6 +231,18 @@ impl Backend for Redb {
         &self.path
     }
 
+    fn size(&self) -> Result<u64> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(m.len()),
+            // A journal on another storage backend (tests) has no file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(JournalError::Storage {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
     fn read(&self) -> Result<Box<dyn Snapshot + '_>> {
         let txn = contain(&self.path, || self.begin_read())?;
         Ok(Box::new(Read {
