@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 mod mcp_http;
+mod postgres;
 
 const ACME: &str = "acme-test-token";
 const GLOBEX: &str = "globex-test-token";
@@ -54,6 +55,10 @@ struct Setup {
     run_limits: String,
     /// A tenant policy in place of the default one.
     policies: [Option<String>; 2],
+    /// Extra tables at the end of `serve.toml`.
+    tables: String,
+    /// Environment variables of the server process.
+    env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -64,6 +69,8 @@ impl Setup {
             quotas: [String::new(), String::new()],
             run_limits: String::new(),
             policies: [None, None],
+            tables: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -85,13 +92,14 @@ impl Setup {
             s.write(&format!("{id}/policy.toml"), &policy);
         }
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nstate = \"state\"\nplain-http = \"loopback\"\n[limits]\ndrain = \"2s\"\n{}\n[operator]\ntoken-sha256 = \"{}\"\n[tenants.acme]\ntoken-sha256 = \"{}\"\npolicy = \"acme/policy.toml\"\n[tenants.acme.quotas]\n{}\n[tenants.globex]\ntoken-sha256 = \"{}\"\npolicy = \"globex/policy.toml\"\n[tenants.globex.quotas]\n{}\n",
+            "listen = \"127.0.0.1:0\"\nstate = \"state\"\nplain-http = \"loopback\"\n[limits]\ndrain = \"2s\"\n{}\n[operator]\ntoken-sha256 = \"{}\"\n[tenants.acme]\ntoken-sha256 = \"{}\"\npolicy = \"acme/policy.toml\"\n[tenants.acme.quotas]\n{}\n[tenants.globex]\ntoken-sha256 = \"{}\"\npolicy = \"globex/policy.toml\"\n[tenants.globex.quotas]\n{}\n{}",
             self.limits,
             sha256(OPERATOR),
             sha256(ACME),
             self.quotas[0],
             sha256(GLOBEX),
             self.quotas[1],
+            self.tables,
         );
         s.write("serve.toml", &config)
     }
@@ -121,6 +129,7 @@ impl Served {
         let mut child = fc_host()
             .args(["--log-format", "json", "serve", "--config"])
             .arg(&config)
+            .envs(setup.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

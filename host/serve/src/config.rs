@@ -61,6 +61,9 @@ pub struct Config {
     pub mcp_hosts: Vec<String>,
     /// The tenants, by id.
     pub tenants: Vec<TenantConfig>,
+    /// Tenants' journals in PostgreSQL (`[journal]`), else each in its
+    /// state directory.
+    pub journal: Option<crate::journal::PostgresJournal>,
 }
 
 /// How connections are secured.
@@ -176,6 +179,7 @@ struct Raw {
     limits: Option<RawLimits>,
     operator: Option<RawOperator>,
     mcp_hosts: Option<Vec<String>>,
+    journal: Option<crate::journal::RawJournal>,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
@@ -416,6 +420,12 @@ impl Config {
                 quotas,
             });
         }
+        let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+        let journal = raw
+            .journal
+            .map(|j| crate::journal::PostgresJournal::from_raw(j, &ids))
+            .transpose()
+            .map_err(|(key, message)| cx.invalid(key, message))?;
         Ok(Config {
             path: path.to_owned(),
             listen,
@@ -425,6 +435,7 @@ impl Config {
             operator_token,
             mcp_hosts,
             tenants,
+            journal,
         })
     }
 }

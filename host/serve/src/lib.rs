@@ -18,6 +18,7 @@ mod approvals;
 pub mod auth;
 pub mod config;
 mod drain;
+pub mod journal;
 mod listen;
 mod mcp;
 mod metrics;
@@ -117,7 +118,11 @@ async fn run(
 ) -> Result<(), String> {
     let mut tenants = Vec::new();
     for t in &config.tenants {
-        tenants.push(Arc::new(Tenant::open(t.clone(), &config.state)?));
+        tenants.push(Arc::new(Tenant::open(
+            t.clone(),
+            &config.state,
+            config.journal.as_ref(),
+        )?));
     }
     let runtime = femtoclaw_runtime::Runtime::new()
         .and_then(|r| r.with_cache(&config.state.join("cache")))

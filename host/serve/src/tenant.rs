@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use femtoclaw_journal::{Journal, SharedJournal};
+use femtoclaw_journal::SharedJournal;
 use femtoclaw_runtime::{Cancel, FuelMeter, MemoryPool};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -123,9 +123,14 @@ pub struct Ended {
 
 impl Tenant {
     /// Opens (creating) a tenant's state under `root`.
-    pub fn open(config: TenantConfig, root: &Path) -> Result<Tenant, String> {
+    pub fn open(
+        config: TenantConfig,
+        root: &Path,
+        postgres: Option<&crate::journal::PostgresJournal>,
+    ) -> Result<Tenant, String> {
         let dir = root.join("tenants").join(&config.id);
-        let journal = Journal::open(&dir).map_err(|e| format!("tenant `{}`: {e}", config.id))?;
+        create_private(&dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
+        let journal = crate::journal::open(&config.id, &dir, postgres)?;
         let queue = dir.join("queue");
         create_private(&queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
         for sub in ["scripts", "bundles"] {

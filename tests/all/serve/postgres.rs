@@ -1,0 +1,119 @@
+//! `fc-host serve` with its tenants' journals in PostgreSQL (`[journal]`):
+//! runs are journaled in each tenant's schema and none in the state
+//! directory, a server killed with -9 is resumed by the next one from the
+//! database with no write repeated, and a bad `[journal]` is refused.
+
+use femtoclaw_journal::{Journal, RunStatus};
+
+use super::*;
+
+/// The database `.ci/postgres` makes; `FC_TEST_POSTGRES` names another.
+const DEFAULT_URL: &str = "postgresql://femtoclaw:femtoclaw@127.0.0.1:5432/femtoclaw_test";
+
+fn database() -> String {
+    let url = std::env::var("FC_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.into());
+    // The schemas are named after the tenants: start from none.
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
+        panic!("this test needs PostgreSQL at {url}: {e}; start it with `.ci/postgres`")
+    });
+    admin
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS t_acme CASCADE; DROP SCHEMA IF EXISTS t_globex CASCADE",
+        )
+        .unwrap();
+    url
+}
+
+#[test]
+fn tenants_journal_in_postgresql_and_a_killed_server_resumes_from_it() {
+    const RUNS: usize = 20;
+    const STEPS: usize = 5;
+    let url = database();
+    let mut setup = Setup::new();
+    setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
+    setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
+    setup.quotas[0] = "concurrent-runs = 20\nqueued-runs = 64\nruns-per-minute = 1000".into();
+    let served = setup.start();
+    let run = served.run_and_wait(GLOBEX, &task("What is in /data?"));
+    assert_eq!(run["answer"], "read figures.txt", "{run:#}");
+    let mut ids = Vec::new();
+    for i in 0..RUNS {
+        let body = json!({ "task": format!("run {i}"), "brain": { "script": appends(&format!("{i}.log"), STEPS) } });
+        let (status, accepted, _) = served.post("/v1/runs", Some(ACME), &body);
+        assert_eq!(status, 202, "{accepted:#}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..400 {
+        let (_, list) = served.get("/v1/runs", Some(ACME));
+        let runs = list["runs"].as_array().unwrap();
+        if runs.iter().filter(|r| r["status"] == "ok").count() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_, list) = served.get("/v1/runs", Some(ACME));
+    let unfinished = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] != "ok")
+        .count();
+    let served = served.kill9_and_restart();
+    assert!(unfinished > 0, "the kill came while runs were in flight");
+    for (i, id) in ids.iter().enumerate() {
+        let run = served.wait_for_end(ACME, id);
+        assert_eq!(run["status"], "ok", "run {i}: {run:#}\n{}", served.log());
+        let log = std::fs::read_to_string(served.setup.scratch.path(&format!("acme/out/{i}.log")))
+            .unwrap();
+        assert_eq!(
+            log.lines().count(),
+            STEPS,
+            "run {i} wrote each step once:\n{log}"
+        );
+    }
+    // Read back through the API, from the database.
+    let (status, audit) = served.get(&format!("/v1/runs/{}/audit", ids[0]), Some(ACME));
+    assert_eq!(status, 200, "{audit:#}");
+    // The journals are in the tenants' schemas, not in the state directory.
+    assert!(
+        !served
+            .state
+            .join("tenants/acme")
+            .join(femtoclaw_journal::FILE_NAME)
+            .exists()
+    );
+    let acme = Journal::open_postgres(&url, "t_acme")
+        .unwrap()
+        .runs()
+        .unwrap();
+    assert!(acme.damage.is_empty(), "{:?}", acme.damage);
+    assert_eq!(acme.runs.len(), RUNS);
+    assert!(acme.runs.iter().all(|r| r.status == RunStatus::Ok));
+    let globex = Journal::open_postgres(&url, "t_globex")
+        .unwrap()
+        .runs()
+        .unwrap();
+    assert_eq!(globex.runs.len(), 1, "each tenant in its own schema");
+}
+
+#[test]
+fn a_journal_url_variable_that_is_not_set_is_named() {
+    let setup = Setup {
+        tables: "[journal]\npostgres-url-env = \"FC_TEST_UNSET_JOURNAL_URL\"\n".into(),
+        ..Setup::new()
+    };
+    let config = setup.write();
+    let out = fc_host()
+        .args(["serve", "--check", "--config"])
+        .arg(&config)
+        .env_remove("FC_TEST_UNSET_JOURNAL_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("journal.postgres-url-env")
+            && stderr.contains("`FC_TEST_UNSET_JOURNAL_URL` is not set"),
+        "{stderr}"
+    );
+}
