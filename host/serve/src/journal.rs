@@ -4,8 +4,10 @@
 //! (docs/fleet.md).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use femtoclaw_journal::Journal;
+use femtoclaw_journal::{Journal, JournalError};
 use serde::Deserialize;
 
 /// `[journal]` as written.
@@ -83,18 +85,71 @@ impl PostgresJournal {
     }
 }
 
-/// Opens a tenant's journal: in its state directory `dir`, or in its schema.
+/// What a server leases in each tenant journal it serves from PostgreSQL:
+/// not a run (`~` is in no run id), the whole journal. Until serve nodes
+/// share tenants run by run, one server serves a tenant's journal; a
+/// second is refused at start instead of resuming the same runs.
+const SERVER_LEASE: &str = "~server";
+/// How long a server's lease lasts unless renewed.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often a server renews it.
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// Opens a tenant's journal: in its state directory `dir`, or in its
+/// schema, leased to this server (`node`).
 pub(crate) fn open(
     tenant: &str,
     dir: &Path,
     postgres: Option<&PostgresJournal>,
+    node: &str,
 ) -> Result<Journal, String> {
     let opened = match postgres {
-        None => Journal::open(dir),
+        None => return Journal::open(dir).map_err(|e| format!("tenant `{tenant}`: {e}")),
         #[cfg(feature = "postgres")]
         Some(pg) => Journal::open_postgres(&pg.url, &PostgresJournal::schema(tenant)),
         #[cfg(not(feature = "postgres"))]
         Some(_) => unreachable!("checked with the configuration"),
     };
-    opened.map_err(|e| format!("tenant `{tenant}`: {e}"))
+    let mut journal = opened.map_err(|e| format!("tenant `{tenant}`: {e}"))?;
+    match journal.claim(SERVER_LEASE, node, LEASE_TTL) {
+        Ok(_) => Ok(journal),
+        Err(JournalError::Leased {
+            owner,
+            remaining_ms,
+            ..
+        }) => Err(format!(
+            "tenant `{tenant}`: its journal in PostgreSQL is served by `{owner}` (its lease runs {remaining_ms} ms more unless renewed): one server per database until serve nodes share tenants (docs/fleet.md); stop that server, or wait for its lease to expire"
+        )),
+        Err(e) => Err(format!("tenant `{tenant}`: {e}")),
+    }
+}
+
+/// This server's name in leases: its host and state root, so that the same
+/// server restarted takes its tenants back at once.
+pub(crate) fn node(state: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", state.display())
+}
+
+/// Renews this server's lease of every tenant journal it serves from
+/// PostgreSQL, for as long as the server runs. A lease lost (this server
+/// stalled past it and another took the tenant) or not renewable stops the
+/// process: serving on would run the tenant's runs twice.
+pub(crate) async fn renew(tenants: Vec<Arc<crate::tenant::Tenant>>) {
+    let mut every = tokio::time::interval(RENEW_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        for tenant in &tenants {
+            if let Err(e) = tenant.journal.lock().renew(SERVER_LEASE, LEASE_TTL) {
+                tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), error = %e, "the server's lease of the tenant's journal could not be renewed: stopping, so that no run executes twice");
+                std::process::exit(1);
+            }
+        }
+    }
 }

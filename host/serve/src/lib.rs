@@ -117,12 +117,17 @@ async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
     let mut tenants = Vec::new();
+    let node = journal::node(&config.state);
     for t in &config.tenants {
         tenants.push(Arc::new(Tenant::open(
             t.clone(),
             &config.state,
             config.journal.as_ref(),
+            &node,
         )?));
+    }
+    if config.journal.is_some() {
+        tokio::spawn(journal::renew(tenants.clone()));
     }
     let runtime = femtoclaw_runtime::Runtime::new()
         .and_then(|r| r.with_cache(&config.state.join("cache")))

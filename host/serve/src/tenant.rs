@@ -127,10 +127,11 @@ impl Tenant {
         config: TenantConfig,
         root: &Path,
         postgres: Option<&crate::journal::PostgresJournal>,
+        node: &str,
     ) -> Result<Tenant, String> {
         let dir = root.join("tenants").join(&config.id);
         create_private(&dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
-        let journal = crate::journal::open(&config.id, &dir, postgres)?;
+        let journal = crate::journal::open(&config.id, &dir, postgres, node)?;
         let queue = dir.join("queue");
         create_private(&queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
         for sub in ["scripts", "bundles"] {

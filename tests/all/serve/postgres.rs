@@ -10,7 +10,13 @@ use super::*;
 /// The database `.ci/postgres` makes; `FC_TEST_POSTGRES` names another.
 const DEFAULT_URL: &str = "postgresql://femtoclaw:femtoclaw@127.0.0.1:5432/femtoclaw_test";
 
-fn database() -> String {
+/// The tests here share the tenants' schemas: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the database for one test (held until the guard drops, after the
+/// test's servers): the tenants' schemas dropped, its URL.
+fn database() -> (std::sync::MutexGuard<'static, ()>, String) {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let url = std::env::var("FC_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.into());
     // The schemas are named after the tenants: start from none.
     let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
@@ -21,14 +27,14 @@ fn database() -> String {
             "DROP SCHEMA IF EXISTS t_acme CASCADE; DROP SCHEMA IF EXISTS t_globex CASCADE",
         )
         .unwrap();
-    url
+    (serial, url)
 }
 
 #[test]
 fn tenants_journal_in_postgresql_and_a_killed_server_resumes_from_it() {
     const RUNS: usize = 20;
     const STEPS: usize = 5;
-    let url = database();
+    let (_serial, url) = database();
     let mut setup = Setup::new();
     setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
     setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
@@ -116,4 +122,36 @@ fn a_journal_url_variable_that_is_not_set_is_named() {
             && stderr.contains("`FC_TEST_UNSET_JOURNAL_URL` is not set"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_second_server_on_the_same_database_is_refused_while_the_first_serves() {
+    let (_serial, url) = database();
+    let on_postgres = |setup: &mut Setup| {
+        setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
+        setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
+    };
+    let mut first = Setup::new();
+    on_postgres(&mut first);
+    let first = first.start();
+    // Another server (its own state root) with the same tenants and database.
+    let mut second = Setup::new();
+    on_postgres(&mut second);
+    let config = second.write();
+    let out = fc_host()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("FC_TEST_JOURNAL_URL", &url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("its journal in PostgreSQL is served by")
+            && stderr.contains(&first.state.display().to_string()),
+        "{stderr}"
+    );
+    // The first goes on serving.
+    let run = first.run_and_wait(GLOBEX, &task("What is in /data?"));
+    assert_eq!(run["status"], "ok", "{run:#}");
 }
