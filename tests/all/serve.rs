@@ -867,61 +867,61 @@ fn appends(file: &str, n: usize) -> Value {
     Value::Array(turns)
 }
 
-#[test]
-fn kill_9_during_100_runs_loses_no_run_and_repeats_no_write() {
-    const RUNS: usize = 100;
-    const STEPS: usize = 5;
-    let mut setup = Setup::new();
-    setup.quotas[0] = "concurrent-runs = 100\nqueued-runs = 128\nruns-per-minute = 1000".into();
-    let served = setup.start();
+/// Starts `runs` runs of acme's, each appending `steps` lines to its own
+/// file, kills the server with -9 once `done` of them have finished (while
+/// others are in flight), restarts it, and checks that every run ends `ok`
+/// with each line written once. Returns the restarted server and the runs.
+fn kill_9_amid_writing_runs(
+    served: Served,
+    runs: usize,
+    steps: usize,
+    done: usize,
+) -> (Served, Vec<String>) {
     let mut ids = Vec::new();
-    for i in 0..RUNS {
-        let body = json!({ "task": format!("run {i}"), "brain": { "script": appends(&format!("{i}.log"), STEPS) } });
+    for i in 0..runs {
+        let body = json!({ "task": format!("run {i}"), "brain": { "script": appends(&format!("{i}.log"), steps) } });
         let (status, accepted, _) = served.post("/v1/runs", Some(ACME), &body);
         assert_eq!(status, 202, "{accepted:#}");
         ids.push(accepted["id"].as_str().unwrap().to_owned());
     }
-    // Kill it while runs are in flight: some done, some running, some queued.
-    for _ in 0..400 {
+    let finished = |served: &Served| {
         let (_, list) = served.get("/v1/runs", Some(ACME));
-        let done = list["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["status"] == "ok")
-            .count();
-        if done >= 10 {
+        let list = list["runs"].as_array().unwrap().clone();
+        list.iter().filter(|r| r["status"] == "ok").count()
+    };
+    for _ in 0..400 {
+        if finished(&served) >= done {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (_, list) = served.get("/v1/runs", Some(ACME));
-    let unfinished = list["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] != "ok")
-        .count();
+    let unfinished = runs - finished(&served);
     let served = served.kill9_and_restart();
     assert!(unfinished > 0, "the kill came while runs were in flight");
-    let mut answers = 0;
     for (i, id) in ids.iter().enumerate() {
         let run = served.wait_for_end(ACME, id);
         assert_eq!(run["status"], "ok", "run {i}: {run:#}\n{}", served.log());
         assert_eq!(run["answer"], format!("{i}.log done"));
-        answers += 1;
         let log = std::fs::read_to_string(served.setup.scratch.path(&format!("acme/out/{i}.log")))
             .unwrap();
         let keys: std::collections::BTreeSet<&str> =
             log.lines().map(|l| l.split(' ').next().unwrap()).collect();
         assert_eq!(
             log.lines().count(),
-            STEPS,
+            steps,
             "run {i} wrote each step once:\n{log}"
         );
-        assert_eq!(keys.len(), STEPS, "{log}");
+        assert_eq!(keys.len(), steps, "{log}");
     }
-    assert_eq!(answers, RUNS);
+    (served, ids)
+}
+
+#[test]
+fn kill_9_during_100_runs_loses_no_run_and_repeats_no_write() {
+    const RUNS: usize = 100;
+    let mut setup = Setup::new();
+    setup.quotas[0] = "concurrent-runs = 100\nqueued-runs = 128\nruns-per-minute = 1000".into();
+    let (served, _) = kill_9_amid_writing_runs(setup.start(), RUNS, 5, 10);
     let (_, list) = served.get("/v1/runs", Some(ACME));
     assert_eq!(list["runs"].as_array().unwrap().len(), RUNS);
     // Commits were grouped: fewer than one per durable point of every run.

@@ -33,7 +33,6 @@ fn database() -> (std::sync::MutexGuard<'static, ()>, String) {
 #[test]
 fn tenants_journal_in_postgresql_and_a_killed_server_resumes_from_it() {
     const RUNS: usize = 20;
-    const STEPS: usize = 5;
     let (_serial, url) = database();
     let mut setup = Setup::new();
     setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
@@ -42,41 +41,7 @@ fn tenants_journal_in_postgresql_and_a_killed_server_resumes_from_it() {
     let served = setup.start();
     let run = served.run_and_wait(GLOBEX, &task("What is in /data?"));
     assert_eq!(run["answer"], "read figures.txt", "{run:#}");
-    let mut ids = Vec::new();
-    for i in 0..RUNS {
-        let body = json!({ "task": format!("run {i}"), "brain": { "script": appends(&format!("{i}.log"), STEPS) } });
-        let (status, accepted, _) = served.post("/v1/runs", Some(ACME), &body);
-        assert_eq!(status, 202, "{accepted:#}");
-        ids.push(accepted["id"].as_str().unwrap().to_owned());
-    }
-    for _ in 0..400 {
-        let (_, list) = served.get("/v1/runs", Some(ACME));
-        let runs = list["runs"].as_array().unwrap();
-        if runs.iter().filter(|r| r["status"] == "ok").count() >= 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (_, list) = served.get("/v1/runs", Some(ACME));
-    let unfinished = list["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] != "ok")
-        .count();
-    let served = served.kill9_and_restart();
-    assert!(unfinished > 0, "the kill came while runs were in flight");
-    for (i, id) in ids.iter().enumerate() {
-        let run = served.wait_for_end(ACME, id);
-        assert_eq!(run["status"], "ok", "run {i}: {run:#}\n{}", served.log());
-        let log = std::fs::read_to_string(served.setup.scratch.path(&format!("acme/out/{i}.log")))
-            .unwrap();
-        assert_eq!(
-            log.lines().count(),
-            STEPS,
-            "run {i} wrote each step once:\n{log}"
-        );
-    }
+    let (served, ids) = kill_9_amid_writing_runs(served, RUNS, 5, 3);
     // Read back through the API, from the database.
     let (status, audit) = served.get(&format!("/v1/runs/{}/audit", ids[0]), Some(ACME));
     assert_eq!(status, 200, "{audit:#}");
