@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use femtoclaw_journal::{Journal, JournalError};
+use femtoclaw_journal::Journal;
 use serde::Deserialize;
 
 /// `[journal]` as written.
@@ -103,17 +103,19 @@ pub(crate) fn open(
     postgres: Option<&PostgresJournal>,
     node: &str,
 ) -> Result<Journal, String> {
-    let opened = match postgres {
-        None => return Journal::open(dir).map_err(|e| format!("tenant `{tenant}`: {e}")),
-        #[cfg(feature = "postgres")]
-        Some(pg) => Journal::open_postgres(&pg.url, &PostgresJournal::schema(tenant)),
-        #[cfg(not(feature = "postgres"))]
-        Some(_) => unreachable!("checked with the configuration"),
-    };
-    let mut journal = opened.map_err(|e| format!("tenant `{tenant}`: {e}"))?;
+    match postgres {
+        None => Journal::open(dir).map_err(|e| format!("tenant `{tenant}`: {e}")),
+        Some(pg) => open_leased(tenant, pg, node),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn open_leased(tenant: &str, pg: &PostgresJournal, node: &str) -> Result<Journal, String> {
+    let mut journal = Journal::open_postgres(&pg.url, &PostgresJournal::schema(tenant))
+        .map_err(|e| format!("tenant `{tenant}`: {e}"))?;
     match journal.claim(SERVER_LEASE, node, LEASE_TTL) {
         Ok(_) => Ok(journal),
-        Err(JournalError::Leased {
+        Err(femtoclaw_journal::JournalError::Leased {
             owner,
             remaining_ms,
             ..
@@ -122,6 +124,14 @@ pub(crate) fn open(
         )),
         Err(e) => Err(format!("tenant `{tenant}`: {e}")),
     }
+}
+
+/// The configuration refuses `[journal]` in a build without PostgreSQL.
+#[cfg(not(feature = "postgres"))]
+fn open_leased(tenant: &str, _: &PostgresJournal, _: &str) -> Result<Journal, String> {
+    Err(format!(
+        "tenant `{tenant}`: this fc-host was built without PostgreSQL (`--features postgres`)"
+    ))
 }
 
 /// This server's name in leases: its host and state root, so that the same
