@@ -120,3 +120,38 @@ fn a_second_server_on_the_same_database_is_refused_while_the_first_serves() {
     let run = first.run_and_wait(GLOBEX, &task("What is in /data?"));
     assert_eq!(run["status"], "ok", "{run:#}");
 }
+
+#[test]
+fn a_server_whose_tenant_lease_was_taken_stops_instead_of_serving_on() {
+    let (_serial, url) = database();
+    let mut setup = Setup::new();
+    setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
+    setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
+    let mut served = setup.start();
+    // Another node takes acme's journal over (as after this server stalled
+    // past its lease): the server's next renewal finds a newer token.
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let taken = admin
+        .execute(
+            "UPDATE t_acme.leases SET token = token + 1, owner = 'another-node' WHERE run = '~server'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(taken, 1, "the server holds acme's lease");
+    // It renews every 10 s: bounded wait for it to stop.
+    let mut status = None;
+    for _ in 0..300 {
+        status = served.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.unwrap_or_else(|| panic!("the server went on serving\n{}", served.log()));
+    assert!(!status.success());
+    assert!(
+        served.log().contains("could not be renewed") && served.log().contains("another-node"),
+        "{}",
+        served.log()
+    );
+}
