@@ -10,6 +10,18 @@ use std::time::Duration;
 
 use crate::{Journal, Result};
 
+/// A run's lease as the store holds it (not released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run (or another name a node leases).
+    pub run: String,
+    /// The node holding it.
+    pub owner: String,
+    /// Milliseconds until it expires unless renewed, by the store's clock;
+    /// 0 once expired: its node is presumed dead and another may claim it.
+    pub remaining_ms: u64,
+}
+
 impl Journal {
     /// Claims the lease of `run` for `owner` (a node's name) for `ttl`, by
     /// the store's clock: `Err(Leased)` while another owner's lease has not
@@ -56,5 +68,16 @@ impl Journal {
     /// The token of this handle's lease of `run`, if it holds one.
     pub fn lease(&self, run: &str) -> Option<u64> {
         self.leases.get(run).copied()
+    }
+
+    /// The runs this handle holds leases of (what its node renews).
+    pub fn held(&self) -> Vec<String> {
+        self.leases.keys().cloned().collect()
+    }
+
+    /// Every lease the store holds that was not released, by any node,
+    /// expired ones included.
+    pub fn all_leases(&self) -> Result<Vec<Lease>> {
+        self.snapshot()?.leases()
     }
 }

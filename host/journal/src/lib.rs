@@ -31,6 +31,7 @@ pub use audit::decisions;
 pub use backend::redb::FILE_NAME;
 pub use error::{JournalError, Result};
 pub use event::{Event, Head, MemoryEffect, RunInfo, RunStatus};
+pub use lease::Lease;
 pub use read::Listing;
 pub use shared::SharedJournal;
 pub use store::Journal;

@@ -1,5 +1,6 @@
-//! Monotonic records and daily counts: small values every writer of a
-//! journal shares, read and changed in one serialized, durable transaction.
+//! Records: small values every writer of a journal shares (monotonic
+//! signer versions, daily counts, a server's queue of accepted runs), each
+//! change one serialized, durable transaction.
 
 use crate::{Journal, Result};
 
@@ -7,6 +8,29 @@ use crate::{Journal, Result};
 const DAILY: &str = "daily/";
 
 impl Journal {
+    /// Stores `value` under `key`, durably, replacing what was there.
+    pub fn put_record(&mut self, key: &str, value: &str) -> Result<()> {
+        self.write(|backend| backend.update_records(&mut |records| records.put(key, value)))
+    }
+
+    /// Removes the record `key`, durably (nothing when there is none).
+    pub fn remove_record(&mut self, key: &str) -> Result<()> {
+        self.write(|backend| backend.update_records(&mut |records| records.remove(key)))
+    }
+
+    /// The records whose keys start with `prefix`, in key order, as
+    /// committed.
+    pub fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let records = self.snapshot()?.records_under(prefix)?;
+        records
+            .into_iter()
+            .map(|(key, value)| match String::from_utf8(value) {
+                Ok(value) => Ok((key, value)),
+                Err(_) => Err(self.corrupt(&format!("the record `{key}` is not UTF-8"))),
+            })
+            .collect()
+    }
+
     /// A monotonic record: stores `value` under `key` unless the stored value
     /// is not lower (`greater(new, old)` says whether `new` is higher), in
     /// one durable transaction. Returns the value stored before.

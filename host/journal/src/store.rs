@@ -185,6 +185,16 @@ impl Journal {
         Ok(())
     }
 
+    /// Keeps bytes by their sha256 now, durably (a server's stored bundles:
+    /// every node reading the journal can run them).
+    pub fn store_component(&mut self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.keep_component(sha256, bytes)?;
+        if !self.pending_components.is_empty() {
+            self.commit_with(None)?;
+        }
+        Ok(())
+    }
+
     /// Marks a run finished, durably (and everything appended before it).
     pub fn finish_run(
         &mut self,

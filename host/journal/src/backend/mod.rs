@@ -126,6 +126,11 @@ pub(crate) trait Snapshot {
     fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
     /// Whether the store holds a component.
     fn has_component(&self, sha256: &str) -> Result<bool>;
+    /// The records whose keys start with `prefix`, in key order.
+    fn records_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Every lease held (not released), expired ones included, by the
+    /// store's clock.
+    fn leases(&self) -> Result<Vec<crate::Lease>>;
 }
 
 /// The monotonic records, inside [`Backend::update_records`].
@@ -134,6 +139,8 @@ pub(crate) trait Records {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores a record.
     fn put(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Removes a record (nothing when there is none).
+    fn remove(&mut self, key: &str) -> Result<()>;
     /// Removes the records under `prefix`, except those under `keep`.
     fn remove_prefix_except(&mut self, prefix: &str, keep: &str) -> Result<()>;
 }

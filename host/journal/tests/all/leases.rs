@@ -147,3 +147,78 @@ fn a_released_lease_is_free_at_once_and_tokens_never_repeat() {
         );
     }
 }
+
+#[test]
+fn every_node_sees_which_leases_are_held_and_which_expired() {
+    for store in Store::each() {
+        let mut a = store.open();
+        a.claim("r1", "node-a", MINUTE).unwrap();
+        a.claim("r2", "node-a", Duration::from_millis(1)).unwrap();
+        a.claim("r3", "node-a", MINUTE).unwrap();
+        a.release("r3").unwrap();
+        let mut held = a.held();
+        held.sort();
+        assert_eq!(held, ["r1", "r2"], "{}", store.name());
+        std::thread::sleep(Duration::from_millis(20));
+        // Another node reads the same: r1 live, r2 expired, r3 released.
+        let b = store.open();
+        let leases = b.all_leases().unwrap();
+        let runs: Vec<(&str, &str, bool)> = leases
+            .iter()
+            .map(|l| (l.run.as_str(), l.owner.as_str(), l.remaining_ms > 0))
+            .collect();
+        assert_eq!(
+            runs,
+            [("r1", "node-a", true), ("r2", "node-a", false)],
+            "{}",
+            store.name()
+        );
+    }
+}
+
+#[test]
+fn records_are_shared_listed_by_prefix_and_removed() {
+    for store in Store::each() {
+        let mut a = store.open();
+        a.put_record("queue/r2", "{\"id\":\"r2\"}").unwrap();
+        a.put_record("queue/r1", "{\"id\":\"r1\"}").unwrap();
+        a.put_record("queuex", "not under queue/").unwrap();
+        a.put_record("queue/r1", "{\"id\":\"r1\",\"v\":2}").unwrap();
+        let mut b = store.open();
+        assert_eq!(
+            b.records_under("queue/").unwrap(),
+            [
+                ("queue/r1".to_owned(), "{\"id\":\"r1\",\"v\":2}".to_owned()),
+                ("queue/r2".to_owned(), "{\"id\":\"r2\"}".to_owned()),
+            ],
+            "{}",
+            store.name()
+        );
+        b.remove_record("queue/r1").unwrap();
+        b.remove_record("queue/none").unwrap();
+        let left: Vec<String> = a
+            .records_under("queue")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, ["queue/r2", "queuex"], "{}", store.name());
+    }
+}
+
+#[test]
+fn a_stored_component_is_durable_at_once_and_read_by_every_handle() {
+    for store in Store::each() {
+        let mut a = store.open();
+        a.store_component("abc", b"bundle bytes").unwrap();
+        // No commit after it: a crash now keeps it.
+        std::mem::forget(a);
+        let b = store.open();
+        assert_eq!(
+            b.component("abc").unwrap().as_deref(),
+            Some(&b"bundle bytes"[..]),
+            "{}",
+            store.name()
+        );
+    }
+}

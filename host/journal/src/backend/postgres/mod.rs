@@ -490,6 +490,13 @@ impl Records for RecordTable<'_, '_> {
         .map_err(|e| fail(self.label, &e))
     }
 
+    fn remove(&mut self, key: &str) -> Result<()> {
+        let tx = &mut *self.tx;
+        blocking(|| tx.execute("DELETE FROM records WHERE key = $1", &[&key]))
+            .map(drop)
+            .map_err(|e| fail(self.label, &e))
+    }
+
     fn remove_prefix_except(&mut self, prefix: &str, keep: &str) -> Result<()> {
         let tx = &mut *self.tx;
         blocking(|| {

@@ -126,4 +126,33 @@ impl Snapshot for Read<'_> {
             self.column("SELECT 1 FROM components WHERE sha256 = $1", &[&sha256])?;
         Ok(!found.is_empty())
     }
+
+    fn records_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = self.rows(
+            "SELECT key, value FROM records WHERE starts_with(key, $1) ORDER BY key",
+            &[&prefix],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(|e| self.store.read_error(&e))
+    }
+
+    fn leases(&self) -> Result<Vec<crate::Lease>> {
+        let rows = self.rows(
+            "SELECT run, owner, greatest(0, extract(epoch FROM expires - clock_timestamp()) * 1000)::bigint
+             FROM leases WHERE owner <> '' ORDER BY run",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::Lease {
+                    run: r.try_get(0)?,
+                    owner: r.try_get(1)?,
+                    remaining_ms: r.try_get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(|e| self.store.read_error(&e))
+    }
 }

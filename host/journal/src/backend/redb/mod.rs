@@ -42,7 +42,7 @@ pub(crate) const COMPONENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 /// Monotonic records (the highest bundle version run from each signer).
 pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 /// Run id → its [`LeaseRecord`] (JSON).
-const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
+pub(crate) const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
 
 /// Page cache of one handle. redb's default (1 GiB) let a journal-heavy run
 /// grow the host by hundreds of MiB.
@@ -446,6 +446,11 @@ impl Records for RecordTable<'_> {
         put.map_err(|e| self.fail(e))
     }
 
+    fn remove(&mut self, key: &str) -> Result<()> {
+        let removed = self.table.remove(key.as_bytes()).map(drop);
+        removed.map_err(|e| self.fail(e))
+    }
+
     fn remove_prefix_except(&mut self, prefix: &str, keep: &str) -> Result<()> {
         let (prefix, keep) = (prefix.as_bytes(), keep.as_bytes());
         let kept = self
@@ -456,7 +461,7 @@ impl Records for RecordTable<'_> {
 }
 
 /// The machine's clock: a redb journal is one machine's.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

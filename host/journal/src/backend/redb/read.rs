@@ -4,7 +4,8 @@ use std::path::Path;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableError};
 
-use super::{COMPONENTS, EVENTS, HEADS, MEMORY, META, RUNS, storage};
+use super::{COMPONENTS, EVENTS, HEADS, LEASES, MEMORY, META, RECORDS, RUNS, now_ms, storage};
+use crate::backend::LeaseRecord;
 use crate::backend::Snapshot;
 use crate::contain::contain;
 use crate::{JournalError, Result};
@@ -144,5 +145,55 @@ impl Snapshot for Read<'_> {
             None => Ok(false),
             Some(t) => Ok(t.get(sha256.as_bytes())?.is_some()),
         })
+    }
+
+    fn records_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.with(|| {
+            let Some(table) = self.optional(RECORDS)? else {
+                return Ok(Vec::new());
+            };
+            let mut records = Vec::new();
+            for entry in table.range(prefix.as_bytes()..)? {
+                let (key, value) = entry?;
+                if !key.value().starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                let key = String::from_utf8_lossy(key.value()).into_owned();
+                records.push((key, value.value().to_vec()));
+            }
+            Ok(records)
+        })
+    }
+
+    fn leases(&self) -> Result<Vec<crate::Lease>> {
+        let now = now_ms();
+        let stored = self.with(|| {
+            let Some(table) = self.optional(LEASES)? else {
+                return Ok(Vec::new());
+            };
+            let mut stored = Vec::new();
+            for entry in table.iter()? {
+                let (run, value) = entry?;
+                let run = String::from_utf8_lossy(run.value()).into_owned();
+                stored.push((run, value.value().to_vec()));
+            }
+            Ok(stored)
+        })?;
+        let mut leases = Vec::new();
+        for (run, bytes) in stored {
+            let lease: LeaseRecord =
+                serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
+                    path: self.path.to_owned(),
+                    detail: format!("the lease of run `{run}` is undecodable: {e}"),
+                })?;
+            if !lease.owner.is_empty() {
+                leases.push(crate::Lease {
+                    run,
+                    owner: lease.owner,
+                    remaining_ms: lease.expires_ms.saturating_sub(now),
+                });
+            }
+        }
+        Ok(leases)
     }
 }
