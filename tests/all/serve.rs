@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod fleet;
 mod mcp_http;
 mod postgres;
 
@@ -325,6 +326,22 @@ impl Served {
 
     fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Starts a second server on this one's configuration (same tenants,
+    /// policies and files) with its own state root `name`: another node.
+    fn another_node(&self, name: &str) -> Served {
+        let text = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace("state = \"state\"", &format!("state = \"{name}\""));
+        let config = self.setup.scratch.write(&format!("{name}.toml"), &text);
+        let setup = Setup {
+            env: self.setup.env.clone(),
+            ..Setup::new()
+        };
+        let mut node = Served::start(setup, config);
+        node.state = self.setup.scratch.path(name);
+        node
     }
 }
 
@@ -1217,10 +1234,13 @@ fn bundles_are_verified_when_stored_and_run_per_tenant() {
     }
     let answer = served.upload_after_a_pause("wrong", &large);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    let stored: Vec<_> = std::fs::read_dir(served.state.join("tenants/acme/bundles"))
-        .unwrap()
-        .collect();
-    assert!(stored.is_empty(), "{stored:?}");
+    // None of them was stored: a run naming one is refused.
+    for refused in [&unsigned, &tampered] {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(refused));
+        let run = json!({ "task": "t", "bundle": sha });
+        let stored = served.post("/v1/runs", Some(ACME), &run);
+        served.problem(stored, 422, "unknown-bundle");
+    }
 
     let (status, bundle, _) = served.store_bundle(ACME, &signed);
     assert_eq!(status, 201, "{bundle:#}");
@@ -1378,4 +1398,44 @@ fn approvals_wait_in_the_server_until_the_api_answers_or_time_runs_out() {
         .filter(|(_, kind, data)| kind == "decision" && data["decision"] == "ask")
         .count();
     assert_eq!(asks, 2);
+}
+
+/// What an older server kept in the state directory moves into the journal
+/// at start: an accepted run's `queue/ID.json` runs, and a damaged one
+/// stops the start naming it (it holds a run that was acknowledged).
+#[test]
+fn an_older_servers_queue_files_move_into_the_journal() {
+    let served = Setup::new().start();
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let queue = served.state.join("tenants/acme/queue");
+    std::fs::create_dir_all(&queue).unwrap();
+    let id = "01a25000-0000-7000-8000-000000000001";
+    let accepted = json!({
+        "id": id, "task": "left by an older server", "policy": null,
+        "script": appends("older.log", 2), "accepted": 1, "ended": null,
+    });
+    std::fs::write(queue.join(format!("{id}.json")), accepted.to_string()).unwrap();
+    let served = served.restart();
+    let run = served.wait_for_end(ACME, id);
+    assert_eq!(run["status"], "ok", "{run:#}\n{}", served.log());
+    assert_eq!(run["answer"], "older.log done");
+    assert_eq!(std::fs::read_dir(&queue).unwrap().count(), 0);
+    // A damaged one is named, and nothing starts.
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    std::fs::write(queue.join("damaged.json"), "{ not json").unwrap();
+    let out = fc_host()
+        .args(["serve", "--config"])
+        .arg(&served.config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("damaged.json") && stderr.contains("acknowledged"),
+        "{stderr}"
+    );
 }

@@ -55,8 +55,13 @@ impl BrainInstance {
     ) -> Result<Self, RunError> {
         let mut settings = BTreeMap::new();
         let source = match choice {
-            BrainChoice::Scripted(path) => {
-                settings.insert("script".to_owned(), load_script(path)?);
+            BrainChoice::Scripted(_) | BrainChoice::Script(_) => {
+                let script = match choice {
+                    BrainChoice::Script(text) => check_script(text.clone(), "the run's script")?,
+                    BrainChoice::Scripted(path) => load_script(path)?,
+                    _ => unreachable!("matched above"),
+                };
+                settings.insert("script".to_owned(), script);
                 // A resumed run continues the script where its journal ended.
                 settings.insert("start-turn".to_owned(), start_turn.to_string());
                 ComponentRef::Builtin(Builtin::ScriptedBrain)
@@ -66,7 +71,7 @@ impl BrainInstance {
         };
         let mut net = NetGate::none("brain");
         net.max_body = limits.max_tool_output;
-        if let Some(p) = provider.filter(|_| !matches!(choice, BrainChoice::Scripted(_))) {
+        if let Some(p) = provider.filter(|_| !choice.is_scripted()) {
             let protocol = match p.protocol {
                 Protocol::Openai => "openai",
                 Protocol::Anthropic => "anthropic",
@@ -165,8 +170,19 @@ impl BrainInstance {
 /// Reads a brain script and checks its shape, so that a typo is reported
 /// with the file and turn before the agent starts.
 fn load_script(path: &Path) -> Result<String, RunError> {
-    let bad = |m: String| RunError::Config(format!("brain script `{}`: {m}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RunError::Config(format!(
+            "brain script `{}`: cannot read: {e}",
+            path.display()
+        ))
+    })?;
+    check_script(text, &format!("brain script `{}`", path.display()))
+}
+
+/// A script's text, once checked to be turns the scripted brain runs;
+/// errors start with `what`.
+fn check_script(text: String, what: &str) -> Result<String, RunError> {
+    let bad = |m: String| RunError::Config(format!("{what}: {m}"));
     let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let turns = value
         .as_array()

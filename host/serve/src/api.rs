@@ -244,7 +244,7 @@ async fn create(State(server): Shared, uri: Uri, headers: HeaderMap, body: Body)
 }
 
 /// `POST /v1/bundles`: a signed bundle (the `.fcb` bytes), verified under
-/// the tenant's `[trust]` and kept in its state directory by sha256.
+/// the tenant's `[trust]` and kept in its journal by sha256.
 async fn store_bundle(State(server): Shared, headers: HeaderMap, body: Body) -> Answer {
     let tenant = tenant(&server, &headers)?;
     let max = server.config.limits.max_bundle;
@@ -254,10 +254,10 @@ async fn store_bundle(State(server): Shared, headers: HeaderMap, body: Body) -> 
     let signer = femtoclaw_runtime::bundle_signer(&bundle, &tenant.config.policy)
         .map_err(|e| runs::refused_bundle(&e.to_string()))?;
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    let file = tenant
-        .bundle_file(&sha256)
-        .expect("invariant: a sha256 is 64 hex digits");
-    crate::tenant::write_durably(&file, &bytes)
+    tenant
+        .journal
+        .lock()
+        .store_component(&sha256, &bytes)
         .map_err(|e| Problem::internal(format!("the bundle could not be stored: {e}")))?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -342,6 +342,15 @@ async fn cancel(State(server): Shared, headers: HeaderMap, Path(id): Path<String
         }
         None => {
             let view = runs::view(&tenant, &id, false)?.ok_or_else(|| Problem::no_run(&id))?;
+            if let Some(node) = view["node"].as_str() {
+                // Running on another node: it cancels the run at its next
+                // renewal of the run's lease.
+                crate::fleet::ask_cancel(&tenant, &id)?;
+                return Ok(json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({ "id": id, "status": "cancelling", "node": node }),
+                ));
+            }
             Err(Problem::new(
                 StatusCode::CONFLICT,
                 "not-running",

@@ -421,11 +421,24 @@ impl Config {
             });
         }
         let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
-        let journal = raw
-            .journal
-            .map(|j| crate::journal::PostgresJournal::from_raw(j, &ids))
-            .transpose()
-            .map_err(|(key, message)| cx.invalid(key, message))?;
+        let journal = match raw.journal {
+            None => None,
+            Some(j) => {
+                let lease = match &j.lease {
+                    None => crate::journal::LEASE,
+                    Some(v) => cx.duration("journal.lease", v)?,
+                };
+                if lease < Duration::from_secs(1) {
+                    return Err(cx.invalid(
+                        "journal.lease",
+                        "a lease shorter than 1s would expire between renewals: give 1s or more",
+                    ));
+                }
+                let pg = crate::journal::PostgresJournal::from_raw(j, lease, &ids)
+                    .map_err(|(key, message)| cx.invalid(key, message))?;
+                Some(pg)
+            }
+        };
         Ok(Config {
             path: path.to_owned(),
             listen,

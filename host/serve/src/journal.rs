@@ -4,7 +4,6 @@
 //! (docs/fleet.md).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use femtoclaw_journal::Journal;
@@ -17,6 +16,8 @@ pub(crate) struct RawJournal {
     /// The environment variable that holds the database URL (it carries a
     /// password, so it never goes into the file).
     postgres_url_env: String,
+    /// How long a node's lease of a run lasts unless renewed (`30s`).
+    pub(crate) lease: Option<String>,
 }
 
 /// Tenants' journals in PostgreSQL.
@@ -24,6 +25,9 @@ pub(crate) struct RawJournal {
 pub struct PostgresJournal {
     /// The environment variable the URL was read from.
     pub env: String,
+    /// How long a node's lease of a run lasts unless renewed: a dead
+    /// node's runs are taken over this long after its last renewal.
+    pub lease: Duration,
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     url: String,
 }
@@ -46,6 +50,7 @@ impl PostgresJournal {
     /// and every tenant id makes a schema name. `Err((key, message))`.
     pub(crate) fn from_raw(
         raw: RawJournal,
+        lease: Duration,
         tenant_ids: &[&str],
     ) -> Result<PostgresJournal, (&'static str, String)> {
         let key = "journal.postgres-url-env";
@@ -75,6 +80,7 @@ impl PostgresJournal {
         }
         Ok(PostgresJournal {
             env: raw.postgres_url_env,
+            lease,
             url,
         })
     }
@@ -85,81 +91,33 @@ impl PostgresJournal {
     }
 }
 
-/// What a server leases in each tenant journal it serves from PostgreSQL:
-/// not a run (`~` is in no run id), the whole journal. Until serve nodes
-/// share tenants run by run, one server serves a tenant's journal; a
-/// second is refused at start instead of resuming the same runs.
-const SERVER_LEASE: &str = "~server";
-/// How long a server's lease lasts unless renewed.
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often a server renews it.
-pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How long a node's lease of a run lasts unless renewed, by default.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 /// Opens a tenant's journal: in its state directory `dir`, or in its
-/// schema, leased to this server (`node`).
+/// schema of the shared database.
 pub(crate) fn open(
     tenant: &str,
     dir: &Path,
     postgres: Option<&PostgresJournal>,
-    node: &str,
 ) -> Result<Journal, String> {
     match postgres {
-        None => Journal::open(dir).map_err(|e| format!("tenant `{tenant}`: {e}")),
-        Some(pg) => open_leased(tenant, pg, node),
+        None => Journal::open(dir),
+        Some(pg) => open_postgres(pg, tenant),
     }
+    .map_err(|e| format!("tenant `{tenant}`: {e}"))
 }
 
 #[cfg(feature = "postgres")]
-fn open_leased(tenant: &str, pg: &PostgresJournal, node: &str) -> Result<Journal, String> {
-    let mut journal = Journal::open_postgres(&pg.url, &PostgresJournal::schema(tenant))
-        .map_err(|e| format!("tenant `{tenant}`: {e}"))?;
-    match journal.claim(SERVER_LEASE, node, LEASE_TTL) {
-        Ok(_) => Ok(journal),
-        Err(femtoclaw_journal::JournalError::Leased {
-            owner,
-            remaining_ms,
-            ..
-        }) => Err(format!(
-            "tenant `{tenant}`: its journal in PostgreSQL is served by `{owner}` (its lease runs {remaining_ms} ms more unless renewed): one server per database until serve nodes share tenants (docs/fleet.md); stop that server, or wait for its lease to expire"
-        )),
-        Err(e) => Err(format!("tenant `{tenant}`: {e}")),
-    }
+fn open_postgres(pg: &PostgresJournal, tenant: &str) -> femtoclaw_journal::Result<Journal> {
+    Journal::open_postgres(&pg.url, &PostgresJournal::schema(tenant))
 }
 
 /// The configuration refuses `[journal]` in a build without PostgreSQL.
 #[cfg(not(feature = "postgres"))]
-fn open_leased(tenant: &str, _: &PostgresJournal, _: &str) -> Result<Journal, String> {
-    Err(format!(
-        "tenant `{tenant}`: this fc-host was built without PostgreSQL (`--features postgres`)"
-    ))
-}
-
-/// This server's name in leases: its host and state root, so that the same
-/// server restarted takes its tenants back at once.
-pub(crate) fn node(state: &Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", state.display())
-}
-
-/// Renews this server's lease of every tenant journal it serves from
-/// PostgreSQL, for as long as the server runs. A lease lost (this server
-/// stalled past it and another took the tenant) or not renewable stops the
-/// process: serving on would run the tenant's runs twice.
-pub(crate) async fn renew(tenants: Vec<Arc<crate::tenant::Tenant>>) {
-    let mut every = tokio::time::interval(RENEW_EVERY);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        for tenant in &tenants {
-            if let Err(e) = tenant.journal.lock().renew(SERVER_LEASE, LEASE_TTL) {
-                tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), error = %e, "the server's lease of the tenant's journal could not be renewed: stopping, so that no run executes twice");
-                std::process::exit(1);
-            }
-        }
-    }
+fn open_postgres(_: &PostgresJournal, _: &str) -> femtoclaw_journal::Result<Journal> {
+    Err(femtoclaw_journal::JournalError::Storage {
+        path: "postgresql".into(),
+        detail: "this fc-host was built without PostgreSQL (`--features postgres`)".into(),
+    })
 }

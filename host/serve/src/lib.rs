@@ -1,7 +1,8 @@
 //! `fc-host serve`: many tenants' agent runs in one long-running process.
 //!
-//! Each tenant has its own state directory (journal, agent memory, accepted
-//! runs), a memory pool and a fuel meter
+//! Each tenant has its own journal (runs, agent memory, accepted runs,
+//! stored bundles) in its state directory or in a shared database, a memory
+//! pool and a fuel meter
 //! its runs share, and quotas checked before a run is accepted. A run is
 //! acknowledged only once it is on disk; the runs of one tenant share one
 //! journal handle, so one commit covers many of them. After a crash, the
@@ -9,7 +10,8 @@
 //!
 //! Rooms: [`config`] (the operator's file), [`auth`] (tokens), `tenant`
 //! (state and admission), `runs` (a run's life), `api` and `sse` (HTTP), `mcp` (`/mcp`),
-//! `listen` (connections, TLS, limits), [`problem`] (RFC 9457 errors).
+//! `listen` (connections, TLS, limits), [`problem`] (RFC 9457 errors),
+//! `fleet` (nodes sharing tenants' journals in PostgreSQL, run by run).
 
 #![deny(missing_docs)]
 
@@ -18,6 +20,7 @@ mod approvals;
 pub mod auth;
 pub mod config;
 mod drain;
+mod fleet;
 pub mod journal;
 mod listen;
 mod mcp;
@@ -117,7 +120,7 @@ async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
     let mut tenants = Vec::new();
-    let node = journal::node(&config.state);
+    let node = fleet::node_name(&config.state);
     for t in &config.tenants {
         tenants.push(Arc::new(Tenant::open(
             t.clone(),
@@ -125,9 +128,6 @@ async fn run(
             config.journal.as_ref(),
             &node,
         )?));
-    }
-    if config.journal.is_some() {
-        tokio::spawn(journal::renew(tenants.clone()));
     }
     let runtime = femtoclaw_runtime::Runtime::new()
         .and_then(|r| r.with_cache(&config.state.join("cache")))
@@ -150,6 +150,7 @@ async fn run(
     for tenant in &server.tenants {
         server.recover(tenant)?;
     }
+    tokio::spawn(fleet::tend(server.clone()));
     tracing::info!(target: "femtoclaw::serve", %address, tenants = server.tenants.len(), "serving");
     on_listening(address);
     let router = api::router(server.clone());
@@ -191,6 +192,7 @@ impl Server {
             if let Err(e) = tenant.journal.lock().sync() {
                 tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), error = %e, "the journal could not be checkpointed");
             }
+            fleet::let_go(tenant);
         }
         let left = self.running.load(Ordering::SeqCst);
         tracing::info!(target: "femtoclaw::serve", finished, left, "stopped: runs left are resumed by the next server");

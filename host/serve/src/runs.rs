@@ -162,12 +162,11 @@ impl Server {
             ));
         }
         tenant.admit()?;
-        let id = loop {
-            let id = femtoclaw_runtime::new_run_id();
-            let known =
-                tenant.lock_accepted().contains_key(&id) || tenant.journal.lock().run(&id).is_ok();
-            if !known {
-                break id;
+        let id = match self.new_run(tenant) {
+            Ok(id) => id,
+            Err(problem) => {
+                tenant.dequeue();
+                return Err(problem);
             }
         };
         let accepted = Accepted {
@@ -181,11 +180,27 @@ impl Server {
         };
         if let Err(problem) = tenant.keep_accepted(&accepted) {
             tenant.dequeue();
+            crate::fleet::release(tenant, &id);
             return Err(problem);
         }
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         self.spawn(tenant, Job::Start(accepted));
         Ok(id)
+    }
+
+    /// A new run id, unknown to the tenant's journal, leased to this node
+    /// when the journal is shared.
+    fn new_run(&self, tenant: &Tenant) -> Result<String, Problem> {
+        // A run id has 128 random bits: a second draw is never needed in
+        // practice, and ten are never all taken.
+        for _ in 0..10 {
+            let id = femtoclaw_runtime::new_run_id();
+            let known = tenant.accepted(&id)?.is_some() || tenant.journal.lock().run(&id).is_ok();
+            if !known && let crate::fleet::Claim::Ours = crate::fleet::claim(tenant, &id)? {
+                return Ok(id);
+            }
+        }
+        Err(Problem::internal("no unused run id was found in ten draws"))
     }
 
     /// Resumes an interrupted run (not one of this process's).
@@ -217,7 +232,21 @@ impl Server {
                 ),
             ));
         }
+        if let crate::fleet::Claim::Elsewhere(owner) = crate::fleet::claim(tenant, id)? {
+            return Err(crate::fleet::elsewhere(&owner));
+        }
         tenant.lock_held().remove(id);
+        self.queue_resume(tenant, id, on_uncertain);
+        Ok(())
+    }
+
+    /// Queues the resumption of a journaled run.
+    pub(crate) fn queue_resume(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        id: &str,
+        on_uncertain: Option<OnUncertain>,
+    ) {
         tenant.requeue();
         self.spawn(
             tenant,
@@ -226,24 +255,37 @@ impl Server {
                 on_uncertain,
             },
         );
-        Ok(())
+    }
+
+    /// Queues the start of an accepted run.
+    pub(crate) fn queue_start(self: &Arc<Self>, tenant: &Arc<Tenant>, run: Accepted) {
+        tenant.requeue();
+        self.spawn(tenant, Job::Start(run));
     }
 
     /// Starts every run the last process left: accepted ones that never
-    /// started, and journaled ones that were running.
+    /// started, and journaled ones that were running; with a shared
+    /// journal, those no other live node holds.
     pub fn recover(self: &Arc<Self>, tenant: &Arc<Tenant>) -> Result<(), String> {
         let listing = tenant.journal.lock().runs().map_err(|e| e.to_string())?;
         for damage in &listing.damage {
             tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), error = %damage, "damaged run in the tenant's journal: it is not resumed");
         }
-        let accepted: Vec<Accepted> = tenant.lock_accepted().values().cloned().collect();
+        let ours = |id: &str| -> Result<bool, String> {
+            match crate::fleet::claim(tenant, id).map_err(|p| p.detail)? {
+                crate::fleet::Claim::Ours => Ok(true),
+                crate::fleet::Claim::Elsewhere(_) => Ok(false),
+            }
+        };
+        let accepted = tenant
+            .all_accepted()
+            .map_err(|p| format!("tenant `{}`: {}", tenant.id(), p.detail))?;
         for run in accepted {
             if listing.runs.iter().any(|r| r.id == run.id) {
                 // It reached the journal before the crash: resumed below.
                 tenant.forget_accepted(&run.id);
-            } else if run.ended.is_none() {
-                tenant.requeue();
-                self.spawn(tenant, Job::Start(run));
+            } else if run.ended.is_none() && ours(&run.id)? {
+                self.queue_start(tenant, run);
             }
         }
         for info in &listing.runs {
@@ -255,15 +297,11 @@ impl Server {
                 );
                 continue;
             }
-            if info.status == RunStatus::Running && listing.damage_of(&info.id).is_none() {
-                tenant.requeue();
-                self.spawn(
-                    tenant,
-                    Job::Resume {
-                        id: info.id.clone(),
-                        on_uncertain: None,
-                    },
-                );
+            if info.status == RunStatus::Running
+                && listing.damage_of(&info.id).is_none()
+                && ours(&info.id)?
+            {
+                self.queue_resume(tenant, &info.id, None);
             }
         }
         Ok(())
@@ -333,15 +371,27 @@ impl Server {
                 Err(e) => Err(e),
             },
         };
+        let still_running =
+            matches!(tenant.journal.lock().run(id), Ok(info) if info.status == RunStatus::Running);
+        let taken_over = tenant.node.is_some() && tenant.journal.lock().lease(id).is_none();
+        if still_running && taken_over {
+            // Another node claimed it (this one stalled past its lease):
+            // that node executes it now.
+            tracing::info!(target: "femtoclaw::serve", tenant = %tenant.id(), run = id, "the run goes on on the node that took it over");
+            return;
+        }
         if let Err(e) = &result {
             tracing::info!(target: "femtoclaw::serve", tenant = %tenant.id(), run = id, error = %e, "run ended with an error");
             // Still `running` in its journal: its resumption stopped (a
             // `write` of unknown outcome under `on-uncertain = "fail"`, or
-            // what it needs is gone). It waits for `POST .../resume`.
-            let still_running = matches!(tenant.journal.lock().run(id), Ok(info) if info.status == RunStatus::Running);
+            // what it needs is gone). It waits for `POST .../resume` (on
+            // this node, which keeps its lease).
             if still_running {
                 tenant.lock_held().insert(id.to_owned(), e.to_string());
             }
+        }
+        if !still_running {
+            crate::fleet::release(tenant, id);
         }
         if let Err(e) = std::fs::remove_file(tenant.script_file(id))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -385,14 +435,8 @@ impl Server {
         plan.state = Some(tenant.dir.clone());
         plan.hooks = hooks;
         if let Some(script) = &accepted.script {
-            let file = tenant.script_file(&id);
-            let text = serde_json::to_vec(script).expect("invariant: JSON serializes");
-            if let Err(e) = crate::tenant::write_durably(&file, &text) {
-                let why = format!("its script could not be written: {e}");
-                end_unstarted(tenant, accepted, "failed", &why);
-                return Err(RunError::Config(why));
-            }
-            plan.brain = Some(BrainChoice::Scripted(file));
+            // The journal keeps the turns with the run: any node resumes it.
+            plan.brain = Some(BrainChoice::Script(script.to_string()));
         }
         let result = self.runtime.run(plan).await;
         let journaled = tenant.journal.lock().run(&id).is_ok();
@@ -423,8 +467,10 @@ fn load_bundle(tenant: &Tenant, sha256: &str, policy: &Policy) -> Result<Bundle,
         )
         .with("key", "bundle")
     };
-    let file = tenant.bundle_file(sha256).ok_or_else(unknown)?;
-    let bytes = std::fs::read(&file).map_err(|_| unknown())?;
+    let bytes = tenant
+        .bundle(sha256)
+        .map_err(|e| Problem::internal(format!("the tenant's bundles cannot be read: {e}")))?
+        .ok_or_else(unknown)?;
     let bundle = Bundle::parse(&bytes).map_err(|e| refused_bundle(&e.to_string()))?;
     femtoclaw_runtime::bundle_signer(&bundle, policy)
         .map_err(|e| refused_bundle(&e.to_string()))?;
@@ -447,10 +493,10 @@ fn stored_bundle_of(tenant: &Tenant, id: &str) -> Result<Option<Arc<Bundle>>, Ru
             "run `{id}` ran the stored bundle {sha256}, which cannot be read ({why}): store it again with POST /v1/bundles, then resume the run"
         ))
     };
-    let file = tenant
-        .bundle_file(sha256)
-        .ok_or_else(|| gone("not a sha256".into()))?;
-    let bytes = std::fs::read(&file).map_err(|e| gone(e.to_string()))?;
+    let bytes = tenant
+        .bundle(sha256)
+        .map_err(gone)?
+        .ok_or_else(|| gone("the journal does not hold it".into()))?;
     let bundle = Bundle::parse(&bytes).map_err(|e| gone(e.to_string()))?;
     Ok(Some(Arc::new(bundle)))
 }
@@ -495,6 +541,7 @@ fn end_unstarted(tenant: &Tenant, mut accepted: Accepted, status: &str, why: &st
     if let Err(problem) = tenant.keep_accepted(&accepted) {
         tracing::error!(target: "femtoclaw::serve", tenant = %tenant.id(), run = %accepted.id, "{}", problem.detail);
     }
+    crate::fleet::release(tenant, &accepted.id);
 }
 
 pub fn now_secs() -> u64 {
@@ -524,7 +571,17 @@ pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>
         }
         return Ok(Some(view));
     }
-    Ok(tenant.lock_accepted().get(id).map(accepted_view))
+    let Some(run) = tenant.accepted(id)? else {
+        return Ok(None);
+    };
+    let mut view = accepted_view(&run);
+    if run.ended.is_none()
+        && !tenant.lock_active().contains_key(id)
+        && let Some(node) = crate::fleet::executing_elsewhere(tenant, id)
+    {
+        view["node"] = json!(node);
+    }
+    Ok(Some(view))
 }
 
 fn journaled_view(tenant: &Tenant, info: &RunInfo) -> Value {
@@ -540,6 +597,10 @@ fn journaled_view(tenant: &Tenant, info: &RunInfo) -> Value {
         _ => {}
     }
     if info.status == RunStatus::Running && !tenant.lock_active().contains_key(&info.id) {
+        if let Some(node) = crate::fleet::executing_elsewhere(tenant, &info.id) {
+            view["node"] = json!(node);
+            return view;
+        }
         view["resumable"] = json!(true);
         if let Some(why) = tenant.lock_held().get(&info.id) {
             view["waiting"] = json!(why);
@@ -572,7 +633,15 @@ pub fn list(tenant: &Tenant) -> Result<Value, Problem> {
         .iter()
         .map(|info| journaled_view(tenant, info))
         .collect();
-    runs.extend(tenant.lock_accepted().values().map(accepted_view));
+    // An accepted run's record goes once its run has ended; until then
+    // the journal shows it.
+    let accepted = tenant.all_accepted()?;
+    runs.extend(
+        accepted
+            .iter()
+            .filter(|run| listing.runs.iter().all(|r| r.id != run.id))
+            .map(accepted_view),
+    );
     let damage: Vec<String> = listing.damage.iter().map(|e| e.to_string()).collect();
     Ok(json!({ "runs": runs, "damage": damage }))
 }

@@ -18,6 +18,9 @@ use crate::tenant::{Progress, Tenant};
 
 /// Events read from the journal per step.
 const BATCH: usize = 64;
+/// How often the journal is read for the events of a run another node
+/// executes.
+const POLL: Duration = Duration::from_millis(200);
 /// Idle time after which a comment keeps the stream (and its connection)
 /// alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -28,6 +31,8 @@ struct Stream {
     next: u64,
     progress: Option<watch::Receiver<Progress>>,
     done: bool,
+    /// Time waited without news, for a run executing on another node.
+    idle: Duration,
 }
 
 /// The response streaming run `run`'s events from sequence number `from`.
@@ -42,6 +47,7 @@ pub fn response(tenant: Arc<Tenant>, run: String, from: u64) -> Response {
         next: from,
         progress,
         done: false,
+        idle: Duration::ZERO,
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -65,10 +71,11 @@ impl Stream {
     /// ended) its outcome, else a keep-alive after waiting for news.
     async fn step(&mut self) -> Bytes {
         loop {
-            let ended = self
-                .progress
-                .as_mut()
-                .is_none_or(|p| p.borrow_and_update().finished);
+            let ended = match self.progress.as_mut() {
+                Some(p) => p.borrow_and_update().finished,
+                // Not this node's: it goes on while another node executes it.
+                None => crate::fleet::executing_elsewhere(&self.tenant, &self.run).is_none(),
+            };
             let events = self
                 .tenant
                 .journal
@@ -92,6 +99,7 @@ impl Stream {
                     ));
                 }
                 self.next = events.last().map_or(self.next, |e| e.seq + 1);
+                self.idle = Duration::ZERO;
                 return Bytes::from(out);
             }
             if ended {
@@ -103,6 +111,13 @@ impl Stream {
                 return Bytes::from(format!("event: outcome\ndata: {view}\n\n"));
             }
             let Some(progress) = self.progress.as_mut() else {
+                // Its events reach this node through the shared journal.
+                tokio::time::sleep(POLL).await;
+                self.idle += POLL;
+                if self.idle >= KEEP_ALIVE {
+                    self.idle = Duration::ZERO;
+                    return Bytes::from_static(b": keep-alive\n\n");
+                }
                 continue;
             };
             match tokio::time::timeout(KEEP_ALIVE, progress.changed()).await {

@@ -1,5 +1,5 @@
-//! One tenant: its state directory (journal, agent memory, accepted runs),
-//! the memory pool and fuel meter its runs share, and the
+//! One tenant: its journal (runs, agent memory, accepted runs, stored
+//! bundles), the memory pool and fuel meter its runs share, and the
 //! admission of new runs against its quotas.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -40,8 +40,9 @@ pub struct Tenant {
     admission: Mutex<Admission>,
     /// Runs of this process, by id, from acceptance to their end.
     pub active: Mutex<HashMap<String, Arc<Active>>>,
-    /// Runs accepted and not yet in the journal, by id (mirrors `queue/`).
-    pub accepted: Mutex<BTreeMap<String, Accepted>>,
+    /// This node, when the tenant's journal is shared with other nodes
+    /// (PostgreSQL): its runs are leased run by run.
+    pub node: Option<crate::fleet::Node>,
     /// Interrupted runs whose resumption waits for a decision on a `write`
     /// call of unknown outcome, and why.
     pub held: Mutex<HashMap<String, String>>,
@@ -90,8 +91,9 @@ impl Active {
 }
 
 /// A run accepted by the API and not yet journaled: what it was asked to
-/// do, kept durably in `queue/ID.json` so that an acknowledged run survives
-/// a crash before it starts.
+/// do, kept durably in the tenant's journal (the record `queue/ID`) so that
+/// an acknowledged run survives a crash before it starts, and any node
+/// sharing the journal can start it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Accepted {
     /// The run id.
@@ -131,14 +133,13 @@ impl Tenant {
     ) -> Result<Tenant, String> {
         let dir = root.join("tenants").join(&config.id);
         create_private(&dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
-        let journal = crate::journal::open(&config.id, &dir, postgres, node)?;
-        let queue = dir.join("queue");
-        create_private(&queue).map_err(|e| format!("`{}`: {e}", queue.display()))?;
-        for sub in ["scripts", "bundles"] {
-            create_private(&dir.join(sub))
-                .map_err(|e| format!("`{}`: {e}", dir.join(sub).display()))?;
-        }
-        let accepted = read_queue(&queue)?;
+        let mut journal = crate::journal::open(&config.id, &dir, postgres)?;
+        move_into_journal(&dir, &mut journal)
+            .map_err(|e| format!("tenant `{}`: {e}", config.id))?;
+        let node = postgres.map(|pg| crate::fleet::Node {
+            name: node.to_owned(),
+            lease: pg.lease,
+        });
         let quotas = config.quotas;
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -161,7 +162,7 @@ impl Tenant {
             executor,
             admission: Mutex::default(),
             active: Mutex::default(),
-            accepted: Mutex::new(accepted),
+            node,
             held: Mutex::default(),
             mcp: tokio::sync::OnceCell::new(),
             config,
@@ -263,31 +264,53 @@ impl Tenant {
 
     /// Durably records an accepted run (before it is acknowledged).
     pub fn keep_accepted(&self, run: &Accepted) -> Result<(), Problem> {
-        let file = self.dir.join("queue").join(format!("{}.json", run.id));
-        let text = serde_json::to_vec(run).expect("invariant: Accepted serializes");
-        write_durably(&file, &text).map_err(|e| {
-            Problem::internal(format!(
-                "the run could not be recorded (`{}`: {e}); nothing was accepted",
-                file.display()
-            ))
-        })?;
-        self.lock_accepted().insert(run.id.clone(), run.clone());
-        Ok(())
+        let text = serde_json::to_string(run).expect("invariant: Accepted serializes");
+        self.journal
+            .lock()
+            .put_record(&format!("{QUEUE}{}", run.id), &text)
+            .map_err(|e| {
+                Problem::internal(format!(
+                    "the run could not be recorded ({e}); nothing was accepted"
+                ))
+            })
     }
 
     /// Forgets an accepted run (it is in the journal now).
     pub fn forget_accepted(&self, id: &str) {
-        if self.lock_accepted().remove(id).is_some() {
-            let file = self.dir.join("queue").join(format!("{id}.json"));
-            if let Err(e) = std::fs::remove_file(&file) {
-                tracing::warn!(target: "femtoclaw::serve", tenant = %self.id(), run = id, error = %e, "an accepted run's queue file could not be removed");
-            }
+        if let Err(e) = self.journal.lock().remove_record(&format!("{QUEUE}{id}")) {
+            tracing::warn!(target: "femtoclaw::serve", tenant = %self.id(), run = id, error = %e, "an accepted run's record could not be removed");
         }
     }
 
-    /// The accepted runs.
-    pub fn lock_accepted(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Accepted>> {
-        self.accepted.lock().unwrap_or_else(|p| p.into_inner())
+    /// An accepted run not yet in the journal, or how it ended unstarted.
+    pub fn accepted(&self, id: &str) -> Result<Option<Accepted>, Problem> {
+        let key = format!("{QUEUE}{id}");
+        let found = self.accepted_under(&key)?;
+        Ok(found.into_iter().find(|run| run.id == id))
+    }
+
+    /// Every accepted run not yet in the journal (by any node sharing it).
+    pub fn all_accepted(&self) -> Result<Vec<Accepted>, Problem> {
+        self.accepted_under(QUEUE)
+    }
+
+    fn accepted_under(&self, prefix: &str) -> Result<Vec<Accepted>, Problem> {
+        let records = self
+            .journal
+            .lock()
+            .records_under(prefix)
+            .map_err(|e| Problem::internal(e.to_string()))?;
+        records
+            .iter()
+            .map(|(key, text)| {
+                // A damaged record of an acknowledged run must not be passed over.
+                serde_json::from_str(text).map_err(|e| {
+                    Problem::internal(format!(
+                        "the tenant's journal record `{key}` is damaged ({e}): it holds a run that was acknowledged; repair or remove it"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The runs of this process.
@@ -300,17 +323,24 @@ impl Tenant {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where the tenant's bundle `sha256` is stored (the hash is checked to
-    /// be 64 hex digits before it names a file).
-    pub fn bundle_file(&self, sha256: &str) -> Option<PathBuf> {
+    /// The tenant's stored bundle `sha256` (`POST /v1/bundles`), from its
+    /// journal: every node sharing the journal can run it.
+    pub fn bundle(&self, sha256: &str) -> Result<Option<Vec<u8>>, String> {
         let hex = sha256.len() == 64
             && sha256
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        hex.then(|| self.dir.join("bundles").join(format!("{sha256}.fcb")))
+        if !hex {
+            return Ok(None);
+        }
+        self.journal
+            .lock()
+            .component(sha256)
+            .map_err(|e| e.to_string())
     }
 
-    /// Where a run's scripted brain is kept while it may be resumed.
+    /// Where an older server kept a run's scripted brain while it might be
+    /// resumed (runs now keep their script in the journal).
     pub fn script_file(&self, id: &str) -> PathBuf {
         self.dir.join("scripts").join(format!("{id}.json"))
     }
@@ -318,6 +348,44 @@ impl Tenant {
 
 fn quota(status: StatusCode, name: &str, detail: String) -> Problem {
     Problem::new(status, "quota", detail).with("quota", name)
+}
+
+/// The records of accepted runs in a tenant's journal.
+const QUEUE: &str = "queue/";
+
+/// Moves what an older server kept in the state directory into the
+/// journal: accepted runs (`queue/ID.json`) and stored bundles
+/// (`bundles/SHA.fcb`). Each file is removed once the journal holds it.
+fn move_into_journal(dir: &Path, journal: &mut femtoclaw_journal::Journal) -> Result<(), String> {
+    let queue = dir.join("queue");
+    if queue.is_dir() {
+        for (id, run) in read_queue(&queue)? {
+            let text = serde_json::to_string(&run).expect("invariant: Accepted serializes");
+            journal
+                .put_record(&format!("{QUEUE}{id}"), &text)
+                .map_err(|e| e.to_string())?;
+            let file = queue.join(format!("{id}.json"));
+            std::fs::remove_file(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
+        }
+    }
+    let bundles = dir.join("bundles");
+    if bundles.is_dir() {
+        let entries =
+            std::fs::read_dir(&bundles).map_err(|e| format!("`{}`: {e}", bundles.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.extension().is_none_or(|e| e != "fcb") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            journal
+                .store_component(&sha256, &bytes)
+                .map_err(|e| e.to_string())?;
+            std::fs::remove_file(&path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn read_queue(queue: &Path) -> Result<BTreeMap<String, Accepted>, String> {
@@ -339,24 +407,6 @@ fn read_queue(queue: &Path) -> Result<BTreeMap<String, Accepted>, String> {
         out.insert(run.id.clone(), run);
     }
     Ok(out)
-}
-
-/// Writes a file so that it is complete on disk when this returns: a
-/// temporary file, synced, renamed over, and the directory synced.
-pub fn write_durably(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let tmp = file.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, file)?;
-    // The rename is durable once the directory is (POSIX; Windows has no
-    // directory handle to sync, and commits renames with the file).
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    let _ = dir;
-    Ok(())
 }
 
 fn create_private(dir: &Path) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 //! runs are journaled in each tenant's schema and none in the state
 //! directory, a server killed with -9 is resumed by the next one from the
 //! database with no write repeated, and a bad `[journal]` is refused.
+//! Several nodes on one database: `fleet.rs`.
 
 use femtoclaw_journal::{Journal, RunStatus};
 
@@ -15,7 +16,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Takes the database for one test (held until the guard drops, after the
 /// test's servers): the tenants' schemas dropped, its URL.
-fn database() -> (std::sync::MutexGuard<'static, ()>, String) {
+pub(super) fn database() -> (std::sync::MutexGuard<'static, ()>, String) {
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let url = std::env::var("FC_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.into());
     // The schemas are named after the tenants: start from none.
@@ -86,72 +87,5 @@ fn a_journal_url_variable_that_is_not_set_is_named() {
         stderr.contains("journal.postgres-url-env")
             && stderr.contains("`FC_TEST_UNSET_JOURNAL_URL` is not set"),
         "{stderr}"
-    );
-}
-
-#[test]
-fn a_second_server_on_the_same_database_is_refused_while_the_first_serves() {
-    let (_serial, url) = database();
-    let on_postgres = |setup: &mut Setup| {
-        setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
-        setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
-    };
-    let mut first = Setup::new();
-    on_postgres(&mut first);
-    let first = first.start();
-    // Another server (its own state root) with the same tenants and database.
-    let mut second = Setup::new();
-    on_postgres(&mut second);
-    let config = second.write();
-    let out = fc_host()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("FC_TEST_JOURNAL_URL", &url)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("its journal in PostgreSQL is served by")
-            && stderr.contains(&first.state.display().to_string()),
-        "{stderr}"
-    );
-    // The first goes on serving.
-    let run = first.run_and_wait(GLOBEX, &task("What is in /data?"));
-    assert_eq!(run["status"], "ok", "{run:#}");
-}
-
-#[test]
-fn a_server_whose_tenant_lease_was_taken_stops_instead_of_serving_on() {
-    let (_serial, url) = database();
-    let mut setup = Setup::new();
-    setup.tables = "[journal]\npostgres-url-env = \"FC_TEST_JOURNAL_URL\"\n".into();
-    setup.env.push(("FC_TEST_JOURNAL_URL".into(), url.clone()));
-    let mut served = setup.start();
-    // Another node takes acme's journal over (as after this server stalled
-    // past its lease): the server's next renewal finds a newer token.
-    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-    let taken = admin
-        .execute(
-            "UPDATE t_acme.leases SET token = token + 1, owner = 'another-node' WHERE run = '~server'",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(taken, 1, "the server holds acme's lease");
-    // It renews every 10 s: bounded wait for it to stop.
-    let mut status = None;
-    for _ in 0..300 {
-        status = served.child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = status.unwrap_or_else(|| panic!("the server went on serving\n{}", served.log()));
-    assert!(!status.success());
-    assert!(
-        served.log().contains("could not be renewed") && served.log().contains("another-node"),
-        "{}",
-        served.log()
     );
 }

@@ -262,7 +262,7 @@ pub(super) fn provider_of<'a>(
             Some(BrainSpec::Provider(p)) => Some(p),
             _ => None,
         },
-        BrainChoice::Scripted(_) => None,
+        BrainChoice::Scripted(_) | BrainChoice::Script(_) => None,
     }
 }
 
@@ -371,6 +371,7 @@ pub(super) fn sink(hooks: &Hooks, state: Option<&Path>) -> Result<Option<Sink>, 
 fn brain_json(brain: &BrainChoice) -> Value {
     match brain {
         BrainChoice::Scripted(path) => json!({ "scripted": path }),
+        BrainChoice::Script(text) => json!({ "script": text }),
         BrainChoice::Component(path) => json!({ "component": path }),
         BrainChoice::Provider(p) => json!({ "provider": p }),
     }

@@ -27,11 +27,22 @@ use crate::{Builtin, ComponentRef};
 pub enum BrainChoice {
     /// The built-in scripted brain replaying this JSON file.
     Scripted(PathBuf),
+    /// The built-in scripted brain running these turns (the JSON text a
+    /// script file holds). The journal keeps them with the run, so any
+    /// node reading the journal can resume it (a server's request scripts).
+    Script(String),
     /// The built-in provider brain (OpenAI or Anthropic over HTTP).
     Provider(ProviderBrain),
     /// A component of the `brain` world (with the policy's provider
     /// settings and network grant, if it names a provider).
     Component(PathBuf),
+}
+
+impl BrainChoice {
+    /// Whether it is the built-in scripted brain (which has no provider).
+    pub fn is_scripted(&self) -> bool {
+        matches!(self, BrainChoice::Scripted(_) | BrainChoice::Script(_))
+    }
 }
 
 /// Everything a run needs.

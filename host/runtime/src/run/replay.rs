@@ -289,6 +289,9 @@ fn plan_parts(
     let plan = &info.plan;
     let policy = recorded_policy(info, parse)?;
     let task = plan["task"].as_str().ok_or_else(|| bad("task"))?.to_owned();
+    if let Some(text) = plan["brain"]["script"].as_str() {
+        return Ok((policy, task, BrainChoice::Script(text.to_owned())));
+    }
     let brain = match (
         &plan["brain"]["scripted"],
         &plan["brain"]["component"],
