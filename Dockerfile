@@ -6,6 +6,11 @@
 #
 # The state directory (journal, compile cache, pulled bundles) is /state: mount
 # a volume there to keep runs across containers. docs/install.md has the rest.
+#
+# Serve nodes sharing a PostgreSQL database (docs/fleet.md, deploy/) need the
+# `postgres` feature:
+#
+#   docker build --build-arg FEATURES=postgres -t femtoclaw:fleet .
 FROM docker.io/library/rust:1-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends musl-tools \
@@ -16,8 +21,10 @@ COPY . .
 # toolchain install` without a name installs what it pins.
 RUN rustup toolchain install \
     && rustup target add x86_64-unknown-linux-musl
+ARG FEATURES=""
 RUN CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --release --locked --target x86_64-unknown-linux-musl --bin fc-host --bin femtoclaw \
+        --features "$FEATURES" \
     && mkdir -p /out/state \
     && cp target/x86_64-unknown-linux-musl/release/fc-host target/x86_64-unknown-linux-musl/release/femtoclaw /out/
 

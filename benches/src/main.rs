@@ -3,6 +3,7 @@
 //! `benches/run.sh` (see benches/README.md). Never used by tests: timings on
 //! shared machines are for reading, not for asserting.
 
+mod fleet;
 mod inproc;
 mod journal;
 mod mcp;
@@ -58,6 +59,9 @@ fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "serve") {
         rows.extend(serve::rows());
+    }
+    if only.as_deref().is_none_or(|o| o == "fleet") {
+        rows.extend(fleet::rows());
     }
     if only.as_deref().is_none_or(|o| o == "mcp") {
         rows.extend(mcp::rows());

@@ -14,7 +14,7 @@ use femtoclaw_runtime::artifacts;
 
 use crate::{Row, median, ms};
 
-const TOKEN_A: &str = "bench-tenant-a";
+pub(crate) const TOKEN_A: &str = "bench-tenant-a";
 const TOKEN_B: &str = "bench-tenant-b";
 const OPERATOR: &str = "bench-operator";
 
@@ -36,9 +36,9 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// A running server and its directory.
-struct Served {
-    child: Child,
-    address: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) address: String,
 }
 
 impl Drop for Served {
@@ -59,13 +59,39 @@ impl Served {
             .unwrap_or(f64::NAN)
     }
 
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect(&self.address)
     }
 }
 
 /// Two tenants, `a` and `b`, with the given policies and quotas.
 fn start(dir: &Path, state: &Path, policies: [&str; 2], quotas: [&str; 2]) -> Served {
+    let node = Node {
+        host: crate::process::fc_host(),
+        tables: String::new(),
+        env: Vec::new(),
+    };
+    start_node(dir, state, policies, quotas, &node)
+}
+
+/// The fc-host a server runs, and what its configuration and environment
+/// add.
+pub(crate) struct Node {
+    pub host: std::path::PathBuf,
+    /// Tables at the end of `serve.toml` (`[journal]`).
+    pub tables: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// [`start`] with `node`'s binary, tables and environment; each state root
+/// has its own configuration file, so that nodes can share `dir`.
+pub(crate) fn start_node(
+    dir: &Path,
+    state: &Path,
+    policies: [&str; 2],
+    quotas: [&str; 2],
+    node: &Node,
+) -> Served {
     for (i, id) in ["a", "b"].iter().enumerate() {
         let t = dir.join(id);
         std::fs::create_dir_all(t.join("data")).unwrap();
@@ -84,10 +110,11 @@ fn start(dir: &Path, state: &Path, policies: [&str; 2], quotas: [&str; 2]) -> Se
         quotas[0],
         sha256_hex(TOKEN_B),
         quotas[1]
-    );
-    let path = dir.join("serve.toml");
+    ) + &node.tables;
+    let name = state.file_name().unwrap().to_string_lossy();
+    let path = dir.join(format!("serve-{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(crate::process::fc_host())
+    let mut child = Command::new(&node.host)
         .args([
             "--log-level",
             "warn",
@@ -97,6 +124,7 @@ fn start(dir: &Path, state: &Path, policies: [&str; 2], quotas: [&str; 2]) -> Se
             "--config",
         ])
         .arg(&path)
+        .envs(node.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -114,15 +142,15 @@ fn start(dir: &Path, state: &Path, policies: [&str; 2], quotas: [&str; 2]) -> Se
     Served { child, address }
 }
 
-const TRIVIAL_POLICY: &str = "version = 1\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n";
+pub(crate) const TRIVIAL_POLICY: &str = "version = 1\n[brain]\nkind = \"scripted\"\nscript = \"brain.json\"\n[capabilities.fs]\ncomponent = \"builtin:fs\"\ntools = [\"read_file\"]\nmounts = [{ guest = \"/data\", host = \"data\", mode = \"ro\" }]\n";
 
 /// A keep-alive HTTP/1.1 client, just enough for the API.
-struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
 }
 
 impl Client {
-    fn connect(address: &str) -> Client {
+    pub(crate) fn connect(address: &str) -> Client {
         let stream = TcpStream::connect(address).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream
@@ -133,7 +161,13 @@ impl Client {
         }
     }
 
-    fn call(&mut self, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    pub(crate) fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (u16, String) {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -163,7 +197,7 @@ impl Client {
     }
 
     /// One trivial run to its answer; its latency in ms.
-    fn run(&mut self, token: &str) -> f64 {
+    pub(crate) fn run(&mut self, token: &str) -> f64 {
         let started = Instant::now();
         let (status, body) = self.call("POST", "/v1/runs?wait=true", token, r#"{"task":"t"}"#);
         let took = ms(started.elapsed());
@@ -309,7 +343,7 @@ fn metric(served: &Served, name: &str) -> f64 {
 
 /// A loopback OpenAI-compatible server that answers every request after
 /// `delay`, a thread per connection.
-fn slow_model(delay: Duration) -> u16 {
+pub(crate) fn slow_model(delay: Duration) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

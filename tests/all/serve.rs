@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod deploy;
 mod fleet;
 mod mcp_http;
 mod postgres;
