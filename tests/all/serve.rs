@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,6 +110,45 @@ impl Setup {
         let config = self.write();
         Served::start(self, config)
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 (openssl): its key and
+/// certificate files.
+fn self_signed(key: &Path, cert: &Path) {
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{made:?}");
+}
+
+/// Reads a server's JSON log (its piped stderr) until it says where it
+/// listens; the address. The rest of its log is drained.
+fn listening_address(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the server did not start: {:?}", child.wait());
+        };
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(a) = v["fields"]["address"].as_str().or(v["address"].as_str()) {
+            break a.to_owned();
+        }
+    };
+    // Keep reading, so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    address
 }
 
 /// A running `fc-host serve`.
@@ -327,6 +366,24 @@ impl Served {
 
     fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Starts a run that spins in a tool call (`h.spin`) and then answers
+    /// `answer`, and waits (bounded) until it runs; its id.
+    fn start_spinning(&self, token: &str, answer: &str) -> String {
+        let spin = json!({ "task": "spin", "brain": { "script": [
+            { "content": null, "tool_calls": [{ "name": "h.spin", "arguments": {} }] },
+            { "content": answer }
+        ] } });
+        let (_, run, _) = self.post("/v1/runs", Some(token), &spin);
+        let id = run["id"].as_str().unwrap().to_owned();
+        for _ in 0..200 {
+            if self.get(&format!("/v1/runs/{id}"), Some(token)).1["status"] == "running" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        id
     }
 
     /// Starts a second server on this one's configuration (same tenants,
@@ -791,18 +848,7 @@ fn quotas_refuse_with_retry_after_and_spare_the_other_tenant() {
 
     // Globex: one slot and one queue place. A spinning run takes the slot,
     // a second waits, a third is refused.
-    let spin = json!({ "task": "spin", "brain": { "script": [
-        { "content": null, "tool_calls": [{ "name": "h.spin", "arguments": {} }] },
-        { "content": "never" }
-    ] } });
-    let (_, first, _) = served.post("/v1/runs", Some(GLOBEX), &spin);
-    let first = first["id"].as_str().unwrap().to_owned();
-    for _ in 0..200 {
-        if served.get(&format!("/v1/runs/{first}"), Some(GLOBEX)).1["status"] == "running" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let first = served.start_spinning(GLOBEX, "never");
     let (status, second, _) = served.post("/v1/runs", Some(GLOBEX), &task("after the spin"));
     assert_eq!(status, 202);
     let second = second["id"].as_str().unwrap().to_owned();
@@ -958,18 +1004,7 @@ fn sigterm_lets_runs_finish_then_leaves_the_rest_to_the_next_server() {
     setup.run_limits = "call-timeout = \"10s\"\nfuel = 1000000000000".into();
     let mut served = setup.start();
     let done = served.run_and_wait(ACME, &task("before"));
-    let spin = json!({ "task": "spin", "brain": { "script": [
-        { "content": null, "tool_calls": [{ "name": "h.spin", "arguments": {} }] },
-        { "content": "after the spin" }
-    ] } });
-    let (_, spinning, _) = served.post("/v1/runs", Some(ACME), &spin);
-    let spinning = spinning["id"].as_str().unwrap().to_owned();
-    for _ in 0..200 {
-        if served.get(&format!("/v1/runs/{spinning}"), Some(ACME)).1["status"] == "running" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let spinning = served.start_spinning(ACME, "after the spin");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &served.pid().to_string()])
         .status()
@@ -1006,29 +1041,7 @@ fn sigterm_lets_runs_finish_then_leaves_the_rest_to_the_next_server() {
 fn tls_serves_http_1_1_and_http_2_and_plain_http_stays_on_loopback() {
     let setup = Setup::new();
     let s = &setup.scratch;
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(s.path("key.pem"))
-        .arg("-out")
-        .arg(s.path("cert.pem"))
-        .output()
-        .expect("openssl runs");
-    assert!(made.status.success(), "{made:?}");
+    self_signed(&s.path("key.pem"), &s.path("cert.pem"));
     let config = setup.write();
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
@@ -1050,14 +1063,7 @@ fn tls_serves_http_1_1_and_http_2_and_plain_http_stays_on_loopback() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the server starts").unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v["fields"]["address"].as_str().or(v["address"].as_str()) {
-            break a.to_owned();
-        }
-    };
+    let address = listening_address(&mut child);
     let curl = |version: &str| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "30", version, "--cacert"])

@@ -94,7 +94,7 @@ pub(crate) async fn list(
     let pending = match active {
         Some(active) => active.approvals.list(),
         None => {
-            crate::runs::view(&tenant, &id, false)?.ok_or_else(|| Problem::no_run(&id))?;
+            here_or_nowhere(&tenant, &id)?;
             Vec::new()
         }
     };
@@ -132,7 +132,7 @@ pub(crate) async fn answer(
             .answer(call, Approval::new(answered.approve, by))
     });
     if !given {
-        crate::runs::view(&tenant, &id, false)?.ok_or_else(|| Problem::no_run(&id))?;
+        here_or_nowhere(&tenant, &id)?;
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "no-pending-approval",
@@ -146,6 +146,17 @@ pub(crate) async fn answer(
         StatusCode::OK,
         &json!({ "id": id, "call": call, "decision": decision }),
     ))
+}
+
+/// For a run not executing here: `404` when the tenant has no such run,
+/// `409 running-elsewhere` naming the node that executes it (its calls
+/// wait for approval there), else nothing.
+fn here_or_nowhere(tenant: &crate::tenant::Tenant, id: &str) -> Result<(), Problem> {
+    let view = crate::runs::view(tenant, id, false)?.ok_or_else(|| Problem::no_run(id))?;
+    match view["node"].as_str() {
+        Some(node) => Err(crate::fleet::elsewhere(node)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! it (its container paths moved into a scratch directory, on the tests'
 //! PostgreSQL) answers the probes' paths over TLS.
 
-use std::path::Path;
-
 use super::postgres::database;
 use super::*;
 
@@ -63,22 +61,7 @@ fn node_answers_its_probes(s: &Scratch, config: &Path, url: &str, probes: &[(Str
     for dir in ["tls", "state", "acme"] {
         s.mkdir(dir);
     }
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(s.path("tls/tls.key"))
-        .arg("-out")
-        .arg(s.path("tls/tls.crt"))
-        .output()
-        .expect("openssl runs");
-    assert!(made.status.success(), "{made:?}");
+    self_signed(&s.path("tls/tls.key"), &s.path("tls/tls.crt"));
     let moved = text
         .replace("0.0.0.0:8443", "127.0.0.1:0")
         .replace(
@@ -94,16 +77,7 @@ fn node_answers_its_probes(s: &Scratch, config: &Path, url: &str, probes: &[(Str
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("the node did not start: {:?}", child.wait());
-        };
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v["fields"]["address"].as_str().or(v["address"].as_str()) {
-            break a.to_owned();
-        }
-    };
+    let address = listening_address(&mut child);
     for (path, expected) in probes {
         let out = std::process::Command::new("curl")
             .args([

@@ -106,18 +106,7 @@ fn a_run_another_node_claimed_stops_on_this_one_and_writes_nothing_more() {
     let mut setup = fleet_setup(&url, "2s");
     setup.run_limits = "call-timeout = \"30s\"\nfuel = 1000000000000".into();
     let a = setup.start();
-    let spin = json!({ "task": "spin", "brain": { "script": [
-        { "content": null, "tool_calls": [{ "name": "h.spin", "arguments": {} }] },
-        { "content": "after the spin" }
-    ] } });
-    let (_, spinning, _) = a.post("/v1/runs", Some(ACME), &spin);
-    let id = spinning["id"].as_str().unwrap().to_owned();
-    for _ in 0..200 {
-        if a.get(&format!("/v1/runs/{id}"), Some(ACME)).1["status"] == "running" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let id = a.start_spinning(ACME, "after the spin");
     // Another node claims the run (as after this one stalled past its
     // lease): a's next renewal finds a newer token.
     let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
@@ -164,4 +153,44 @@ fn a_run_another_node_claimed_stops_on_this_one_and_writes_nothing_more() {
         .unwrap()
         .len();
     assert_eq!(after, events, "a wrote nothing more of the run");
+}
+
+#[test]
+fn a_run_on_one_node_is_followed_and_cancelled_through_another() {
+    let (_serial, url) = database();
+    let mut setup = fleet_setup(&url, "2s");
+    setup.run_limits = "call-timeout = \"30s\"\nfuel = 1000000000000".into();
+    let a = setup.start();
+    let b = a.another_node("state-b");
+    let id = a.start_spinning(ACME, "after the spin");
+    // b says where it runs, and sends approvals there.
+    let (status, view) = b.get(&format!("/v1/runs/{id}"), Some(ACME));
+    assert_eq!(status, 200, "{view:#}");
+    b.conforms("Run", &view);
+    assert_eq!(view["status"], "running", "{view:#}");
+    let node = view["node"].as_str().unwrap().to_owned();
+    assert!(node.ends_with(&a.state.display().to_string()), "{node}");
+    let approvals = b.request("GET", &format!("/v1/runs/{id}/approvals"), Some(ACME), None);
+    let problem = b.problem(approvals, 409, "running-elsewhere");
+    assert_eq!(problem["node"], json!(node));
+    // b's event stream follows the run from the journal while a executes
+    // it, and a cancel asked of b reaches a.
+    let stream = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| sse(&b, &id, None));
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, cancelling, _) =
+            b.post(&format!("/v1/runs/{id}/cancel"), Some(ACME), &json!({}));
+        assert_eq!(status, 202, "{cancelling:#}");
+        b.conforms("Change", &cancelling);
+        assert_eq!(cancelling["node"], json!(node));
+        follower.join().unwrap()
+    });
+    let kinds: Vec<&str> = stream.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run-start"), "{kinds:?}");
+    assert!(kinds.contains(&"run-end"), "{kinds:?}");
+    let (_, last, outcome) = stream.last().unwrap();
+    assert_eq!(last, "outcome");
+    assert_eq!(outcome["status"], "cancelled", "{outcome:#}");
+    let (_, ended) = a.get(&format!("/v1/runs/{id}"), Some(ACME));
+    assert_eq!(ended["status"], "cancelled", "{ended:#}");
 }
