@@ -21,6 +21,14 @@ fn fleet_setup(url: &str, lease: &str) -> Setup {
     setup
 }
 
+/// [`fleet_setup`] with 2 s leases and room for a run spinning in a tool
+/// call for 30 s.
+fn spinning_fleet_setup(url: &str) -> Setup {
+    let mut setup = fleet_setup(url, "2s");
+    setup.run_limits = "call-timeout = \"30s\"\nfuel = 1000000000000".into();
+    setup
+}
+
 #[test]
 fn two_nodes_share_the_runs_and_one_killed_with_9_is_taken_over_by_the_other() {
     const RUNS: usize = 50;
@@ -103,9 +111,7 @@ fn two_nodes_share_the_runs_and_one_killed_with_9_is_taken_over_by_the_other() {
 #[test]
 fn a_run_another_node_claimed_stops_on_this_one_and_writes_nothing_more() {
     let (_serial, url) = database();
-    let mut setup = fleet_setup(&url, "2s");
-    setup.run_limits = "call-timeout = \"30s\"\nfuel = 1000000000000".into();
-    let a = setup.start();
+    let a = spinning_fleet_setup(&url).start();
     let id = a.start_spinning(ACME, "after the spin");
     // Another node claims the run (as after this one stalled past its
     // lease): a's next renewal finds a newer token.
@@ -158,9 +164,7 @@ fn a_run_another_node_claimed_stops_on_this_one_and_writes_nothing_more() {
 #[test]
 fn a_run_on_one_node_is_followed_and_cancelled_through_another() {
     let (_serial, url) = database();
-    let mut setup = fleet_setup(&url, "2s");
-    setup.run_limits = "call-timeout = \"30s\"\nfuel = 1000000000000".into();
-    let a = setup.start();
+    let a = spinning_fleet_setup(&url).start();
     let b = a.another_node("state-b");
     let id = a.start_spinning(ACME, "after the spin");
     // b says where it runs, and sends approvals there.
