@@ -1,5 +1,7 @@
 //! What the journal stores: runs and their events.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -140,26 +142,86 @@ pub struct Event {
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl Event {
-    /// Builds the event that follows `prev`.
-    pub(crate) fn new(seq: u64, kind: &str, data: Value, prev: &str) -> Event {
-        let hash = Event::digest(seq, kind, &data, prev);
-        Event {
+    /// Builds the event that follows `prev`, with its stored text (what
+    /// `serde_json::to_string` of the event gives). `data` is encoded once,
+    /// for both the hash and the text: an event is appended for every input
+    /// of every run, so this is on every tool call's path.
+    pub(crate) fn sealed(seq: u64, kind: &str, data: Value, prev: &str) -> (Event, String) {
+        let data_text = data.to_string();
+        let hash = chain_hash(seq, kind, data_text.as_bytes(), prev);
+        let mut text = String::with_capacity(data_text.len() + kind.len() + 200);
+        text.push_str("{\"seq\":");
+        write!(text, "{seq}").expect("invariant: writing to a String succeeds");
+        text.push_str(",\"kind\":");
+        push_json_str(&mut text, kind);
+        text.push_str(",\"data\":");
+        text.push_str(&data_text);
+        text.push_str(",\"prev\":");
+        push_json_str(&mut text, prev);
+        text.push_str(",\"hash\":\"");
+        text.push_str(&hash);
+        text.push_str("\"}");
+        let event = Event {
             seq,
             kind: kind.to_owned(),
             data,
             prev: prev.to_owned(),
             hash,
-        }
+        };
+        (event, text)
     }
 
     /// `serde_json` maps are sorted, so the encoding of `data` is canonical.
     pub(crate) fn digest(seq: u64, kind: &str, data: &Value, prev: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(prev.as_bytes());
-        h.update(seq.to_be_bytes());
-        h.update((kind.len() as u64).to_be_bytes());
-        h.update(kind.as_bytes());
-        h.update(data.to_string().as_bytes());
-        hex::encode(h.finalize())
+        chain_hash(seq, kind, data.to_string().as_bytes(), prev)
+    }
+}
+
+/// sha256 over `prev`, `seq`, `kind` (length first) and the encoded data,
+/// in hex.
+fn chain_hash(seq: u64, kind: &str, data: &[u8], prev: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(seq.to_be_bytes());
+    h.update((kind.len() as u64).to_be_bytes());
+    h.update(kind.as_bytes());
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
+/// Appends `s` as a JSON string, escaped as `serde_json` escapes it.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("invariant: a str serializes"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_sealed_events_text_is_its_serde_encoding_and_its_hash_the_digest() {
+        let datas = [
+            json!(null),
+            json!({"b": [1, 2.5, -3], "a": "x\"y\\z\u{1}\u{7f}é\n", "c": {"d": true}}),
+            json!("plain"),
+            json!(18446744073709551615u64),
+        ];
+        for (i, data) in datas.into_iter().enumerate() {
+            for kind in ["tool-call", "odd \"kind\"\t"] {
+                let seq = i as u64 * 1_000_003;
+                let (event, text) = Event::sealed(seq, kind, data.clone(), GENESIS);
+                assert_eq!(text, serde_json::to_string(&event).unwrap());
+                assert_eq!(event.hash, Event::digest(seq, kind, &data, GENESIS));
+                let back: Event = serde_json::from_str(&text).unwrap();
+                assert_eq!(back, event);
+            }
+        }
     }
 }

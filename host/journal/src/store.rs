@@ -227,22 +227,23 @@ impl Journal {
     ) -> Result<Event> {
         self.check_poisoned()?;
         self.check_lost(run)?;
-        let head = match self.heads.get(run) {
-            Some(head) => head.clone(),
-            None => self.stored_head(run)?,
-        };
+        if !self.heads.contains_key(run) {
+            let stored = self.stored_head(run)?;
+            self.heads.insert(run.to_owned(), stored);
+        }
+        let head = &self.heads[run];
         let seq = head.events;
-        let event = Event::new(seq, kind, data, &head.hash);
-        let text = serde_json::to_string(&event).expect("invariant: Event serializes");
+        let (event, text) = Event::sealed(seq, kind, data, &head.hash);
         if let Some(effect) = &effect {
             self.pending_memory += self.memory_delta(effect)?;
         }
-        let head = Head {
-            events: seq + 1,
-            hash: event.hash.clone(),
-            bytes: head.bytes + text.len() as u64,
-        };
-        self.heads.insert(run.to_owned(), head);
+        let head = self
+            .heads
+            .get_mut(run)
+            .expect("invariant: the run's head was loaded above");
+        head.events = seq + 1;
+        head.hash.clone_from(&event.hash);
+        head.bytes += text.len() as u64;
         self.pending_bytes += text.len();
         self.pending.push(Pending {
             run: run.to_owned(),

@@ -1,11 +1,12 @@
 //! The brain instance: a component of the `brain` world in its own store.
 //! What it returns is only a candidate; the gate judges every tool call.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use femtoclaw_policy::{Limits, Protocol, ProviderBrain};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::WasiCtx;
@@ -180,50 +181,50 @@ fn load_script(path: &Path) -> Result<String, RunError> {
 }
 
 /// A script's text, once checked to be turns the scripted brain runs;
-/// errors start with `what`.
+/// errors start with `what`. Only the turns' shape is read (the arguments
+/// stay raw text): a script can hold thousands of calls.
 fn check_script(text: String, what: &str) -> Result<String, RunError> {
     let bad = |m: String| RunError::Config(format!("{what}: {m}"));
-    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let turns = value
-        .as_array()
-        .ok_or_else(|| bad("must be a JSON array of turns".into()))?;
+    let whole: &RawValue =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let turns: Vec<&RawValue> = serde_json::from_str(whole.get())
+        .map_err(|_| bad("must be a JSON array of turns".into()))?;
     for (i, turn) in turns.iter().enumerate() {
         let n = i + 1;
-        let obj = turn
-            .as_object()
-            .ok_or_else(|| bad(format!("turn {n} is not an object")))?;
+        let obj: BTreeMap<Cow<str>, &RawValue> = serde_json::from_str(turn.get())
+            .map_err(|_| bad(format!("turn {n} is not an object")))?;
         if let Some(key) = obj
             .keys()
-            .find(|k| !["content", "tool_calls", "finish"].contains(&k.as_str()))
+            .find(|k| !["content", "tool_calls", "finish"].contains(&k.as_ref()))
         {
             return Err(bad(format!(
                 "turn {n}: unknown key `{key}` (expected `content`, `tool_calls`, `finish`)"
             )));
         }
+        let finish = obj
+            .get("finish")
+            .map(|f| serde_json::from_str::<Cow<str>>(f.get()));
         if !matches!(
-            obj.get("finish").map(|f| f.as_str()),
-            None | Some(Some("complete" | "length" | "content-filter" | "refusal"))
+            finish.as_ref().map(|f| f.as_deref()),
+            None | Some(Ok("complete" | "length" | "content-filter" | "refusal"))
         ) {
             return Err(bad(format!(
                 "turn {n}: `finish` must be `complete`, `length`, `content-filter` or `refusal`"
             )));
         }
-        if !matches!(
-            obj.get("content"),
-            None | Some(Value::Null | Value::String(_))
-        ) {
+        if obj
+            .get("content")
+            .is_some_and(|c| c.get() != "null" && !c.get().starts_with('"'))
+        {
             return Err(bad(format!("turn {n}: `content` must be a string or null")));
         }
-        for call in obj
-            .get("tool_calls")
-            .map_or(Ok(&Vec::new()), |c| c.as_array().ok_or(()))
-            .map_err(|_| bad(format!("turn {n}: `tool_calls` must be an array")))?
-        {
-            let ok = call.as_object().is_some_and(|c| {
-                c.get("name").is_some_and(Value::is_string)
-                    && c.keys().all(|k| k == "name" || k == "arguments")
-            });
-            if !ok {
+        let calls: Vec<&RawValue> = match obj.get("tool_calls") {
+            Some(calls) => serde_json::from_str(calls.get())
+                .map_err(|_| bad(format!("turn {n}: `tool_calls` must be an array")))?,
+            None => Vec::new(),
+        };
+        for call in calls {
+            if serde_json::from_str::<ScriptCall>(call.get()).is_err() {
                 return Err(bad(format!(
                     "turn {n}: each tool call needs a string `name` and optional `arguments`"
                 )));
@@ -231,6 +232,17 @@ fn check_script(text: String, what: &str) -> Result<String, RunError> {
         }
     }
     Ok(text)
+}
+
+/// A scripted tool call's shape.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read only to be checked
+struct ScriptCall<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    arguments: Option<serde::de::IgnoredAny>,
 }
 
 /// The provider's API key, read from the host variable the policy names
@@ -295,5 +307,54 @@ impl Runtime {
     pub async fn check_brain(&self, p: &ProviderBrain) -> Result<(), RunError> {
         provider_key(p)?;
         probe(p).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_script;
+
+    fn error(script: &str) -> String {
+        match check_script(script.to_owned(), "s") {
+            Err(crate::RunError::Config(m)) => m,
+            other => panic!("{script}: expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_scripts_shape_is_checked_turn_by_turn_and_its_text_kept() {
+        let good = r#"[{"content":null,"tool_calls":[{"name":"fs.read_file","arguments":{"path":"/a"}},{"name":"x\u0041"}]},{"content":"done","finish":"complete"},{}]"#;
+        assert_eq!(check_script(good.to_owned(), "s").unwrap(), good);
+        for (script, message) in [
+            ("[", "s: not JSON"),
+            ("{}", "s: must be a JSON array of turns"),
+            ("[1]", "s: turn 1 is not an object"),
+            (r#"[{}, {"tools": []}]"#, "s: turn 2: unknown key `tools`"),
+            (r#"[{"finish": "stop"}]"#, "s: turn 1: `finish` must be"),
+            (r#"[{"finish": 1}]"#, "s: turn 1: `finish` must be"),
+            (
+                r#"[{"content": 1}]"#,
+                "s: turn 1: `content` must be a string or null",
+            ),
+            (
+                r#"[{"tool_calls": {}}]"#,
+                "s: turn 1: `tool_calls` must be an array",
+            ),
+            (
+                r#"[{"tool_calls": [{"name": 1}]}]"#,
+                "s: turn 1: each tool call needs",
+            ),
+            (
+                r#"[{"tool_calls": [{"arguments": {}}]}]"#,
+                "s: turn 1: each tool call needs",
+            ),
+            (
+                r#"[{"tool_calls": [{"name": "a", "why": 1}]}]"#,
+                "s: turn 1: each tool call needs",
+            ),
+        ] {
+            let got = error(script);
+            assert!(got.starts_with(message), "{script}: {got}");
+        }
     }
 }

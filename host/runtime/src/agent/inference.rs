@@ -19,10 +19,12 @@ use crate::metrics::{Component, Direction};
 use crate::record::Next;
 
 /// sha256 of a conversation: what the journal keeps of an inference request.
+/// The encoding streams into the hash (a conversation grows with every
+/// tool result, and is hashed every turn).
 fn digest(messages: &[Message]) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_vec(messages).expect("invariant: messages serialize"),
-    ))
+    let mut hash = Sha256::new();
+    serde_json::to_writer(&mut hash, messages).expect("invariant: messages serialize");
+    hex::encode(hash.finalize())
 }
 
 impl inference::Host for GuestState<AgentHost> {
