@@ -177,7 +177,7 @@ impl Runtime {
             Shared::bare(),
         )
         .await?;
-        let checked = crate::gate::described(&cap.label, specs, |_| true)?;
+        let checked = crate::gate::described(&cap.label, specs)?;
         Ok(checked
             .iter()
             .map(|t| serde_json::to_value(&t.spec).expect("invariant: specs serialize"))
@@ -227,7 +227,7 @@ impl Runtime {
             let (cap, specs) =
                 CapabilityInstance::start_source(self, name, source, &bare, vars, Shared::bare())
                     .await?;
-            let tools = crate::gate::described(&cap.label, specs, |_| true)?;
+            let tools = crate::gate::described(&cap.label, specs)?;
             let names = tools.iter().map(|t| t.spec.name.clone()).collect();
             crate::gate::Gate::default().register(policy, name, tools)?;
             checked.push(CheckedCapability {
@@ -276,8 +276,7 @@ impl CapabilityInstance {
             .into_iter()
             .map(|s| cap.shared.redact.spec(s))
             .collect();
-        let tools =
-            crate::gate::described(&cap.label, specs, |t| grant.tools.iter().any(|g| g == t))?;
+        let tools = crate::gate::described(&cap.label, specs)?;
         Ok((cap, tools))
     }
 

@@ -49,8 +49,7 @@ pub(crate) struct Gate {
 /// scheme carries, unique, with schemas that compile.
 pub(crate) struct Described {
     pub spec: ToolSpec,
-    /// Compiled for the tools a run can use (see [`described`]).
-    pub schema: Option<ToolSchema>,
+    pub schema: ToolSchema,
 }
 
 /// Tools one capability may describe.
@@ -62,15 +61,8 @@ const MAX_TOOL_NAME: usize = 48;
 
 /// Checks what a capability's `describe()` returned, like any input: a
 /// component that breaks the rules of a description is refused (exit 5),
-/// naming the tool and the rule. The schemas of the tools `used` picks are
-/// compiled (and so checked against their meta-schema); a run compiles
-/// only the tools its policy grants, which are all it can call or show the
-/// model, and a check of the component compiles every one.
-pub(crate) fn described(
-    component: &str,
-    specs: Vec<ToolSpec>,
-    used: impl Fn(&str) -> bool,
-) -> Result<Vec<Described>, RunError> {
+/// naming the tool and the rule.
+pub(crate) fn described(component: &str, specs: Vec<ToolSpec>) -> Result<Vec<Described>, RunError> {
     let refuse = |message: String| RunError::Component {
         component: component.to_owned(),
         message,
@@ -101,13 +93,8 @@ pub(crate) fn described(
                 spec.description.len()
             )));
         }
-        let schema = if used(&spec.name) {
-            let schema = ToolSchema::compile(&spec.input_schema, spec.output_schema.as_deref())
-                .map_err(|e| refuse(format!("tool `{name}`: {e}")))?;
-            Some(schema)
-        } else {
-            None
-        };
+        let schema = ToolSchema::compile(&spec.input_schema, spec.output_schema.as_deref())
+            .map_err(|e| refuse(format!("tool `{name}`: {e}")))?;
         out.push(Described { spec, schema });
     }
     Ok(out)
@@ -141,10 +128,10 @@ impl Gate {
         }
         for Described { spec, schema } in tools {
             let address = format!("{capability}.{}", spec.name);
-            let Some(schema) = schema.filter(|_| grant.tools.contains(&spec.name)) else {
+            if !grant.tools.contains(&spec.name) {
                 self.offered.insert(address);
                 continue;
-            };
+            }
             let spec = ToolSpec {
                 name: address.clone(),
                 ..spec
@@ -283,7 +270,7 @@ mod tests {
 
     fn gate(policy: &Policy) -> Gate {
         let mut gate = Gate::default();
-        let tools = described("fs", vec![spec("read_file"), spec("write_file")], |_| true).unwrap();
+        let tools = described("fs", vec![spec("read_file"), spec("write_file")]).unwrap();
         gate.register(policy, "fs", tools).unwrap();
         gate
     }
@@ -351,11 +338,7 @@ mod tests {
     fn a_granted_tool_the_component_lacks_is_a_config_error() {
         let p = policy();
         let err = Gate::default()
-            .register(
-                &p,
-                "fs",
-                described("fs", vec![spec("list_dir")], |_| true).unwrap(),
-            )
+            .register(&p, "fs", described("fs", vec![spec("list_dir")]).unwrap())
             .err()
             .unwrap();
         assert!(err.to_string().contains("grants `read_file`"), "{err}");
@@ -363,7 +346,7 @@ mod tests {
 
     #[test]
     fn descriptions_that_break_the_rules_refuse_the_component() {
-        let refused = |specs: Vec<ToolSpec>| match described("c", specs, |_| true) {
+        let refused = |specs: Vec<ToolSpec>| match described("c", specs) {
             Err(RunError::Component { message, .. }) => message,
             Err(other) => panic!("{other}"),
             Ok(_) => panic!("accepted"),
@@ -386,11 +369,7 @@ mod tests {
             input_schema: r#"{"$ref":"https://example.com/s.json"}"#.into(),
             ..spec("get")
         };
-        assert!(refused(vec![remote.clone()]).contains("tool `get`: invalid input schema"));
-        // A run compiles only the tools it can use: an unused tool's schema
-        // is never compiled, and the tool is never granted.
-        let used = described("c", vec![remote, spec("echo")], |t| t == "echo").unwrap();
-        assert!(used[0].schema.is_none() && used[1].schema.is_some());
+        assert!(refused(vec![remote]).contains("tool `get`: invalid input schema"));
         let long = ToolSpec {
             description: "d".repeat(MAX_DESCRIPTION + 1),
             ..spec("get")

@@ -216,10 +216,7 @@ impl Runtime {
             let shown = crate::text::escape(&tool.name);
             tracing::warn!(target: "femtoclaw::mcp", capability = name, tool = %shown, "a tool the server lists is left out: its name is not a tool name, so no policy can grant it");
         }
-        let tools =
-            crate::gate::described(&format!("capability {name} ({label})"), carried, |t| {
-                grant.tools.iter().any(|g| g == t)
-            })?;
+        let tools = crate::gate::described(&format!("capability {name} ({label})"), carried)?;
         let remote = RemoteCapability {
             label,
             session,
