@@ -70,8 +70,7 @@ pub fn series(mut make: impl FnMut() -> Command) -> (Vec<f64>, Vec<f64>) {
 }
 
 pub fn fc_host() -> PathBuf {
-    std::env::var_os("FC_HOST")
-        .map_or_else(|| PathBuf::from("target/release/fc-host"), PathBuf::from)
+    std::env::var_os("FC_HOST").map_or_else(|| PathBuf::from("target/dist/fc-host"), PathBuf::from)
 }
 
 pub fn write_example(dir: &Path, turns: &str, capabilities: &str) -> PathBuf {

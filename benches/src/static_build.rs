@@ -12,7 +12,7 @@ use crate::{Row, median};
 /// Where run.sh leaves the static build.
 fn static_host() -> PathBuf {
     std::env::var_os("FC_HOST_STATIC").map_or_else(
-        || PathBuf::from("target/x86_64-unknown-linux-musl/release/fc-host"),
+        || PathBuf::from("target/x86_64-unknown-linux-musl/dist/fc-host"),
         PathBuf::from,
     )
 }
