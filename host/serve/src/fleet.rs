@@ -5,6 +5,7 @@
 //! passes on cancellations asked of another node, and takes over the runs
 //! whose leases expired (their node died), all on one timer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -85,12 +86,23 @@ pub(crate) fn release(tenant: &Tenant, run: &str) {
 
 /// The node executing `run`, when another node holds its live lease.
 pub(crate) fn executing_elsewhere(tenant: &Tenant, run: &str) -> Option<String> {
-    let node = tenant.node.as_ref()?;
-    let leases = tenant.journal.lock().all_leases().ok()?;
+    executed_elsewhere(tenant).remove(run)
+}
+
+/// Every run another node holds a live lease of, with that node: one read
+/// of the leases, for a listing of many runs.
+pub(crate) fn executed_elsewhere(tenant: &Tenant) -> HashMap<String, String> {
+    let Some(node) = tenant.node.as_ref() else {
+        return HashMap::new();
+    };
+    let Ok(leases) = tenant.journal.lock().all_leases() else {
+        return HashMap::new();
+    };
     leases
         .into_iter()
-        .find(|l| l.run == run && l.remaining_ms > 0 && l.owner != node.name)
-        .map(|l| l.owner)
+        .filter(|l| l.remaining_ms > 0 && l.owner != node.name)
+        .map(|l| (l.run, l.owner))
+        .collect()
 }
 
 /// Asks the node executing `run` to cancel it (it reads the request at its

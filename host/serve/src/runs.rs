@@ -3,6 +3,7 @@
 //! tenant's shared journal, pool and meter, and ended; or, after a crash,
 //! recovered: resumed from its journal, or started if it never began.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -559,7 +560,8 @@ pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>
         Err(e) => return Err(Problem::internal(e.to_string())),
     };
     if let Some(info) = info {
-        let mut view = journaled_view(tenant, &info);
+        let elsewhere = executed_elsewhere(tenant, [&info]);
+        let mut view = journaled_view(tenant, &info, &elsewhere);
         if with_stats && info.status != RunStatus::Running {
             let loaded = tenant.journal.lock().load(id);
             match loaded {
@@ -584,7 +586,24 @@ pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>
     Ok(Some(view))
 }
 
-fn journaled_view(tenant: &Tenant, info: &RunInfo) -> Value {
+/// Which of `runs` another node executes, from one read of the leases, and
+/// only when one of them runs but not on this node.
+fn executed_elsewhere<'a>(
+    tenant: &Tenant,
+    runs: impl IntoIterator<Item = &'a RunInfo>,
+) -> HashMap<String, String> {
+    let active = tenant.lock_active();
+    let unsure = (runs.into_iter())
+        .any(|run| run.status == RunStatus::Running && !active.contains_key(&run.id));
+    drop(active);
+    if unsure {
+        crate::fleet::executed_elsewhere(tenant)
+    } else {
+        HashMap::new()
+    }
+}
+
+fn journaled_view(tenant: &Tenant, info: &RunInfo, elsewhere: &HashMap<String, String>) -> Value {
     let mut view = json!({
         "id": info.id,
         "status": info.status.as_str(),
@@ -597,7 +616,7 @@ fn journaled_view(tenant: &Tenant, info: &RunInfo) -> Value {
         _ => {}
     }
     if info.status == RunStatus::Running && !tenant.lock_active().contains_key(&info.id) {
-        if let Some(node) = crate::fleet::executing_elsewhere(tenant, &info.id) {
+        if let Some(node) = elsewhere.get(&info.id) {
             view["node"] = json!(node);
             return view;
         }
@@ -628,10 +647,11 @@ pub fn list(tenant: &Tenant) -> Result<Value, Problem> {
         .lock()
         .runs()
         .map_err(|e| Problem::internal(e.to_string()))?;
+    let elsewhere = executed_elsewhere(tenant, &listing.runs);
     let mut runs: Vec<Value> = listing
         .runs
         .iter()
-        .map(|info| journaled_view(tenant, info))
+        .map(|info| journaled_view(tenant, info, &elsewhere))
         .collect();
     // An accepted run's record goes once its run has ended; until then
     // the journal shows it.

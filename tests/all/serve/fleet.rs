@@ -147,6 +147,14 @@ fn a_run_another_node_claimed_stops_on_this_one_and_writes_nothing_more() {
     // a reports where it runs, and neither resumes nor writes it.
     assert_eq!(view["status"], "running", "{view:#}");
     assert_eq!(view["node"], "another-node", "{view:#}");
+    // So does its listing (which reads the leases once for all its runs).
+    let (_, list) = a.get("/v1/runs", Some(ACME));
+    let listed = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id);
+    assert_eq!(listed.unwrap()["node"], "another-node", "{list:#}");
     let events = Journal::open_postgres(&url, "t_acme")
         .unwrap()
         .events(&id)
