@@ -560,7 +560,7 @@ pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>
         Err(e) => return Err(Problem::internal(e.to_string())),
     };
     if let Some(info) = info {
-        let elsewhere = executed_elsewhere(tenant, [&info]);
+        let elsewhere = elsewhere_among(tenant, [&info]);
         let mut view = journaled_view(tenant, &info, &elsewhere);
         if with_stats && info.status != RunStatus::Running {
             let loaded = tenant.journal.lock().load(id);
@@ -588,7 +588,7 @@ pub fn view(tenant: &Tenant, id: &str, with_stats: bool) -> Result<Option<Value>
 
 /// Which of `runs` another node executes, from one read of the leases, and
 /// only when one of them runs but not on this node.
-fn executed_elsewhere<'a>(
+fn elsewhere_among<'a>(
     tenant: &Tenant,
     runs: impl IntoIterator<Item = &'a RunInfo>,
 ) -> HashMap<String, String> {
@@ -647,7 +647,7 @@ pub fn list(tenant: &Tenant) -> Result<Value, Problem> {
         .lock()
         .runs()
         .map_err(|e| Problem::internal(e.to_string()))?;
-    let elsewhere = executed_elsewhere(tenant, &listing.runs);
+    let elsewhere = elsewhere_among(tenant, &listing.runs);
     let mut runs: Vec<Value> = listing
         .runs
         .iter()
